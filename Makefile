@@ -1,0 +1,36 @@
+# The README's two front-door commands: `make demo` and `make test`. Both create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_QUIET) --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install $(PIP_QUIET) -e '.[test,parquet]' 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import airflow_provider_sfjwt, airflow.sdk, pytest"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m airflow_provider_sfjwt.demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check airflow_provider_sfjwt tests example_dags benchmarks
+	$(VENV)/bin/ruff format --check airflow_provider_sfjwt tests example_dags benchmarks
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check airflow_provider_sfjwt tests example_dags benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format airflow_provider_sfjwt tests example_dags benchmarks
+	$(VENV)/bin/ruff check --fix airflow_provider_sfjwt tests example_dags benchmarks
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .demo .bench

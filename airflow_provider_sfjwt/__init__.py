@@ -1,0 +1,123 @@
+"""Apache Airflow provider for Salesforce over the OAuth 2.0 JWT Bearer flow.
+
+Airflow discovers the provider through the ``apache_airflow_provider`` entry point, which calls
+:func:`get_provider_info`. The connection form of the Airflow 3 UI is built only from the
+``conn-fields`` and ``ui-field-behaviour`` declared here (hook methods are ignored from 3.3 on), so
+this dict is the single source of truth for the ``salesforce_jwt`` connection form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+DEFAULT_API_VERSION = "66.0"
+"""Spring '26. A pinned, widely available default; the ``api_version`` connection field overrides it."""
+
+
+def _field(label: str, description: str, **schema: Any) -> dict[str, Any]:
+    schema.setdefault("type", ["string", "null"])
+    return {"label": label, "description": description, "schema": schema}
+
+
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "consumer_key": _field(
+        "Consumer Key",
+        "Consumer key (client id) of the Connected App or External Client App; the JWT 'iss'. "
+        "Setup > App Manager (or External Client App Manager) > your app > Consumer Key.",
+        minLength=1,
+    ),
+    "audience": _field(
+        "Audience",
+        "JWT 'aud'. Leave empty to derive it from the Login URL: login.salesforce.com and "
+        "test.salesforce.com for those hosts, otherwise the Login URL itself (My Domain; needed by "
+        "External Client Apps since Spring '26). Set it for Experience Cloud sites.",
+        examples=["https://login.salesforce.com", "https://test.salesforce.com"],
+    ),
+    "private_key": _field(
+        "Private Key (PEM)",
+        "The RSA private key (2048 bits or more) in PEM. Pasted on one line is fine. "
+        "Leave empty when Private Key Reference is set.",
+        format="password",
+    ),
+    "private_key_ref": _field(
+        "Private Key Reference",
+        "Where the key lives instead of inline: file:/path/key.pem, env:VARIABLE or "
+        "variable:NAME (an Airflow Variable, so any secrets backend).",
+        examples=["file:/opt/airflow/secrets/salesforce.key", "variable:salesforce_jwt_key"],
+    ),
+    "certificate": _field(
+        "Certificate (PEM or reference)",
+        "Optional. The public certificate uploaded to the app (PEM, file:, env: or variable:). "
+        "Lets the hook and 'sfjwt doctor' check that it matches the key and warn before it expires.",
+        format="multiline",
+    ),
+    "api_version": _field(
+        "API Version",
+        "Salesforce REST API version, e.g. 66.0.",
+        default=DEFAULT_API_VERSION,
+        pattern=r"^[0-9]{2,3}\.0$",
+    ),
+    "request_timeout": _field(
+        "Request Timeout (s)",
+        "Seconds to wait for Salesforce to answer one HTTP request.",
+        type=["integer", "null"],
+        default=60,
+        minimum=1,
+        maximum=3600,
+    ),
+    "max_retries": _field(
+        "Max Retries",
+        "How often a transient failure (connection error, 5xx, 429) is retried with backoff.",
+        type=["integer", "null"],
+        default=5,
+        minimum=0,
+        maximum=20,
+    ),
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow (entry point ``apache_airflow_provider``)."""
+    return {
+        "package-name": "airflow-provider-sfjwt",
+        "name": "Salesforce (JWT Bearer)",
+        "description": "Salesforce over the OAuth 2.0 JWT Bearer flow: SOQL extracts, sObject "
+        "Collections, Bulk API 2.0, Apex REST and sensors.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Salesforce (JWT Bearer)",
+                "external-doc-url": "https://developer.salesforce.com/docs/apis",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Salesforce (JWT Bearer)",
+                "python-modules": ["airflow_provider_sfjwt.hooks.salesforce_jwt"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "salesforce_jwt",
+                "hook-class-name": "airflow_provider_sfjwt.hooks.salesforce_jwt.SalesforceJWTHook",
+                "hook-name": "Salesforce (JWT Bearer)",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "extra"],
+                    "relabeling": {
+                        "host": "Login URL",
+                        "login": "Username",
+                        "password": "Key passphrase",
+                    },
+                    "placeholders": {
+                        "host": "https://login.salesforce.com",
+                        "login": "integration.user@example.com",
+                        "password": "only for an encrypted private key",
+                    },
+                },
+                "conn-fields": CONN_FIELDS,
+            }
+        ],
+    }
