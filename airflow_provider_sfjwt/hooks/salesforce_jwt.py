@@ -1,0 +1,140 @@
+"""Airflow hook: turns a ``salesforce_jwt`` connection into the core :class:`SalesforceClient`.
+
+Thin on purpose: connection parsing, signing, caching and retries live in the core package
+(``airflow_provider_sfjwt.salesforce``), which has no Airflow import. The hook adds only what is
+Airflow's: where the connection and Variables come from, and registering every secret with
+Airflow's masker the moment it is loaded or received.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_sfjwt.salesforce.client import SalesforceClient
+from airflow_provider_sfjwt.salesforce.errors import SalesforceError
+from airflow_provider_sfjwt.salesforce.keys import certificate_info, certificate_matches_key
+from airflow_provider_sfjwt.salesforce.settings import ConnectionSettings, parse_connection
+
+log = logging.getLogger(__name__)
+
+
+def _get_variable(name: str) -> str | None:
+    from airflow.sdk import Variable
+
+    try:
+        return Variable.get(name)
+    except Exception:  # Variable.get raises a KeyError subclass or AirflowNotFoundException
+        return None
+
+
+class SalesforceJWTHook(BaseHook):
+    """Salesforce through the OAuth 2.0 JWT Bearer flow.
+
+    :param salesforce_conn_id: id of a connection of type ``salesforce_jwt``.
+    """
+
+    conn_name_attr = "salesforce_conn_id"
+    default_conn_name = "salesforce_jwt_default"
+    conn_type = "salesforce_jwt"
+    hook_name = "Salesforce (JWT Bearer)"
+
+    def __init__(self, salesforce_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.salesforce_conn_id = salesforce_conn_id
+
+    @cached_property
+    def settings(self) -> ConnectionSettings:
+        conn = self.get_connection(self.salesforce_conn_id)
+        settings = parse_connection(
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            extra=conn.extra,
+            get_variable=_get_variable,
+            on_secret=mask_secret,
+        )
+        self._warn_certificate_expiry(settings)
+        return settings
+
+    def get_conn(self) -> SalesforceClient:
+        """The core client; one per hook, sharing the process-wide token cache."""
+        return self.client
+
+    @cached_property
+    def client(self) -> SalesforceClient:
+        return SalesforceClient(self.settings, on_secret=mask_secret)
+
+    def _warn_certificate_expiry(self, settings: ConnectionSettings) -> None:
+        cert = settings.load_certificate()
+        if cert is None:
+            return
+        info = certificate_info(cert)
+        days = info.days_left()
+        if days < 0:
+            log.error(
+                "The certificate in connection %r expired on %s: Salesforce will refuse every "
+                "token exchange. Make a new key and certificate (sfjwt keygen), upload the "
+                "certificate to the app and update the connection.",
+                self.salesforce_conn_id,
+                info.not_after.date(),
+            )
+        elif days < settings.cert_expiry_warning_days:
+            log.warning(
+                "The certificate in connection %r expires in %d days (%s). Rotate it before then: "
+                "sfjwt keygen, upload to the app, update the connection.",
+                self.salesforce_conn_id,
+                int(days),
+                info.not_after.date(),
+            )
+        if not certificate_matches_key(cert, settings.load_private_key()):
+            log.warning(
+                "The certificate in connection %r does not belong to its private key; Salesforce "
+                "will answer 'invalid assertion' if that certificate is the one uploaded to the app.",
+                self.salesforce_conn_id,
+            )
+
+    # --- connection test (UI Test button, `airflow connections test`) ---------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Token exchange plus one cheap REST call; the failure message is the mapped hint."""
+        try:
+            client = self.get_conn()
+            token = client.auth.token()
+            versions = {v.get("version") for v in client.versions()}
+        except SalesforceError as exc:
+            return False, str(exc)
+        except Exception as exc:  # the Test button must show something readable, never a trace
+            return False, f"{type(exc).__name__}: {exc}"
+        version = client.api_version
+        if versions and version not in versions:
+            newest = max(versions, key=lambda v: float(v or 0))
+            return False, (
+                f"Connected to {token.instance_url} as {self.settings.username}, but API v{version} "
+                f"is not offered by this org (newest: v{newest}). Set api_version in the connection."
+            )
+        return (
+            True,
+            f"Connected to {token.instance_url} as {self.settings.username}, API v{version}",
+        )
+
+    # --- data -----------------------------------------------------------------------------
+
+    def query(self, soql: str, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
+        """Stream records of a SOQL query (one page in memory at a time)."""
+        return self.get_conn().query(soql, include_deleted=include_deleted)
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        return self.get_conn().describe(sobject)
+
+    def limits(self) -> dict[str, Any]:
+        return self.get_conn().limits()
+
+    def request(self, method: str, path: str, **kwargs: Any):
+        """Any REST call relative to the data API (``sobjects/Account``), ``/services/...`` or a URL."""
+        return self.get_conn().request(method, path, **kwargs)

@@ -1,0 +1,372 @@
+"""The JWT assertion, the token exchange and the process-wide token cache.
+
+Salesforce's JWT Bearer response has no ``expires_in`` and no refresh token: a token lives for the
+org's session timeout or until revoked. So the cache keeps a token until Salesforce rejects it
+(401 ``INVALID_SESSION_ID``), then exchanges again, once, for every thread that saw the same
+rejection (single flight). One exchange per process per token lifetime keeps users far from
+``LOGIN_RATE_EXCEEDED`` however many tasks and threads share the process.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jwt
+import requests
+
+from .errors import (
+    CLOCK_SKEW_TOLERANCE,
+    AuthenticationError,
+    TokenEndpointError,
+    TokenEndpointUnreachableError,
+    classify_token_error,
+)
+from .retry import RetryPolicy
+from .settings import ConnectionSettings, SecretSink
+
+log = logging.getLogger(__name__)
+
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+MAX_ASSERTION_LIFETIME = 180
+"""Salesforce wants ``exp`` within 3 minutes of its own clock."""
+DEFAULT_ASSERTION_LIFETIME = 150
+"""Short enough to stay under the maximum with some clock drift, long enough for a slow network."""
+TOKEN_PATH = "/services/oauth2/token"
+
+
+def build_assertion(
+    private_key,
+    consumer_key: str,
+    username: str,
+    audience: str,
+    lifetime: int = DEFAULT_ASSERTION_LIFETIME,
+    now: float | None = None,
+) -> str:
+    """Sign a fresh RS256 assertion: iss = consumer key, sub = username, aud, exp."""
+    if not 0 < lifetime <= MAX_ASSERTION_LIFETIME:
+        raise ValueError(
+            f"assertion lifetime must be 1..{MAX_ASSERTION_LIFETIME} s, got {lifetime}"
+        )
+    issued = int(now if now is not None else time.time())
+    claims = {"iss": consumer_key, "sub": username, "aud": audience, "exp": issued + lifetime}
+    return jwt.encode(claims, private_key, algorithm="RS256", headers={"typ": "JWT"})
+
+
+@dataclass(frozen=True, repr=False)
+class AccessToken:
+    """A token from the token endpoint. Its repr never shows the token itself."""
+
+    access_token: str
+    instance_url: str
+    id_url: str = ""
+    scope: str = ""
+    issued_at: str = ""
+    token_type: str = "Bearer"
+    audience: str = ""
+    obtained_at: float = field(default_factory=time.time)
+
+    def __repr__(self) -> str:
+        return f"AccessToken(instance_url={self.instance_url!r}, scope={self.scope!r}, audience={self.audience!r})"
+
+
+def server_clock_skew(response: requests.Response) -> float | None:
+    """Seconds by which the server's Date header is ahead of (positive) or behind this machine."""
+    date = response.headers.get("Date")
+    if not date:
+        return None
+    try:
+        server = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return server - time.time()
+
+
+class TokenExchanger:
+    """Does one token exchange, trying the audience candidates in order."""
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        session: requests.Session,
+        retry: RetryPolicy,
+        on_secret: SecretSink | None = None,
+        lifetime: int = DEFAULT_ASSERTION_LIFETIME,
+    ) -> None:
+        self.settings = settings
+        self.session = session
+        self.retry = retry
+        self.on_secret = on_secret
+        self.lifetime = lifetime
+        self._private_key = None
+        self.last_clock_skew: float | None = None
+
+    @property
+    def token_url(self) -> str:
+        return self.settings.login_url + TOKEN_PATH
+
+    def _key(self):
+        if self._private_key is None:
+            self._private_key = self.settings.load_private_key()
+        return self._private_key
+
+    def exchange(self, audiences: tuple[str, ...]) -> AccessToken:
+        """Exchange with the first audience; on an audience-type rejection try the next."""
+        tried: list[str] = []
+        last: AuthenticationError | None = None
+        for audience in audiences:
+            tried.append(audience)
+            try:
+                return self._exchange_once(audience)
+            except AuthenticationError as exc:
+                last = exc
+                if not exc.audience_related:
+                    break
+                log.info("Audience %s was rejected (%s); trying the next one", audience, exc.error)
+        assert last is not None
+        raise last.with_context(audiences_tried=tried, clock_skew=self.last_clock_skew) from None
+
+    def _exchange_once(self, audience: str) -> AccessToken:
+        s = self.settings
+        assertion = build_assertion(
+            self._key(), s.consumer_key, s.username, audience, self.lifetime
+        )
+        if self.on_secret:
+            self.on_secret(assertion)
+        attempt = 0
+        while True:
+            response = self._post(assertion, audience)
+            if response.status_code < 500 and response.status_code != 429:
+                break
+            if attempt >= self.retry.max_retries:
+                break
+            wait = self.retry.sleep(attempt, response.headers.get("Retry-After"))
+            log.warning(
+                "Token endpoint answered HTTP %s; retry %d/%d in %.1f s",
+                response.status_code,
+                attempt + 1,
+                self.retry.max_retries,
+                wait,
+            )
+            attempt += 1
+            # A fresh assertion per try: Salesforce treats assertions as single-use.
+            assertion = build_assertion(
+                self._key(), s.consumer_key, s.username, audience, self.lifetime
+            )
+            if self.on_secret:
+                self.on_secret(assertion)
+        return self._parse(response, audience)
+
+    def _post(self, assertion: str, audience: str) -> requests.Response:
+        attempt = 0
+        while True:
+            try:
+                response = self.session.post(
+                    self.token_url,
+                    data={"grant_type": GRANT_TYPE, "assertion": assertion},
+                    headers={"Accept": "application/json"},
+                    timeout=self.settings.request_timeout,
+                    verify=self.settings.verify,
+                )
+                self.last_clock_skew = server_clock_skew(response)
+                return response
+            except requests.exceptions.SSLError as exc:
+                raise self._unreachable(
+                    "TLS verification failed",
+                    exc,
+                    audience,
+                ) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                if attempt >= self.retry.max_retries:
+                    kind = (
+                        "timed out"
+                        if isinstance(exc, requests.exceptions.Timeout)
+                        else "could not connect"
+                    )
+                    raise self._unreachable(kind, exc, audience) from None
+                wait = self.retry.sleep(attempt)
+                log.warning(
+                    "Token endpoint unreachable (%s); retry %d in %.1f s",
+                    type(exc).__name__,
+                    attempt + 1,
+                    wait,
+                )
+                attempt += 1
+
+    def _unreachable(self, what: str, exc: Exception, audience: str) -> AuthenticationError:
+        return TokenEndpointUnreachableError(
+            f"JWT token exchange with {self.token_url} failed: {what} ({type(exc).__name__}).",
+            token_url=self.token_url,
+            audiences_tried=(audience,),
+        )
+
+    def _parse(self, response: requests.Response, audience: str) -> AccessToken:
+        status = response.status_code
+        content_type = response.headers.get("Content-Type", "")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            what = (
+                "an HTML page"
+                if "html" in content_type.lower() or response.text.lstrip().startswith("<")
+                else "a body that is not JSON"
+            )
+            raise TokenEndpointError(
+                f"JWT token exchange with {self.token_url} failed: HTTP {status} with {what} "
+                f"(Content-Type {content_type or 'none'}).",
+                token_url=self.token_url,
+                status=status,
+                audiences_tried=(audience,),
+                clock_skew=self.last_clock_skew,
+            )
+        if status == 200 and body.get("access_token") and body.get("instance_url"):
+            token = AccessToken(
+                access_token=body["access_token"],
+                instance_url=str(body["instance_url"]).rstrip("/"),
+                id_url=str(body.get("id", "")),
+                scope=str(body.get("scope", "")),
+                issued_at=str(body.get("issued_at", "")),
+                token_type=str(body.get("token_type", "Bearer")),
+                audience=audience,
+            )
+            if self.on_secret:
+                self.on_secret(token.access_token)
+            skew = self.last_clock_skew
+            if skew is not None and abs(skew) > CLOCK_SKEW_TOLERANCE:
+                log.warning(
+                    "Salesforce's clock differs from this machine's by %.0f s; JWT exchanges will "
+                    "start failing when it passes 3 minutes. Fix NTP on this machine.",
+                    skew,
+                )
+            return token
+        error = str(body.get("error") or "")
+        description = str(body.get("error_description") or "")
+        if status >= 500 or not error:
+            cls: type[AuthenticationError] = TokenEndpointError
+        else:
+            cls = classify_token_error(error, description)
+        said = (
+            f"{error}: {description}"
+            if error
+            else f"unexpected JSON without 'error' ({', '.join(sorted(body))[:80]})"
+        )
+        raise cls(
+            f"JWT token exchange with {self.token_url} failed: HTTP {status} {said}",
+            token_url=self.token_url,
+            status=status,
+            error=error or None,
+            description=description or None,
+            audiences_tried=(audience,),
+            clock_skew=self.last_clock_skew,
+        )
+
+
+CacheKey = tuple[str, str, str, str]
+
+
+@dataclass
+class _Slot:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    token: AccessToken | None = None
+    audience: str | None = None  # the audience that worked, remembered for the process
+
+
+class TokenCache:
+    """Process-wide, thread-safe, single-flight token cache."""
+
+    def __init__(self) -> None:
+        self._slots: dict[CacheKey, _Slot] = {}
+        self._guard = threading.Lock()
+        self.exchanges = 0
+
+    @staticmethod
+    def key(settings: ConnectionSettings) -> CacheKey:
+        return (
+            settings.login_url,
+            settings.consumer_key,
+            settings.username,
+            settings.audience or "",
+        )
+
+    def _slot(self, key: CacheKey) -> _Slot:
+        with self._guard:
+            return self._slots.setdefault(key, _Slot())
+
+    def get(self, settings: ConnectionSettings, exchanger: TokenExchanger) -> AccessToken:
+        slot = self._slot(self.key(settings))
+        token = slot.token
+        if token is not None:
+            return token
+        with slot.lock:
+            if slot.token is None:
+                slot.token = self._exchange(slot, settings, exchanger)
+            return slot.token
+
+    def refresh(
+        self, settings: ConnectionSettings, exchanger: TokenExchanger, stale: AccessToken | None
+    ) -> AccessToken:
+        """Replace ``stale`` with a new token; threads holding the same stale token share one exchange."""
+        slot = self._slot(self.key(settings))
+        with slot.lock:
+            if slot.token is not None and slot.token is not stale:
+                return slot.token
+            slot.token = None
+            slot.token = self._exchange(slot, settings, exchanger)
+            return slot.token
+
+    def _exchange(
+        self, slot: _Slot, settings: ConnectionSettings, exchanger: TokenExchanger
+    ) -> AccessToken:
+        candidates = settings.audiences
+        if slot.audience in candidates:
+            candidates = (slot.audience,) + tuple(a for a in candidates if a != slot.audience)
+        with self._guard:
+            self.exchanges += 1
+        token = exchanger.exchange(candidates)
+        slot.audience = token.audience
+        return token
+
+    def clear(self) -> None:
+        with self._guard:
+            self._slots.clear()
+
+
+TOKEN_CACHE = TokenCache()
+"""The one cache of this process, shared by every hook, thread and client."""
+
+
+class JWTAuth:
+    """Hands out access tokens for one connection; the client calls ``token()`` and ``refresh()``."""
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        session: requests.Session,
+        retry: RetryPolicy | None = None,
+        on_secret: SecretSink | None = None,
+        cache: TokenCache = TOKEN_CACHE,
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.exchanger = TokenExchanger(
+            settings, session, retry or RetryPolicy(settings.max_retries), on_secret
+        )
+
+    def token(self) -> AccessToken:
+        return self.cache.get(self.settings, self.exchanger)
+
+    def refresh(self, stale: AccessToken | None) -> AccessToken:
+        return self.cache.refresh(self.settings, self.exchanger, stale)
+
+    @property
+    def last_clock_skew(self) -> float | None:
+        return self.exchanger.last_clock_skew
+
+
+TokenSource = Callable[[], AccessToken]

@@ -1,0 +1,383 @@
+"""Exception types and the catalogue of hints for Salesforce's token errors.
+
+Every failure a user can hit gets its own type, and a message written for someone woken at
+3 a.m.: what failed (Salesforce's words, verbatim), what that usually means, and what to check,
+naming the exact connection field or Salesforce setting. Messages never contain key material,
+assertions or tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class SalesforceError(Exception):
+    """Base of every error this provider raises on purpose."""
+
+
+class ConfigurationError(SalesforceError, ValueError):
+    """Bad input found before any network call; names the connection field and the fix."""
+
+    def __init__(self, field: str, problem: str, fix: str = "") -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        message = f"Salesforce connection field '{field}' {problem}."
+        if fix:
+            message += f" Fix: {fix}."
+        super().__init__(message)
+
+
+# --- token endpoint --------------------------------------------------------------------------
+
+# The seeds' troubleshooting checklist, one line per setting; entries below pick from it.
+CHECK_CONSUMER_KEY = (
+    "consumer_key (connection extra) is the Consumer Key of the app that holds the certificate: "
+    "copy it again from Setup > App Manager / External Client App Manager > the app"
+)
+CHECK_USERNAME = (
+    "Username (connection login) is the exact Salesforce username for this org "
+    "(sandbox usernames carry a suffix such as user@example.com.uat)"
+)
+CHECK_AUDIENCE = (
+    "audience matches the org: https://login.salesforce.com for production, "
+    "https://test.salesforce.com for a sandbox, the My Domain URL for External Client Apps, "
+    "the site URL for Experience Cloud users (connection extra 'audience', or the Login URL it is "
+    "derived from)"
+)
+CHECK_PREAUTHORIZED = (
+    "the app's policy 'Permitted Users' is 'Admin approved users are pre-authorized' and the "
+    "user's profile or a permission set assigned to the user is added to the app (Manage > "
+    "Profiles / Permission Sets; for External Client Apps: Policies > Plugin Policies)"
+)
+CHECK_CERTIFICATE = (
+    "the certificate uploaded to *this* app ('Use digital signatures') is the one made from this "
+    "private key (sfjwt doctor --cert app.crt compares them)"
+)
+CHECK_CLOCK = "this machine's clock is right (NTP): the assertion's exp must be within 3 minutes of Salesforce's clock"
+CHECK_API_ACCESS = "the user is active and has the 'API Enabled' permission"
+CHECK_JWT_ENABLED = (
+    "the app has OAuth enabled with 'Enable JWT Bearer Flow' / 'Use digital signatures' and the "
+    "certificate uploaded"
+)
+
+
+@dataclass(frozen=True)
+class TokenErrorKind:
+    """One row of the catalogue: how Salesforce says it, what it means, what to check."""
+
+    error: str
+    description: str | None  # lower-case substring of error_description, None = any
+    meaning: str
+    checks: tuple[str, ...]
+    audience_related: bool = False
+
+
+class AuthenticationError(SalesforceError):
+    """The token endpoint refused the JWT assertion (or could not be asked)."""
+
+    meaning = "Salesforce refused the JWT bearer token request."
+    checks: tuple[str, ...] = (
+        CHECK_CONSUMER_KEY,
+        CHECK_USERNAME,
+        CHECK_AUDIENCE,
+        CHECK_CERTIFICATE,
+        CHECK_PREAUTHORIZED,
+        CHECK_CLOCK,
+    )
+    audience_related = False
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        token_url: str = "",
+        status: int | None = None,
+        error: str | None = None,
+        description: str | None = None,
+        meaning: str | None = None,
+        checks: Sequence[str] | None = None,
+        audiences_tried: Sequence[str] = (),
+        clock_skew: float | None = None,
+    ) -> None:
+        self.summary = summary
+        self.token_url = token_url
+        self.status = status
+        self.error = error
+        self.description = description
+        if meaning:
+            self.meaning = meaning
+        if checks is not None:
+            self.checks = tuple(checks)
+        self.audiences_tried = tuple(audiences_tried)
+        self.clock_skew = clock_skew
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        lines = [self.summary]
+        lines.append(f"What it usually means: {self.meaning}")
+        if self.checks:
+            lines.append("What to check:")
+            lines += [f"  {n}. {c}" for n, c in enumerate(self.checks, 1)]
+        if self.audiences_tried:
+            lines.append("Audiences tried: " + ", ".join(self.audiences_tried))
+        if self.clock_skew is not None and abs(self.clock_skew) > CLOCK_SKEW_TOLERANCE:
+            direction = "ahead of" if self.clock_skew > 0 else "behind"
+            lines.append(
+                f"Clock: Salesforce's clock is {abs(self.clock_skew):.0f} s {direction} this "
+                "machine's (Date header). The assertion's exp is computed from the local clock, so "
+                "fix the time on this machine (NTP) first."
+            )
+        return "\n".join(lines)
+
+    def with_context(
+        self, audiences_tried: Sequence[str] = (), clock_skew: float | None = None
+    ) -> AuthenticationError:
+        """A copy of this error that also names every audience tried and the clock skew seen."""
+        return type(self)(
+            self.summary,
+            token_url=self.token_url,
+            status=self.status,
+            error=self.error,
+            description=self.description,
+            meaning=self.meaning,
+            checks=self.checks,
+            audiences_tried=audiences_tried or self.audiences_tried,
+            clock_skew=self.clock_skew if clock_skew is None else clock_skew,
+        )
+
+
+CLOCK_SKEW_TOLERANCE = 30.0
+
+
+class UserNotApprovedError(AuthenticationError):
+    meaning = (
+        "The user is not pre-authorised for this app, or the username is not a user of this org."
+    )
+    checks = (CHECK_PREAUTHORIZED, CHECK_USERNAME, CHECK_AUDIENCE, CHECK_CONSUMER_KEY)
+
+
+class AudienceInvalidError(AuthenticationError):
+    meaning = "The JWT audience (aud) does not fit this org or this kind of app."
+    checks = (CHECK_AUDIENCE, "the Login URL (connection host) points at the org the app lives in")
+    audience_related = True
+
+
+class AppNotFoundError(AuthenticationError):
+    meaning = (
+        "The External Client App is not installed or enabled in the org the Login URL points to, "
+        "or it was given a legacy audience (login/test) instead of the My Domain URL."
+    )
+    checks = (
+        "the External Client App is installed and enabled in this org (Setup > External Client App Manager)",
+        "Login URL (connection host) is the org's My Domain URL and audience is empty (derived) "
+        "or that same My Domain URL",
+        CHECK_CONSUMER_KEY,
+    )
+    audience_related = True
+
+
+class InvalidAssertionError(AuthenticationError):
+    meaning = (
+        "Salesforce could not verify the signed assertion: the certificate uploaded to the app does "
+        "not belong to this key, the consumer key names another app, or exp is off."
+    )
+    checks = (CHECK_CERTIFICATE, CHECK_CONSUMER_KEY, CHECK_CLOCK, CHECK_JWT_ENABLED)
+
+
+class ExpiredAssertionError(InvalidAssertionError):
+    meaning = "The assertion's exp was already past when Salesforce checked it."
+    checks = (CHECK_CLOCK,)
+
+
+class AuthenticationFailureError(AuthenticationError):
+    meaning = (
+        "The user may not log in now: inactive or frozen user, a login IP range or login hours on "
+        "the profile, or a locked org."
+    )
+    checks = (
+        CHECK_API_ACCESS + ", and not frozen (Setup > Users)",
+        "the profile's Login IP Ranges and Login Hours allow this machine now, or the app's "
+        "IP Relaxation is 'Relax IP restrictions'",
+        CHECK_USERNAME,
+    )
+
+
+class InvalidClientIdError(AuthenticationError):
+    meaning = "Salesforce does not know this consumer key, or the app was created minutes ago."
+    checks = (
+        CHECK_CONSUMER_KEY,
+        "a new or edited app takes 2 to 10 minutes to propagate: wait and try again",
+        "the Login URL points at the org (or production vs sandbox) where the app lives",
+    )
+
+
+class InvalidClientError(AuthenticationError):
+    meaning = "The app is not set up for the JWT Bearer flow."
+    checks = (CHECK_JWT_ENABLED, CHECK_CONSUMER_KEY)
+
+
+class UnsupportedGrantTypeError(AuthenticationError):
+    meaning = "The request did not carry the jwt-bearer grant type as a form body."
+    checks = (
+        "a proxy between this machine and Salesforce is not rewriting the request body",
+        "the Login URL is a Salesforce token host, not a UI host",
+    )
+
+
+class InactiveUserError(AuthenticationError):
+    meaning = "The user is deactivated."
+    checks = (CHECK_API_ACCESS, CHECK_USERNAME)
+
+
+class InactiveOrgError(AuthenticationError):
+    meaning = "The org is locked, closed or suspended."
+    checks = (
+        "the org's status with your Salesforce admin",
+        "the Login URL points at the right org",
+    )
+
+
+class LoginRateExceededError(AuthenticationError):
+    meaning = "Too many logins for this user (Salesforce allows about 3,600 per hour)."
+    checks = (
+        "something else logs in with this user in a loop; this provider reuses one token per "
+        "process, so look for other clients or many short-lived processes",
+    )
+
+
+class TokenEndpointError(AuthenticationError):
+    """The token endpoint answered, but not with a Salesforce OAuth error (5xx, HTML, garbage)."""
+
+    meaning = (
+        "The Login URL answered with something other than Salesforce's OAuth response: "
+        "maintenance, a proxy, or a host that is not a Salesforce token endpoint."
+    )
+    checks = (
+        "the Login URL (connection host) is https://login.salesforce.com, https://test.salesforce.com "
+        "or the org's My Domain URL",
+        "https://status.salesforce.com for maintenance",
+        "proxy settings (HTTPS_PROXY, NO_PROXY) on this machine",
+    )
+
+
+class TokenEndpointUnreachableError(AuthenticationError):
+    """Timeouts, refused connections and TLS failures on the way to the token endpoint."""
+
+    meaning = "The token endpoint could not be reached."
+    checks = (
+        "the Login URL (connection host) is spelled right and reachable from this machine",
+        "proxy settings (HTTPS_PROXY, NO_PROXY) and firewall egress to Salesforce",
+        "for TLS errors: corporate TLS interception needs its CA in REQUESTS_CA_BUNDLE",
+        "request_timeout (connection extra) if the network is slow",
+    )
+
+
+TOKEN_ERRORS: tuple[tuple[TokenErrorKind, type[AuthenticationError]], ...] = tuple(
+    (TokenErrorKind(e, d, cls.meaning, cls.checks, cls.audience_related), cls)
+    for e, d, cls in (
+        ("invalid_grant", "user hasn't approved this consumer", UserNotApprovedError),
+        ("invalid_grant", "not admin approved", UserNotApprovedError),
+        ("invalid_app_access", None, UserNotApprovedError),
+        ("invalid_grant", "audience is invalid", AudienceInvalidError),
+        ("invalid_grant", "expired", ExpiredAssertionError),
+        ("invalid_grant", "invalid assertion", InvalidAssertionError),
+        ("invalid_grant", "authentication failure", AuthenticationFailureError),
+        ("invalid_grant", "ip restricted", AuthenticationFailureError),
+        ("invalid_grant", "login hours", AuthenticationFailureError),
+        ("invalid_grant", "inactive", InactiveUserError),
+        ("invalid_client_id", None, InvalidClientIdError),
+        ("invalid_client", None, InvalidClientError),
+        ("app_not_found", None, AppNotFoundError),
+        ("unsupported_grant_type", None, UnsupportedGrantTypeError),
+        ("inactive_user", None, InactiveUserError),
+        ("inactive_org", None, InactiveOrgError),
+        ("rate_limit_exceeded", None, LoginRateExceededError),
+        ("login_rate_exceeded", None, LoginRateExceededError),
+    )
+)
+
+
+def classify_token_error(error: str, description: str) -> type[AuthenticationError]:
+    """The exception type for an ``{"error", "error_description"}`` pair from the token endpoint."""
+    err, desc = (error or "").lower(), (description or "").lower()
+    for kind, cls in TOKEN_ERRORS:
+        if kind.error == err and (kind.description is None or kind.description in desc):
+            return cls
+    return AuthenticationError
+
+
+# --- REST and Bulk API -----------------------------------------------------------------------
+
+
+class ApiError(SalesforceError):
+    """A REST or Bulk API call answered with an error body (Salesforce's JSON list shape)."""
+
+    def __init__(
+        self,
+        status: int,
+        error_code: str,
+        message: str,
+        method: str = "",
+        url: str = "",
+        hint: str = "",
+    ) -> None:
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+        self.method = method
+        self.url = url
+        self.hint = hint or API_HINTS.get(error_code, "")
+        text = f"Salesforce API {method} {url} failed: HTTP {status} {error_code}: {message}"
+        if self.hint:
+            text += f"\nWhat to do: {self.hint}"
+        super().__init__(text)
+
+
+class SessionExpiredError(ApiError):
+    """401 INVALID_SESSION_ID that survived one re-exchange."""
+
+
+class RequestLimitExceededError(ApiError):
+    """The org's rolling 24 h API quota is used up; retrying cannot help."""
+
+
+class QuotaGuardError(SalesforceError):
+    """Our own brake: API usage is above the connection's ``max_api_usage_percent``."""
+
+
+class RetriesExhaustedError(SalesforceError):
+    """A transient failure persisted past ``max_retries``."""
+
+
+class TransportError(SalesforceError):
+    """Connection refused or reset, timeout or TLS failure talking to the instance."""
+
+
+API_HINTS: dict[str, str] = {
+    "REQUEST_LIMIT_EXCEEDED": (
+        "the org's 24-hour API request limit (DailyApiRequests in /limits, Setup > Company "
+        "Information > API Requests) is used up. It is a rolling window: retrying now cannot help. "
+        "Reduce other API consumers, use Bulk API 2.0 for large jobs, or ask Salesforce for a "
+        "higher allocation"
+    ),
+    "INVALID_SESSION_ID": (
+        "the access token was rejected again right after a fresh token exchange: check the app's "
+        "session policies (IP restrictions, 'High Assurance' session level) and that the user has "
+        "API access"
+    ),
+    "MALFORMED_QUERY": "fix the SOQL syntax; run it in the Developer Console's Query Editor to see the position",
+    "INVALID_FIELD": (
+        "the field does not exist or the user cannot see it: check the API name (custom fields end "
+        "in __c) and the field-level security of the user's profile or permission sets"
+    ),
+    "INVALID_TYPE": "the sObject does not exist or the user has no access to it: check the API name and object permissions",
+    "API_DISABLED_FOR_ORG": "the org's edition or the user's profile has no API access: grant 'API Enabled'",
+    "INSUFFICIENT_ACCESS": "the integration user lacks permission for this operation: check its profile and permission sets",
+    "NOT_FOUND": "the URL or record does not exist: check the path, the record id and the API version",
+    "INVALID_QUERY_LOCATOR": (
+        "the query cursor expired (about 15 minutes unused, at most 10 open per user): run the "
+        "query again and consume pages without long pauses"
+    ),
+}

@@ -1,0 +1,293 @@
+"""The connection's fields, validated: one place that turns what a user typed into settings.
+
+Used by the Airflow hook (from a Connection), by ``sfjwt`` (from flags or a connection) and by
+tests. Every check runs before any network call and names the field to fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import DEFAULT_API_VERSION
+from .errors import ConfigurationError
+from .keys import VariableGetter, load_certificate, load_private_key, pem_lines, resolve_reference
+
+DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+PRODUCTION_AUDIENCE = "https://login.salesforce.com"
+SANDBOX_AUDIENCE = "https://test.salesforce.com"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 5
+MAX_FIELD_LENGTH = 1024
+MAX_PEM_LENGTH = 64 * 1024
+
+SecretSink = Callable[[str], None]
+
+_UI_HOSTS = (
+    (".lightning.force.com", ".my.salesforce.com"),
+    (".my.salesforce-setup.com", ".my.salesforce.com"),
+    (".visualforce.com", None),
+    (".force.com", None),
+)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_login_url(value: str | None) -> str:
+    """The token host as ``scheme://host[:port][/site-path]`` without a trailing slash."""
+    url = (value or "").strip() or DEFAULT_LOGIN_URL
+    if "://" not in url:
+        url = "https://" + url
+    if len(url) > MAX_FIELD_LENGTH:
+        raise ConfigurationError("host", "(Login URL) is too long to be a URL", "")
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    field_name = "host"
+    if parts.scheme not in ("https", "http") or not host:
+        raise ConfigurationError(
+            field_name,
+            f"(Login URL) {url!r} is not an http(s) URL",
+            f"use {DEFAULT_LOGIN_URL}, {SANDBOX_AUDIENCE} or your My Domain URL",
+        )
+    if parts.username or parts.password:
+        raise ConfigurationError(
+            field_name,
+            "(Login URL) contains a user name or password",
+            "remove the credentials from the URL; the username goes in the Username field",
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(
+            field_name, "(Login URL) has a query or fragment", "use the bare URL"
+        )
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ConfigurationError(
+            field_name,
+            f"(Login URL) uses http:// for {host}; Salesforce needs https",
+            f"use https://{host}",
+        )
+    for suffix, replacement in _UI_HOSTS:
+        if host.endswith(suffix):
+            if replacement:
+                fixed = "https://" + host[: -len(suffix)] + replacement
+                fix = f"use the My Domain URL {fixed} (Setup > My Domain)"
+            else:
+                fix = "use your My Domain URL (https://NAME.my.salesforce.com, Setup > My Domain)"
+            raise ConfigurationError(
+                field_name, f"(Login URL) {host} is a Salesforce UI host, not a token endpoint", fix
+            )
+    path = parts.path.rstrip("/")
+    if path.startswith("/services"):
+        raise ConfigurationError(
+            field_name, "(Login URL) includes an API path", f"use {parts.scheme}://{parts.netloc}"
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}{path}"
+
+
+def audience_candidates(login_url: str, explicit: str | None) -> tuple[str, ...]:
+    """The audiences to try, in order (see design.md, 'audience')."""
+    if explicit:
+        return (explicit.rstrip("/"),)
+    host = urlsplit(login_url).hostname or ""
+    if host == "login.salesforce.com":
+        return (PRODUCTION_AUDIENCE,)
+    if host == "test.salesforce.com":
+        return (SANDBOX_AUDIENCE,)
+    if host.endswith(".sandbox.my.salesforce.com"):
+        return (login_url, SANDBOX_AUDIENCE)
+    if host.endswith(".my.salesforce.com"):
+        return (login_url, PRODUCTION_AUDIENCE)
+    return (login_url,)
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(name, f"must be text, not {type(value).__name__}", "")
+    value = value.strip()
+    return value or None
+
+
+def _number(value: Any, name: str, default: float, lo: float, hi: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(name, f"must be a number (got {str(value)[:20]!r})", "") from None
+    if not lo <= number <= hi:
+        raise ConfigurationError(name, f"must be between {lo:g} and {hi:g} (got {number:g})", "")
+    return number
+
+
+@dataclass(frozen=True, repr=False)
+class ConnectionSettings:
+    """Validated connection values. Holds the key text, so its repr shows none of it."""
+
+    login_url: str
+    username: str
+    consumer_key: str
+    audience: str | None
+    private_key_pem: str = field(repr=False)
+    passphrase: str | None = field(repr=False, default=None)
+    certificate_pem: str | None = None
+    api_version: str = DEFAULT_API_VERSION
+    request_timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    max_api_usage_percent: float | None = None
+    ca_bundle: str | None = None
+    cert_expiry_warning_days: int = 30
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionSettings(login_url={self.login_url!r}, username={self.username!r}, "
+            f"consumer_key={self.consumer_key[:6]!r}..., audience={self.audience!r}, "
+            f"api_version={self.api_version!r})"
+        )
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        return audience_candidates(self.login_url, self.audience)
+
+    @property
+    def verify(self) -> bool | str:
+        return self.ca_bundle or True
+
+    def load_private_key(self):
+        return load_private_key(self.private_key_pem, self.passphrase)
+
+    def load_certificate(self):
+        return load_certificate(self.certificate_pem) if self.certificate_pem else None
+
+
+def parse_extra(extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    if not extra:
+        return {}
+    if isinstance(extra, Mapping):
+        return dict(extra)
+    try:
+        value = json.loads(extra)
+    except ValueError:
+        raise ConfigurationError("extra", "is not valid JSON", "") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError("extra", "must be a JSON object", "")
+    return value
+
+
+def parse_connection(
+    *,
+    host: str | None,
+    login: str | None,
+    password: str | None,
+    extra: str | Mapping[str, Any] | None,
+    get_variable: VariableGetter | None = None,
+    on_secret: SecretSink | None = None,
+) -> ConnectionSettings:
+    """Validate the connection's fields and resolve the key reference. No network."""
+    ext = parse_extra(extra)
+    login_url = validate_login_url(_text(host, "host"))
+    consumer_key = _text(ext.get("consumer_key"), "consumer_key")
+    if not consumer_key:
+        raise ConfigurationError(
+            "consumer_key",
+            "is empty",
+            "copy the Consumer Key of the Connected App / External Client App into the connection's "
+            "extra field consumer_key",
+        )
+    if len(consumer_key) > 256 or any(c.isspace() for c in consumer_key):
+        raise ConfigurationError(
+            "consumer_key",
+            "does not look like a consumer key (too long or contains spaces)",
+            "copy it again from the app's settings (Consumer Key and Secret > Consumer Key)",
+        )
+    username = _text(login, "login")
+    if not username:
+        raise ConfigurationError(
+            "login", "(Username) is empty", "put the integration user's Salesforce username there"
+        )
+    if len(username) > 256 or any(c.isspace() for c in username) or "@" not in username:
+        raise ConfigurationError(
+            "login",
+            "(Username) does not look like a Salesforce username (user@example.com)",
+            "use the username shown on the user's detail page in Setup > Users",
+        )
+    inline = _text(ext.get("private_key"), "private_key")
+    ref = _text(ext.get("private_key_ref"), "private_key_ref")
+    if inline and ref:
+        raise ConfigurationError(
+            "private_key",
+            "and private_key_ref are both set",
+            "keep exactly one: the inline PEM or the reference",
+        )
+    if not inline and not ref:
+        raise ConfigurationError(
+            "private_key",
+            "and private_key_ref are both empty",
+            "paste the PEM into private_key, or set private_key_ref to file:/path, env:VAR or "
+            "variable:NAME",
+        )
+    key_field = "private_key" if inline else "private_key_ref"
+    pem = inline if inline else resolve_reference(ref or "", "private_key_ref", get_variable)
+    if len(pem) > MAX_PEM_LENGTH:
+        raise ConfigurationError(key_field, "is far too large to be a private key", "")
+    passphrase = password or None
+    if on_secret:
+        for line in pem_lines(pem):
+            on_secret(line)
+        on_secret(pem)
+        if passphrase:
+            on_secret(passphrase)
+    # Parse now so every key problem is reported before any network call.
+    load_private_key(pem, passphrase, key_field)
+    cert = _text(ext.get("certificate"), "certificate")
+    if cert and not cert.lstrip().startswith("-----"):
+        cert = resolve_reference(cert, "certificate", get_variable)
+    if cert:
+        load_certificate(cert)
+    audience = _text(ext.get("audience"), "audience")
+    if audience:
+        parts = urlsplit(audience)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigurationError(
+                "audience",
+                f"{audience!r} is not a URL",
+                f"leave it empty to derive it, or use {PRODUCTION_AUDIENCE} / {SANDBOX_AUDIENCE}",
+            )
+    api_version = str(ext.get("api_version") or DEFAULT_API_VERSION).strip().lstrip("vV")
+    if not api_version.replace(".", "", 1).isdigit():
+        raise ConfigurationError("api_version", f"{api_version!r} is not a version like 66.0", "")
+    if "." not in api_version:
+        api_version += ".0"
+    usage = ext.get("max_api_usage_percent")
+    return ConnectionSettings(
+        login_url=login_url,
+        username=username,
+        consumer_key=consumer_key,
+        audience=audience,
+        private_key_pem=pem,
+        passphrase=passphrase,
+        certificate_pem=cert,
+        api_version=api_version,
+        request_timeout=_number(
+            ext.get("request_timeout"), "request_timeout", DEFAULT_TIMEOUT, 1, 3600
+        ),
+        max_retries=int(_number(ext.get("max_retries"), "max_retries", DEFAULT_MAX_RETRIES, 0, 20)),
+        max_api_usage_percent=None
+        if usage in (None, "")
+        else _number(usage, "max_api_usage_percent", 100, 1, 100),
+        ca_bundle=_text(ext.get("ca_bundle"), "ca_bundle"),
+        cert_expiry_warning_days=int(
+            _number(ext.get("cert_expiry_warning_days"), "cert_expiry_warning_days", 30, 0, 3650)
+        ),
+    )
