@@ -15,19 +15,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m airflow_provider_sfjwt.demo
+	$(PY) scripts/demo.py
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check airflow_provider_sfjwt tests example_dags benchmarks
-	$(VENV)/bin/ruff format --check airflow_provider_sfjwt tests example_dags benchmarks
+	$(VENV)/bin/ruff check airflow_provider_sfjwt tests example_dags benchmarks scripts
+	$(VENV)/bin/ruff format --check airflow_provider_sfjwt tests example_dags benchmarks scripts
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check airflow_provider_sfjwt tests example_dags benchmarks
+	$(VENV)/bin/ruff check airflow_provider_sfjwt tests example_dags benchmarks scripts
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format airflow_provider_sfjwt tests example_dags benchmarks
-	$(VENV)/bin/ruff check --fix airflow_provider_sfjwt tests example_dags benchmarks
+	$(VENV)/bin/ruff format airflow_provider_sfjwt tests example_dags benchmarks scripts
+	$(VENV)/bin/ruff check --fix airflow_provider_sfjwt tests example_dags benchmarks scripts
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
