@@ -42,8 +42,10 @@ def make_keys(key_dir: Path) -> tuple[Path, str]:
     key_path.chmod(0o600)
     info = keys.certificate_info(cert)
     print(f"    key         {key_path} (RSA 2048, PKCS#8, mode 0600)")
-    print(f"    certificate {info.subject}, SHA-256 {info.fingerprint_sha256[:23]}..., "
-          f"expires {info.not_after:%Y-%m-%d}")
+    print(
+        f"    certificate {info.subject}, SHA-256 {info.fingerprint_sha256[:23]}..., "
+        f"expires {info.not_after:%Y-%m-%d}"
+    )
     return key_path, keys.certificate_to_pem(cert).decode()
 
 

@@ -129,6 +129,29 @@ class SalesforceJWTHook(BaseHook):
         """Stream records of a SOQL query (one page in memory at a time)."""
         return self.get_conn().query(soql, include_deleted=include_deleted)
 
+    def query_to_file(
+        self, soql: str, path: Any, format: str = "csv", include_deleted: bool = False
+    ) -> dict[str, Any]:
+        """Stream a SOQL result into a csv/jsonl/parquet file, local or ``s3://``-like URI.
+
+        Returns ``{"path", "rows", "columns", "format"}``; the file appears only when complete.
+        """
+        from airflow_provider_sfjwt.salesforce.extract import query_to_file
+
+        return query_to_file(
+            self.get_conn(), soql, self.storage_path(path), format, include_deleted
+        )
+
+    @staticmethod
+    def storage_path(path: Any) -> Any:
+        """A URI such as ``s3://bucket/key`` as an ObjectStoragePath (it resolves the store's
+        Airflow connection); local paths and ``file://`` stay as they are for the core."""
+        if isinstance(path, str) and "://" in path and not path.startswith("file://"):
+            from airflow.sdk import ObjectStoragePath
+
+            return ObjectStoragePath(path)
+        return path
+
     def describe(self, sobject: str) -> dict[str, Any]:
         return self.get_conn().describe(sobject)
 

@@ -13,7 +13,6 @@ import email.utils
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import jwt
@@ -102,17 +101,11 @@ class TokenExchanger:
         self.retry = retry
         self.on_secret = on_secret
         self.lifetime = lifetime
-        self._private_key = None
         self.last_clock_skew: float | None = None
 
     @property
     def token_url(self) -> str:
         return self.settings.login_url + TOKEN_PATH
-
-    def _key(self):
-        if self._private_key is None:
-            self._private_key = self.settings.load_private_key()
-        return self._private_key
 
     def exchange(self, audiences: tuple[str, ...]) -> AccessToken:
         """Exchange with the first audience; on an audience-type rejection try the next."""
@@ -133,7 +126,7 @@ class TokenExchanger:
     def _exchange_once(self, audience: str) -> AccessToken:
         s = self.settings
         assertion = build_assertion(
-            self._key(), s.consumer_key, s.username, audience, self.lifetime
+            s.load_private_key(), s.consumer_key, s.username, audience, self.lifetime
         )
         if self.on_secret:
             self.on_secret(assertion)
@@ -155,7 +148,7 @@ class TokenExchanger:
             attempt += 1
             # A fresh assertion per try: Salesforce treats assertions as single-use.
             assertion = build_assertion(
-                self._key(), s.consumer_key, s.username, audience, self.lifetime
+                s.load_private_key(), s.consumer_key, s.username, audience, self.lifetime
             )
             if self.on_secret:
                 self.on_secret(assertion)
@@ -367,6 +360,3 @@ class JWTAuth:
     @property
     def last_clock_skew(self) -> float | None:
         return self.exchanger.last_clock_skew
-
-
-TokenSource = Callable[[], AccessToken]

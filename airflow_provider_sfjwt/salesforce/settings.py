@@ -164,8 +164,15 @@ class ConnectionSettings:
     def verify(self) -> bool | str:
         return self.ca_bundle or True
 
+    key_field: str = "private_key"
+
     def load_private_key(self):
-        return load_private_key(self.private_key_pem, self.passphrase)
+        """The parsed key, parsed once per settings object (opening an encrypted key is slow)."""
+        key = self.__dict__.get("_private_key")
+        if key is None:
+            key = load_private_key(self.private_key_pem, self.passphrase, self.key_field)
+            object.__setattr__(self, "_private_key", key)
+        return key
 
     def load_certificate(self):
         return load_certificate(self.certificate_pem) if self.certificate_pem else None
@@ -248,13 +255,9 @@ def parse_connection(
         on_secret(pem)
         if passphrase:
             on_secret(passphrase)
-    # Parse now so every key problem is reported before any network call.
-    load_private_key(pem, passphrase, key_field)
     cert = _text(ext.get("certificate"), "certificate")
     if cert and not cert.lstrip().startswith("-----"):
         cert = resolve_reference(cert, "certificate", get_variable)
-    if cert:
-        load_certificate(cert)
     audience = _text(ext.get("audience"), "audience")
     if audience:
         parts = urlsplit(audience)
@@ -270,7 +273,7 @@ def parse_connection(
     if "." not in api_version:
         api_version += ".0"
     usage = ext.get("max_api_usage_percent")
-    return ConnectionSettings(
+    settings = ConnectionSettings(
         login_url=login_url,
         username=username,
         consumer_key=consumer_key,
@@ -290,4 +293,9 @@ def parse_connection(
         cert_expiry_warning_days=int(
             _number(ext.get("cert_expiry_warning_days"), "cert_expiry_warning_days", 30, 0, 3650)
         ),
+        key_field=key_field,
     )
+    # Parse the key now, so every key problem is reported before any network call.
+    settings.load_private_key()
+    settings.load_certificate()
+    return settings
