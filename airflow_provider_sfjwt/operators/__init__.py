@@ -1,0 +1,7 @@
+"""Operators: thin Airflow adapters over the core in ``airflow_provider_sfjwt.salesforce``."""
+
+from airflow_provider_sfjwt.operators.collections import SalesforceCollectionsOperator
+from airflow_provider_sfjwt.operators.query import SalesforceQueryOperator
+from airflow_provider_sfjwt.operators.rest import SalesforceRestOperator
+
+__all__ = ["SalesforceCollectionsOperator", "SalesforceQueryOperator", "SalesforceRestOperator"]

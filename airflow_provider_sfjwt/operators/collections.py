@@ -1,0 +1,117 @@
+"""``SalesforceCollectionsOperator``: small loads through sObject Collections, judged per record."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.salesforce.load import OPERATIONS, load_collections, load_file
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class SalesforceCollectionsOperator(BaseOperator):
+    """Insert, update, upsert or delete records in chunks of 200 through sObject Collections.
+
+    For tens of thousands of records or more use ``SalesforceBulkIngestOperator``: Collections
+    spend one API request per 200 records.
+
+    Records come from ``input_path`` (CSV or JSONL, local or object storage, streamed) or from
+    ``records`` (a list of dicts, e.g. from an upstream task's XCom). Salesforce answers per
+    record; refused records are written to ``failed_records_path`` with their input row number
+    (``sf__row``) and Salesforce's ``sf__error_code``, ``sf__error_message`` and
+    ``sf__error_fields``. The task fails when more than ``max_failed_records`` were refused.
+
+    :param operation: ``insert``, ``update`` (needs ``Id``), ``upsert`` (needs
+        ``external_id_field``) or ``delete`` (needs ``Id``).
+    :param sobject: API name of the object (``Contact``); not needed for update/delete.
+    :param input_path: CSV or JSONL file (templated). Exactly one of input_path / records.
+        CSV follows Bulk API conventions: an empty cell leaves the field unchanged, ``#N/A``
+        sets it to null, a ``Account.External_Id__c`` column references a parent by external id.
+    :param records: list of field dicts (templated).
+    :param external_id_field: external id field for upsert (``External_Id__c``).
+    :param all_or_none: roll back a whole chunk of 200 when one record in it fails.
+    :param failed_records_path: where the failure report goes (``.csv`` or ``.jsonl``;
+        templated). Written on every run, header only when nothing failed.
+    :param max_failed_records: how many refused records are tolerated before the task fails.
+    :returns: XCom ``{"operation", "sobject", "records", "succeeded", "failed", "chunks",
+        "failed_records_path"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "sobject",
+        "input_path",
+        "records",
+        "external_id_field",
+        "failed_records_path",
+    )
+    ui_color = "#d4e9fa"
+
+    def __init__(
+        self,
+        *,
+        operation: str,
+        sobject: str | None = None,
+        input_path: str | None = None,
+        records: list[Mapping[str, Any]] | None = None,
+        external_id_field: str | None = None,
+        all_or_none: bool = False,
+        failed_records_path: str | None = None,
+        max_failed_records: int = 0,
+        salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if operation.lower() not in OPERATIONS:
+            raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}")
+        if (input_path is None) == (records is None):
+            raise ValueError(
+                "give exactly one of input_path (a CSV/JSONL file) or records (a list)"
+            )
+        if max_failed_records < 0:
+            raise ValueError("max_failed_records must be 0 or more")
+        self.operation = operation.lower()
+        self.sobject = sobject
+        self.input_path = input_path
+        self.records = records
+        self.external_id_field = external_id_field
+        self.all_or_none = all_or_none
+        self.failed_records_path = failed_records_path
+        self.max_failed_records = max_failed_records
+        self.salesforce_conn_id = salesforce_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
+        options: dict[str, Any] = {
+            "sobject": self.sobject,
+            "external_id_field": self.external_id_field,
+            "all_or_none": self.all_or_none,
+            "failed_records_path": hook.storage_path(self.failed_records_path)
+            if self.failed_records_path
+            else None,
+        }
+        if self.input_path is not None:
+            summary = load_file(
+                hook.get_conn(), self.operation, hook.storage_path(self.input_path), **options
+            )
+        else:
+            summary = load_collections(
+                hook.get_conn(), self.operation, self.records or [], **options
+            )
+        if summary.failed > self.max_failed_records:
+            where = (
+                f"See {summary.failed_records_path} for each record's error code."
+                if summary.failed_records_path
+                else "Set failed_records_path to get each refused record with its error code."
+            )
+            raise AirflowException(
+                f"{self.operation} {self.sobject or ''}: Salesforce refused {summary.failed} of "
+                f"{summary.records} records, more than max_failed_records={self.max_failed_records}. "
+                f"{where} Fix the data, or raise max_failed_records if such rejects are expected."
+            )
+        return summary.as_dict()

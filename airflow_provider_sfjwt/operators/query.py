@@ -1,0 +1,56 @@
+"""``SalesforceQueryOperator``: a SOQL result streamed to a file; XCom gets only a summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class SalesforceQueryOperator(BaseOperator):
+    """Run a SOQL query and write every record to ``output_path``, page by page.
+
+    Memory holds one page whatever the result size, the file appears only when complete, and
+    the returned XCom is ``{"path", "rows", "columns", "format"}`` - never the records.
+
+    :param soql: the query (templated; a ``.soql`` file path is read as a template).
+    :param output_path: local path or object-storage URI (``s3://bucket/key.csv``; templated).
+    :param format: ``csv`` (header in SELECT order, ``Owner.Name`` flattened), ``jsonl`` or
+        ``parquet`` (needs the ``parquet`` extra; columns typed from describe).
+    :param include_deleted: use ``queryAll`` to include deleted and archived records.
+    :param salesforce_conn_id: a ``salesforce_jwt`` connection.
+    """
+
+    template_fields: Sequence[str] = ("soql", "output_path", "format")
+    template_ext: Sequence[str] = (".soql", ".sql")
+    template_fields_renderers = {"soql": "sql"}
+    ui_color = "#d4e9fa"
+
+    def __init__(
+        self,
+        *,
+        soql: str,
+        output_path: str,
+        format: str = "csv",
+        include_deleted: bool = False,
+        salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.soql = soql
+        self.output_path = output_path
+        self.format = format
+        self.include_deleted = include_deleted
+        self.salesforce_conn_id = salesforce_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
+        return hook.query_to_file(
+            self.soql, self.output_path, format=self.format, include_deleted=self.include_deleted
+        )

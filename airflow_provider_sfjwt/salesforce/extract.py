@@ -1,0 +1,109 @@
+"""SOQL result to a file, streamed: the engine behind ``query_to_file`` and the query operator.
+
+Records go from the client's page iterator straight into a streaming writer, so memory holds one
+page (at most 2,000 records) whatever the size of the result. The writer writes to a temporary
+name and renames at the end; a failure anywhere (network, quota, disk) leaves no file that looks
+complete. The header follows the SELECT list as written, not the first record's keys.
+
+Parquet needs column types before the first row group: they come from ``describe`` of the FROM
+object, following relationship fields (``Owner.Name``) one describe per related object.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any
+
+from .client import SalesforceClient
+from .files import open_writer
+from .soql import select_columns
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "jsonl", "parquet")
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
+_PARENS = re.compile(r"\([^()]*\)")
+_FROM = re.compile(r"\bFROM\s+([A-Za-z_][\w]*)", re.IGNORECASE)
+
+
+def from_object(soql: str) -> str | None:
+    """The sObject after the top-level FROM (sub-queries and string literals are skipped)."""
+    text = _QUOTED.sub("''", soql)
+    while True:
+        stripped = _PARENS.sub(" ", text)
+        if stripped == text:
+            break
+        text = stripped
+    match = _FROM.search(text)
+    return match.group(1) if match else None
+
+
+def column_types(client: SalesforceClient, soql: str, columns: list[str]) -> dict[str, str]:
+    """Salesforce field types of ``columns`` (``"double"``, ``"date"``, ...) from describe.
+
+    Columns that describe cannot type (aggregates, sub-queries, polymorphic lookups) are left
+    out; the writer treats them as text.
+    """
+    sobject = from_object(soql)
+    if not sobject or not columns:
+        return {}
+    describes: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def fields_of(name: str) -> dict[str, dict[str, Any]]:
+        if name not in describes:
+            described = client.describe(name)
+            describes[name] = {f["name"].lower(): f for f in described.get("fields", ())}
+        return describes[name]
+
+    types: dict[str, str] = {}
+    for column in columns:
+        *relations, leaf = column.split(".")
+        current = sobject
+        for relation in relations:
+            ref = next(
+                (
+                    f
+                    for f in fields_of(current).values()
+                    if (f.get("relationshipName") or "").lower() == relation.lower()
+                ),
+                None,
+            )
+            targets = (ref or {}).get("referenceTo") or []
+            if len(targets) != 1:
+                current = ""
+                break
+            current = targets[0]
+        field = fields_of(current).get(leaf.lower()) if current else None
+        if field is not None:
+            types[column] = field.get("type", "string")
+    return types
+
+
+def query_to_file(
+    client: SalesforceClient,
+    soql: str,
+    path: str | os.PathLike[str] | Any,
+    format: str = "csv",
+    include_deleted: bool = False,
+) -> dict[str, Any]:
+    """Write the result of ``soql`` to ``path`` (local path or object-storage path object).
+
+    Returns ``{"path", "rows", "columns", "format"}`` - small enough for XCom.
+    """
+    fmt = format.lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    columns = select_columns(soql)
+    types = column_types(client, soql, columns) if fmt == "parquet" else {}
+    rows = 0
+    with open_writer(path, fmt, columns, types) as writer:
+        for page in client.query_pages(soql, include_deleted=include_deleted):
+            records = page.get("records") or ()
+            writer.write_records(records)
+            rows += len(records)
+        columns = writer.columns or []
+    log.info("Wrote %d %s rows to %s", rows, fmt, path)
+    return {"path": str(path), "rows": rows, "columns": columns, "format": fmt}

@@ -1,0 +1,198 @@
+"""Small writes through sObject Collections, with a report of every record Salesforce refused.
+
+Collections answer per record: a chunk of 200 can half succeed. A load is therefore judged by the
+count of refused records, and each refused record is written to a failure report with its input
+row number and Salesforce's error code, message and fields, so it can be fixed and loaded again.
+The report is written (header only when nothing failed) whenever a path is given, so a stale
+report from an earlier run never survives a clean run.
+
+Input records are prepared the way Bulk API 2.0 reads CSV, so one file works for both paths:
+a dotted key (``Account.External_Id__c``) becomes a nested relationship reference, and in CSV
+input an empty cell means "leave unchanged" while ``#N/A`` means "set to null".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .client import SalesforceClient
+from .files import Destination, RecordWriter, open_writer, read_records
+
+log = logging.getLogger(__name__)
+
+OPERATIONS = ("insert", "update", "upsert", "delete")
+ERROR_COLUMNS = ("sf__row", "sf__error_code", "sf__error_message", "sf__error_fields")
+CSV_NULL = "#N/A"
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What a Collections load did: small, so it can go to XCom as a dict."""
+
+    operation: str
+    sobject: str | None
+    records: int
+    succeeded: int
+    failed: int
+    chunks: int
+    failed_records_path: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def file_format(path: Any) -> str:
+    """``jsonl`` for ``.jsonl``/``.ndjson``/``.json`` paths, otherwise ``csv``."""
+    name = str(path).lower()
+    return "jsonl" if name.endswith((".jsonl", ".json", ".ndjson")) else "csv"
+
+
+def prepare_record(record: Mapping[str, Any], from_csv: bool = False) -> dict[str, Any]:
+    """The JSON body of one record: ``attributes`` dropped, dotted keys nested.
+
+    With ``from_csv``, empty cells (``None`` from the reader) are left out and ``#N/A`` is null.
+    """
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "attributes":
+            continue
+        if from_csv:
+            if value is None:
+                continue
+            if value == CSV_NULL:
+                value = None
+        *relations, leaf = key.split(".")
+        target = out
+        for relation in relations:
+            target = target.setdefault(relation, {})
+        target[leaf] = value
+    return out
+
+
+def _failure_rows(
+    originals: list[Mapping[str, Any]], results: list[dict[str, Any]], first_row: int
+) -> Iterator[dict[str, Any]]:
+    for offset, (record, result) in enumerate(zip(originals, results, strict=True)):
+        if result.get("success"):
+            continue
+        errors = result.get("errors") or [{}]
+        fields = {str(f) for e in errors for f in (e.get("fields") or ())}
+        yield {
+            **record,
+            "sf__row": first_row + offset,
+            "sf__error_code": "; ".join(str(e.get("statusCode", "UNKNOWN")) for e in errors),
+            "sf__error_message": "; ".join(str(e.get("message", "")) for e in errors),
+            "sf__error_fields": ",".join(sorted(fields)),
+        }
+
+
+def load_collections(
+    client: SalesforceClient,
+    operation: str,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    sobject: str | None = None,
+    external_id_field: str | None = None,
+    all_or_none: bool = False,
+    failed_records_path: Any = None,
+    from_csv: bool = False,
+) -> LoadSummary:
+    """Send ``records`` in chunks of 200; write refused ones to ``failed_records_path``.
+
+    ``sf__row`` in the report is the 1-based position of the record in the input (for a CSV
+    file: the data row, header not counted). The report holds the record as given, then the
+    ``sf__`` columns; its format follows the path's suffix (``.jsonl`` or CSV).
+    """
+    op = operation.lower()
+    if op not in OPERATIONS:
+        raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}")
+    originals: deque[Mapping[str, Any]] = deque()
+
+    def prepared() -> Iterator[dict[str, Any]]:
+        for record in records:
+            originals.append(record)
+            yield prepare_record(record, from_csv)
+
+    total = succeeded = failed = chunks = 0
+    with ExitStack() as stack:
+        report: RecordWriter | None = None
+        for chunk, results in client.collections(
+            op, prepared(), sobject, external_id_field, all_or_none
+        ):
+            given = [originals.popleft() for _ in chunk]
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise ValueError(
+                    f"{op} chunk {chunks + 1}: Salesforce answered {len(results)} results for "
+                    f"{len(chunk)} records; the outcome of this chunk is unknown, check the "
+                    "records in Salesforce before loading again"
+                )
+            if report is None and failed_records_path is not None:
+                columns = list(dict.fromkeys(k for r in given for k in r if k != "attributes"))
+                report = stack.enter_context(
+                    open_writer(
+                        failed_records_path,
+                        file_format(failed_records_path),
+                        columns + list(ERROR_COLUMNS),
+                    )
+                )
+            failures = list(_failure_rows(given, results, total + 1))
+            if report is not None and failures:
+                report.write_rows([[row.get(c) for c in report.columns or ()] for row in failures])
+            chunks += 1
+            total += len(chunk)
+            failed += len(failures)
+            succeeded += len(chunk) - len(failures)
+            if failures:
+                first = failures[0]
+                log.warning(
+                    "%s chunk %d: %d of %d records refused, e.g. row %d: %s %s",
+                    op,
+                    chunks,
+                    len(failures),
+                    len(chunk),
+                    first["sf__row"],
+                    first["sf__error_code"],
+                    first["sf__error_message"],
+                )
+        if report is None and failed_records_path is not None:
+            stack.enter_context(
+                open_writer(
+                    failed_records_path, file_format(failed_records_path), list(ERROR_COLUMNS)
+                )
+            )
+    summary = LoadSummary(
+        operation=op,
+        sobject=sobject,
+        records=total,
+        succeeded=succeeded,
+        failed=failed,
+        chunks=chunks,
+        failed_records_path=None if failed_records_path is None else str(failed_records_path),
+    )
+    log.info(
+        "%s %s: %d records in %d chunks, %d succeeded, %d failed%s",
+        op,
+        sobject or "",
+        total,
+        chunks,
+        succeeded,
+        failed,
+        f"; refused records in {failed_records_path}" if failed else "",
+    )
+    return summary
+
+
+def load_file(
+    client: SalesforceClient, operation: str, path: str | os.PathLike[str] | Any, **kwargs: Any
+) -> LoadSummary:
+    """:func:`load_collections` over the records of a CSV or JSONL file, streamed."""
+    fmt = file_format(Destination(path).name)
+    return load_collections(
+        client, operation, read_records(path, fmt), from_csv=fmt == "csv", **kwargs
+    )

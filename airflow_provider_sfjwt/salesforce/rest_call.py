@@ -1,0 +1,78 @@
+"""One REST or Apex REST call whose answer is kept small: inline when small, a file when not.
+
+XCom lives in the metadata database; a 5 MB JSON answer there slows every scheduler query and
+may hold data that should not be copied around. So the body is read in pieces up to a limit: a
+small body is returned parsed, a larger one is streamed on to a file (temporary name, renamed at
+the end) and only the path is returned. Memory holds at most the limit, never the whole body.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .client import SalesforceClient
+from .files import atomic_output
+
+DEFAULT_MAX_INLINE_BYTES = 64 * 1024
+_CHUNK = 64 * 1024
+
+
+class ResponseTooLargeError(ValueError):
+    """A response exceeded the inline limit and no output path was given."""
+
+
+def _decode(body: bytes, content_type: str) -> Any:
+    text = body.decode("utf-8", errors="replace")
+    if "json" in content_type.lower() and text.strip():
+        return jsonlib.loads(text)
+    return text
+
+
+def call(
+    client: SalesforceClient,
+    method: str,
+    path: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    json: Any = None,
+    output_path: str | os.PathLike[str] | Any | None = None,
+    max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
+    idempotent: bool | None = None,
+) -> dict[str, Any]:
+    """Send one request; return ``{"status", "body"}`` or ``{"status", "path", "bytes"}``.
+
+    ``path`` is relative to the data API (``sobjects/Account/describe``), or absolute from the
+    instance (``/services/apexrest/Orders/v1``). With ``output_path`` set, the body always goes
+    to that file, whatever its size.
+    """
+    response = client.request(
+        method, path, params=params, json=json, stream=True, idempotent=idempotent
+    )
+    status = response.status_code
+    content_type = response.headers.get("Content-Type", "")
+    with response:
+        pieces = response.iter_content(_CHUNK)
+        head = bytearray()
+        for piece in pieces:
+            head += piece
+            if len(head) > max_inline_bytes:
+                break
+        if output_path is None and len(head) <= max_inline_bytes:
+            return {"status": status, "body": _decode(bytes(head), content_type)}
+        if output_path is None:
+            raise ResponseTooLargeError(
+                f"{method.upper()} {path} answered with more than {max_inline_bytes:,} bytes, too "
+                "much for XCom. Set output_path on the task to write the body to a file, or "
+                "raise max_inline_bytes if the size is known to stay modest."
+            )
+        size = len(head)
+        with atomic_output(output_path, "wb") as out:
+            out.write(bytes(head))
+            del head
+            for piece in pieces:
+                out.write(piece)
+                size += len(piece)
+    return {"status": status, "path": str(output_path), "bytes": size}

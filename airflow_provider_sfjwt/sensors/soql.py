@@ -1,0 +1,93 @@
+"""``SalesforceSoqlSensor``: wait until a SOQL query returns rows, or a count crosses a line."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+COMPARISONS: dict[str, Callable[[int, int], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<=": operator.le,
+    "<": operator.lt,
+}
+
+
+class SalesforceSoqlSensor(BaseSensorOperator):
+    """Succeed when ``count <comparison> threshold``, where count is the query's ``totalSize``.
+
+    With the defaults (``>= 1``) it waits until the query returns any row. For a count, write
+    ``SELECT COUNT() FROM ... WHERE ...``: Salesforce returns the count as ``totalSize`` without
+    sending records. (``SELECT COUNT(Id) ...`` returns one aggregate row, so its totalSize is 1.)
+    Each poke is one API request and fetches at most the first page; add ``LIMIT 1`` to a plain
+    SELECT that only needs to return something.
+
+    Use ``mode="reschedule"`` for long waits: the worker slot is freed between pokes (each poke
+    then runs in a new process and exchanges a token; in ``poke`` mode one token serves all).
+
+    :param soql: the query (templated).
+    :param threshold: the number the count is compared with (templated; an int or a template
+        that renders to one).
+    :param comparison: one of ``>= > == != <= <``.
+    :param include_deleted: count deleted and archived records too (``queryAll``).
+    :returns: XCom ``{"count": n}`` when satisfied.
+    """
+
+    template_fields: Sequence[str] = ("soql", "threshold")
+    template_ext: Sequence[str] = (".soql", ".sql")
+    template_fields_renderers = {"soql": "sql"}
+    ui_color = "#d4e9fa"
+
+    def __init__(
+        self,
+        *,
+        soql: str,
+        threshold: int | str = 1,
+        comparison: str = ">=",
+        include_deleted: bool = False,
+        salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if comparison not in COMPARISONS:
+            raise ValueError(
+                f"comparison must be one of {' '.join(COMPARISONS)}, not {comparison!r}"
+            )
+        self.soql = soql
+        self.threshold = threshold
+        self.comparison = comparison
+        self.include_deleted = include_deleted
+        self.salesforce_conn_id = salesforce_conn_id
+
+    @cached_property
+    def hook(self) -> SalesforceJWTHook:
+        return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        count = self.hook.get_conn().count(self.soql, include_deleted=self.include_deleted)
+        try:
+            threshold = int(self.threshold)
+        except ValueError:
+            raise ValueError(
+                f"threshold must be a whole number, got {self.threshold!r} after templating"
+            ) from None
+        done = COMPARISONS[self.comparison](count, threshold)
+        self.log.info(
+            "Count %d %s %d: %s",
+            count,
+            self.comparison,
+            threshold,
+            "met" if done else "not yet",
+        )
+        return PokeReturnValue(is_done=done, xcom_value={"count": count} if done else None)
