@@ -1,7 +1,17 @@
 """Operators: thin Airflow adapters over the core in ``airflow_provider_sfjwt.salesforce``."""
 
+from airflow_provider_sfjwt.operators.bulk import (
+    SalesforceBulkIngestOperator,
+    SalesforceBulkQueryOperator,
+)
 from airflow_provider_sfjwt.operators.collections import SalesforceCollectionsOperator
 from airflow_provider_sfjwt.operators.query import SalesforceQueryOperator
 from airflow_provider_sfjwt.operators.rest import SalesforceRestOperator
 
-__all__ = ["SalesforceCollectionsOperator", "SalesforceQueryOperator", "SalesforceRestOperator"]
+__all__ = [
+    "SalesforceBulkIngestOperator",
+    "SalesforceBulkQueryOperator",
+    "SalesforceCollectionsOperator",
+    "SalesforceQueryOperator",
+    "SalesforceRestOperator",
+]

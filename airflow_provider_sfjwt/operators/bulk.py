@@ -1,0 +1,361 @@
+"""Bulk API 2.0 operators: a query streamed to a file, and a file loaded with a failure report.
+
+Both are thin: the work is in :mod:`airflow_provider_sfjwt.salesforce.bulk`. What is Airflow's is
+here: templating, deferral to :class:`SalesforceBulkJobTrigger` while Salesforce processes the job
+(no worker slot is held), ``on_kill`` aborting the job, and a small XCom summary.
+
+**Deferrable by default.** Airflow's convention reads ``[operators] default_deferrable``, whose
+built-in default is ``False``; the Bulk operators wait minutes to hours on Salesforce, so they
+defer unless that option is set *explicitly* (environment variable or ``airflow.cfg``) - then it
+is followed - or ``deferrable=False`` is passed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from configparser import ConfigParser
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.configuration import conf
+from airflow.sdk import BaseOperator
+
+from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.salesforce.bulk import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    INGEST,
+    MAX_UPLOAD_BYTES,
+    QUERY,
+    BulkJobError,
+    BulkJobTimeoutError,
+    TooManyFailedRecordsError,
+    abort_job,
+    check_failed_records,
+    collect_ingest_results,
+    create_query_job,
+    delete_job,
+    download_results,
+    failed_records_limit,
+    ingest_file,
+    query_format,
+    query_to_file,
+    start_ingest,
+)
+from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_STATE_HINTS = {
+    "Failed": "read Salesforce's message; the job stays visible in Setup > Bulk Data Load Jobs",
+    "Aborted": "the job was aborted (job_timeout, on_kill, another client or an admin); run the "
+    "task again if that was not intended, or raise job_timeout if it was only slow",
+}
+
+
+def default_deferrable() -> bool:
+    """``True`` unless ``[operators] default_deferrable`` is set explicitly (env or airflow.cfg)."""
+    explicit = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ or ConfigParser.has_option(
+        conf, "operators", "default_deferrable"
+    )
+    return conf.getboolean("operators", "default_deferrable") if explicit else True
+
+
+def storage_path(path: Any, conn_id: str | None = None) -> Any:
+    """A local path as is; a URL string (``s3://...``) as an ``ObjectStoragePath``."""
+    if isinstance(path, str) and "://" in path and not path.startswith("file://"):
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(path, conn_id=conn_id)
+    return path
+
+
+def _raise_event_error(event: dict[str, Any]) -> None:
+    state = str(event.get("state", ""))
+    cls = BulkJobTimeoutError if event.get("timeout") else BulkJobError
+    raise cls(
+        str(event.get("kind", "")),
+        str(event.get("job_id", "")),
+        state,
+        str(event.get("message", "")),
+        _STATE_HINTS.get(state, ""),
+    )
+
+
+class _BulkOperator(BaseOperator):
+    """What both Bulk operators share: the connection, polling, deferral and ``on_kill``."""
+
+    _kind = ""
+
+    def __init__(
+        self,
+        *,
+        salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        job_timeout: float = DEFAULT_TIMEOUT,
+        keep_job: bool = False,
+        storage_conn_id: str | None = None,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.salesforce_conn_id = salesforce_conn_id
+        self.poll_interval = poll_interval
+        self.job_timeout = job_timeout
+        self.keep_job = keep_job
+        self.storage_conn_id = storage_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._job_ids: list[str] = []
+
+    def _client(self):
+        return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id).get_conn()
+
+    def _remember(self, job_id: str) -> None:
+        self._job_ids.append(job_id)
+
+    def _defer(self, job_ids: Sequence[str], **next_kwargs: Any) -> NoReturn:
+        trigger = SalesforceBulkJobTrigger(
+            salesforce_conn_id=self.salesforce_conn_id,
+            job_ids=list(job_ids),
+            kind=self._kind,
+            poll_interval=self.poll_interval,
+            deadline=time.time() + self.job_timeout,
+        )
+        self.defer(trigger=trigger, method_name="execute_complete", kwargs=next_kwargs or None)
+
+    def on_kill(self) -> None:
+        """Abort the job(s) this task started, so Salesforce stops working for nobody."""
+        if not self._job_ids:
+            return
+        client = self._client()
+        for job_id in self._job_ids:
+            if abort_job(client, self._kind, job_id):
+                self.log.warning("Aborted Bulk %s job %s (task killed)", self._kind, job_id)
+
+
+class SalesforceBulkQueryOperator(_BulkOperator):
+    """Run a SOQL query as a Bulk API 2.0 job and stream the results to a file.
+
+    :param soql: the query (templated).
+    :param path: local path or object-storage URL/``ObjectStoragePath`` (templated).
+    :param format: ``csv`` (Salesforce's bytes passed through), ``jsonl`` or ``parquet`` (typed from
+        describe) (templated).
+    :param include_deleted: ``queryAll``: also deleted and archived records.
+    :param max_records: rows per result chunk (Salesforce's ``maxRecords``); bounds memory for
+        JSONL/Parquet conversion. Default: Salesforce's choice.
+    :param field_types: column -> Salesforce type, to type JSONL/Parquet without describe calls.
+    :param poll_interval: seconds before the first job-state poll (backing off to 30 s).
+    :param job_timeout: seconds the job may run before it is aborted.
+    :param keep_job: keep the job (and its stored results) in Salesforce instead of deleting it.
+    :param storage_conn_id: Airflow connection for an object-storage ``path`` given as a URL.
+    :param deferrable: wait in the triggerer (default, see the module doc) or in the worker.
+
+    Returns (XCom) ``{"job_id", "rows", "path", "format", "columns"}``.
+    """
+
+    template_fields: Sequence[str] = ("soql", "path", "format")
+    template_fields_renderers = {"soql": "sql"}
+    ui_color = "#c7e6fb"
+    _kind = QUERY
+
+    def __init__(
+        self,
+        *,
+        soql: str,
+        path: Any,
+        format: str = "csv",
+        include_deleted: bool = False,
+        max_records: int | None = None,
+        field_types: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.soql = soql
+        self.path = path
+        self.format = format
+        self.include_deleted = include_deleted
+        self.max_records = max_records
+        self.field_types = field_types
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        fmt = query_format(self.format)
+        client = self._client()
+        path = storage_path(self.path, self.storage_conn_id)
+        if not self.deferrable:
+            return query_to_file(
+                client,
+                self.soql,
+                path,
+                fmt,
+                include_deleted=self.include_deleted,
+                max_records=self.max_records,
+                poll_interval=self.poll_interval,
+                timeout=self.job_timeout,
+                field_types=self.field_types,
+                keep_job=self.keep_job,
+                on_job=self._remember,
+            )
+        job_id = create_query_job(client, self.soql, self.include_deleted)
+        self._remember(job_id)
+        self._defer([job_id])
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Back from the triggerer: the job is complete (or not); download its results."""
+        if event.get("status") != "success":
+            _raise_event_error(event)
+        job_id = event["job_ids"][0]
+        self._job_ids = [job_id]
+        client = self._client()
+        result = download_results(
+            client,
+            job_id,
+            storage_path(self.path, self.storage_conn_id),
+            self.format,
+            self.soql,
+            self.max_records,
+            self.field_types,
+        )
+        if not self.keep_job:
+            delete_job(client, QUERY, job_id)
+        return result
+
+
+class SalesforceBulkIngestOperator(_BulkOperator):
+    """Load a CSV file with Bulk API 2.0 and keep Salesforce's per-record outcome as files.
+
+    :param sobject: the object, e.g. ``Account`` (templated).
+    :param operation: ``insert``, ``update``, ``upsert``, ``delete`` or ``hardDelete`` (templated).
+    :param path: local path or object-storage URL/``ObjectStoragePath`` of the CSV (templated);
+        streamed and split into uploads under Salesforce's size limit.
+    :param external_id_field: for ``upsert``: the External ID field's API name (templated).
+    :param results_dir: where ``<name>.successfulResults.csv``, ``.failedResults.csv`` and
+        ``.unprocessedrecords.csv`` go (templated); default next to the input.
+    :param max_failed_records: how many rejected records are tolerated: a count (``0``, the
+        default: any failure fails the task) or a percentage of the records sent (``"5%"``).
+        Above it the task fails naming the failedResults file and the first error codes; at or
+        below it the task succeeds and still logs and returns them.
+    :param max_upload_bytes: upload size limit per job (default 100 MB of raw CSV).
+
+    Returns (XCom) ``{"object", "operation", "job_ids", "records", "processed", "succeeded",
+    "failed", "unprocessed", "success_path", "failed_path", "unprocessed_path", "first_errors"}``.
+    When the task fails on ``max_failed_records`` the same summary is pushed under the XCom key
+    ``ingest_summary``.
+    """
+
+    template_fields: Sequence[str] = (
+        "sobject",
+        "operation",
+        "path",
+        "external_id_field",
+        "results_dir",
+        "max_failed_records",
+    )
+    ui_color = "#c7e6fb"
+    _kind = INGEST
+
+    def __init__(
+        self,
+        *,
+        sobject: str,
+        operation: str,
+        path: Any,
+        external_id_field: str | None = None,
+        results_dir: Any = None,
+        max_failed_records: int | str = 0,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sobject = sobject
+        self.operation = operation
+        self.path = path
+        self.external_id_field = external_id_field
+        self.results_dir = results_dir
+        self.max_failed_records = max_failed_records
+        self.max_upload_bytes = max_upload_bytes
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        failed_records_limit(self.max_failed_records, 0)  # a bad setting fails before any upload
+        client = self._client()
+        source = storage_path(self.path, self.storage_conn_id)
+        if not self.deferrable:
+            try:
+                summary = ingest_file(
+                    client,
+                    self.sobject,
+                    self.operation,
+                    source,
+                    external_id_field=self.external_id_field,
+                    results_dir=storage_path(self.results_dir, self.storage_conn_id),
+                    poll_interval=self.poll_interval,
+                    timeout=self.job_timeout,
+                    keep_job=self.keep_job,
+                    max_failed_records=self.max_failed_records,
+                    max_upload_bytes=self.max_upload_bytes,
+                    on_job=self._remember,
+                )
+            except TooManyFailedRecordsError as exc:
+                self._report_failure(context, exc.summary)
+                raise
+            return self._report(summary)
+        job_ids, submitted = start_ingest(
+            client,
+            self.sobject,
+            self.operation,
+            source,
+            self.external_id_field,
+            self.max_upload_bytes,
+            on_job=self._remember,
+        )
+        if not job_ids:
+            self.log.warning("%s holds no records: nothing was loaded", self.path)
+        self._defer(job_ids, submitted=submitted)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], submitted: int = 0
+    ) -> dict[str, Any]:
+        """Back from the triggerer: save the result files, then judge the failures."""
+        if event.get("status") != "success":
+            _raise_event_error(event)
+        job_ids = list(event["job_ids"])
+        self._job_ids = job_ids
+        client = self._client()
+        summary = collect_ingest_results(
+            client,
+            self.sobject,
+            self.operation,
+            job_ids,
+            storage_path(self.path, self.storage_conn_id),
+            submitted,
+            storage_path(self.results_dir, self.storage_conn_id),
+            event.get("jobs"),
+        )
+        if not self.keep_job:
+            for job_id in job_ids:
+                delete_job(client, INGEST, job_id)
+        try:
+            check_failed_records(summary, self.max_failed_records)
+        except TooManyFailedRecordsError:
+            self._report_failure(context, summary)
+            raise
+        return self._report(summary)
+
+    def _report(self, summary: dict[str, Any]) -> dict[str, Any]:
+        if summary["failed"]:
+            self.log.warning(
+                "%d of %d records were rejected (within max_failed_records=%s); first error "
+                "codes: %s; rows with sf__Error in %s",
+                summary["failed"],
+                summary["records"],
+                self.max_failed_records,
+                summary["first_errors"],
+                summary["failed_path"],
+            )
+        return summary
+
+    def _report_failure(self, context: Context, summary: dict[str, Any]) -> None:
+        ti = context.get("ti") if context else None
+        if ti is not None:
+            ti.xcom_push(key="ingest_summary", value=summary)

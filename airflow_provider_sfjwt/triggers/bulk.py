@@ -1,0 +1,163 @@
+"""Trigger that waits for Bulk API 2.0 jobs in the triggerer, without holding a worker slot.
+
+The triggerer runs many triggers on one event loop, so nothing here may block it: the
+connection lookup, key loading, token exchange and every HTTP poll run in a worker thread
+(``asyncio.to_thread``) and the loop only ever awaits. No new dependency is needed for that.
+
+What is serialised (and so stored in the metadata DB) is only the connection id, the job ids,
+their kind, the poll interval and the deadline: never a key, token or assertion. The triggerer
+builds its own hook from the connection id, exactly as a worker does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_sfjwt.salesforce.bulk import (
+    DEFAULT_POLL_INTERVAL,
+    JOB_KINDS,
+    TERMINAL_STATES,
+    abort_quietly,
+    get_job,
+    poll_delays,
+)
+from airflow_provider_sfjwt.salesforce.client import SalesforceClient
+
+
+class SalesforceBulkJobTrigger(BaseTrigger):
+    """Poll one or more Bulk API 2.0 jobs of one kind until all complete, one fails, or time runs out.
+
+    :param salesforce_conn_id: connection of type ``salesforce_jwt``.
+    :param job_ids: ids of jobs of the same kind (an ingest split into several uploads has several).
+    :param kind: ``"query"`` or ``"ingest"``.
+    :param poll_interval: seconds before the first poll; later polls back off to 30 s at most.
+    :param deadline: Unix time after which unfinished jobs are aborted. Absolute, so a triggerer
+        restart does not grant a job a fresh timeout.
+
+    Yields one event: ``{"status": "success", "kind", "job_ids", "jobs": [...]}`` or
+    ``{"status": "error", "kind", "job_ids", "job_id", "state", "message", "timeout": bool}``,
+    where ``jobs`` holds each job's state and record counts (no secrets, a few numbers each).
+    """
+
+    def __init__(
+        self,
+        salesforce_conn_id: str,
+        job_ids: Sequence[str],
+        kind: str,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        deadline: float | None = None,
+    ) -> None:
+        super().__init__()
+        if kind not in JOB_KINDS:
+            raise ValueError(f"kind must be 'query' or 'ingest', not {kind!r}")
+        self.salesforce_conn_id = salesforce_conn_id
+        self.job_ids = list(job_ids)
+        self.kind = kind
+        self.poll_interval = float(poll_interval)
+        self.deadline = deadline
+        self._client: SalesforceClient | None = None
+        self._pending: list[str] = list(self.job_ids)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "salesforce_conn_id": self.salesforce_conn_id,
+                "job_ids": list(self.job_ids),
+                "kind": self.kind,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+            },
+        )
+
+    def _make_client(self) -> SalesforceClient:
+        from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+
+        return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id).get_conn()
+
+    async def _get_client(self) -> SalesforceClient:
+        if self._client is None:
+            self._client = await asyncio.to_thread(self._make_client)
+        return self._client
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        client = await self._get_client()
+        delays = poll_delays(self.poll_interval)
+        jobs: dict[str, dict[str, Any]] = {}
+        while self._pending:
+            for job_id in list(self._pending):
+                info = await asyncio.to_thread(get_job, client, self.kind, job_id)
+                state = str(info.get("state", ""))
+                if state not in TERMINAL_STATES:
+                    continue
+                if state != "JobComplete":
+                    self._pending.remove(job_id)
+                    await self._abort_pending(client)
+                    yield self._error(job_id, state, str(info.get("errorMessage") or ""))
+                    return
+                self._pending.remove(job_id)
+                jobs[job_id] = _job_numbers(info)
+            if not self._pending:
+                break
+            wait = next(delays)
+            if self.deadline is not None:
+                remaining = self.deadline - time.time()
+                if remaining <= 0:
+                    job_id = self._pending[0]
+                    await self._abort_pending(client)
+                    yield self._error(
+                        job_id,
+                        "Aborted",
+                        "not finished by the operator's job_timeout, so it was aborted",
+                        timeout=True,
+                    )
+                    return
+                wait = min(wait, remaining)
+            self.log.info(
+                "Bulk %s job(s) %s not finished; next poll in %.1f s",
+                self.kind,
+                ", ".join(self._pending),
+                wait,
+            )
+            await asyncio.sleep(wait)
+        yield TriggerEvent(
+            {
+                "status": "success",
+                "kind": self.kind,
+                "job_ids": self.job_ids,
+                "jobs": [jobs[j] for j in self.job_ids],
+            }
+        )
+
+    def _error(self, job_id: str, state: str, message: str, timeout: bool = False) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": "error",
+                "kind": self.kind,
+                "job_ids": self.job_ids,
+                "job_id": job_id,
+                "state": state,
+                "message": message,
+                "timeout": timeout,
+            }
+        )
+
+    async def _abort_pending(self, client: SalesforceClient) -> None:
+        for job_id in list(self._pending):
+            await asyncio.to_thread(abort_quietly, client, self.kind, job_id)
+        self._pending.clear()
+
+    async def on_kill(self) -> None:
+        """The user killed the deferred task: abort the jobs it was waiting for."""
+        if self._pending:
+            await self._abort_pending(await self._get_client())
+
+
+def _job_numbers(info: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "state", "numberRecordsProcessed", "numberRecordsFailed", "totalProcessingTime")
+    return {k: info[k] for k in keys if k in info}
