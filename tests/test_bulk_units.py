@@ -1,0 +1,126 @@
+"""Bulk API 2.0 pieces that need no Salesforce: settings parsing, messages, serialisation."""
+
+from __future__ import annotations
+
+import importlib
+from itertools import islice
+
+import pytest
+
+from airflow_provider_sfjwt.salesforce.bulk import (
+    BulkJobError,
+    TooManyFailedRecordsError,
+    check_failed_records,
+    failed_records_limit,
+    poll_delays,
+    raise_for_state,
+)
+
+
+@pytest.mark.parametrize(
+    ("setting", "submitted", "limit"),
+    [
+        (0, 1000, 0),
+        (25, 1000, 25),
+        ("25", 10, 25),
+        ("5%", 1000, 50),
+        (" 12.5% ", 80, 10),
+        ("0%", 5, 0),
+        (None, 9, None),
+    ],
+)
+def test_max_failed_records_count_or_percent(setting, submitted, limit):
+    assert failed_records_limit(setting, submitted) == limit
+
+
+@pytest.mark.parametrize("setting", ["-1", "ten", "150%", "%", "-5%"])
+def test_bad_max_failed_records_names_the_setting(setting):
+    with pytest.raises(ValueError, match="max_failed_records must be a count .* or a percentage"):
+        failed_records_limit(setting, 100)
+
+
+def _summary(failed: int) -> dict:
+    return {
+        "object": "Contact",
+        "operation": "upsert",
+        "records": 200,
+        "processed": 200,
+        "failed": failed,
+        "failed_path": "/data/contacts.failedResults.csv",
+        "first_errors": {"REQUIRED_FIELD_MISSING": failed},
+    }
+
+
+def test_failures_at_the_limit_pass_and_above_it_fail_with_file_and_codes():
+    check_failed_records(_summary(10), "5%")
+    check_failed_records(_summary(10), 10)
+    with pytest.raises(TooManyFailedRecordsError) as err:
+        check_failed_records(_summary(11), "5%")
+    text = str(err.value)
+    assert "rejected 11" in text and "max_failed_records=5% (10 records)" in text
+    assert "/data/contacts.failedResults.csv" in text
+    assert "REQUIRED_FIELD_MISSING x11" in text
+    assert err.value.summary["failed"] == 11
+
+
+def test_failed_and_aborted_states_raise_with_job_id_and_message():
+    raise_for_state("query", {"id": "750A", "state": "JobComplete"})
+    with pytest.raises(BulkJobError) as err:
+        raise_for_state("query", {"id": "750A", "state": "Failed", "errorMessage": "bad SOQL"})
+    assert "query job 750A ended Failed: bad SOQL" in str(err.value)
+    assert err.value.job_id == "750A" and err.value.state == "Failed"
+    with pytest.raises(BulkJobError, match="(?s)ingest job 750B ended Aborted .*What to do"):
+        raise_for_state("ingest", {"id": "750B", "state": "Aborted"})
+
+
+def test_polling_backs_off_to_a_ceiling():
+    assert list(islice(poll_delays(2.0, 5.0), 5)) == [2.0, 3.0, 4.5, 5.0, 5.0]
+    assert list(islice(poll_delays(0.0, 1.0), 3)) == [0.0, 0.0, 0.0]
+
+
+def test_trigger_serialises_only_ids_and_timing():
+    from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
+
+    trigger = SalesforceBulkJobTrigger("sf_conn", ["750A", "750B"], "ingest", 0.5, 1234.0)
+    classpath, kwargs = trigger.serialize()
+    assert kwargs == {
+        "salesforce_conn_id": "sf_conn",
+        "job_ids": ["750A", "750B"],
+        "kind": "ingest",
+        "poll_interval": 0.5,
+        "deadline": 1234.0,
+    }
+    module, name = classpath.rsplit(".", 1)
+    again = getattr(importlib.import_module(module), name)(**kwargs)
+    assert again.serialize() == (classpath, kwargs)
+    with pytest.raises(ValueError, match="kind must be"):
+        SalesforceBulkJobTrigger("sf_conn", ["750A"], "batch")
+
+
+def test_deferrable_by_default_unless_default_deferrable_is_set(monkeypatch):
+    from airflow_provider_sfjwt.operators import SalesforceBulkQueryOperator
+
+    def op(**kwargs):
+        return SalesforceBulkQueryOperator(
+            task_id="q", soql="SELECT Id FROM Account", path="/x.csv", **kwargs
+        )
+
+    monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
+    assert op().deferrable is True
+    assert op(deferrable=False).deferrable is False
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "false")
+    assert op().deferrable is False
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "true")
+    assert op().deferrable is True
+
+
+def test_operators_template_their_inputs():
+    from airflow_provider_sfjwt.operators import (
+        SalesforceBulkIngestOperator,
+        SalesforceBulkQueryOperator,
+    )
+
+    assert {"soql", "path", "format"} <= set(SalesforceBulkQueryOperator.template_fields)
+    assert {"sobject", "path", "results_dir", "max_failed_records"} <= set(
+        SalesforceBulkIngestOperator.template_fields
+    )
