@@ -1,0 +1,448 @@
+"""The ``sfjwt`` command: key pair, connection, diagnosis and a token for curl, one command each.
+
+A thin dispatcher: argument parsing and printing live here, the work in the core modules
+(``salesforce.keygen``, ``salesforce.connection_export``, ``salesforce.doctor``). Airflow is
+imported only when a command reads an Airflow connection or Variable (``--conn-id``,
+``variable:`` references), so ``sfjwt keygen`` works on a laptop without an Airflow setup.
+
+Exit codes: 0 success, 1 a check or the token exchange failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import os
+import shlex
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from airflow_provider_sfjwt.salesforce.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    SalesforceError,
+)
+
+DEFAULT_CONN_ID = "salesforce_jwt_default"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the command line itself (exit code 2)."""
+
+
+# --- Airflow access (lazy) -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _server_context() -> Iterator[None]:
+    """Look up connections as ``airflow connections test`` does: env vars, secrets backends and
+    the metadata database. A plain process would skip the database (see Airflow's
+    ``ensure_secrets_backend_loaded``); the previous value is restored afterwards."""
+    old = os.environ.get("_AIRFLOW_PROCESS_CONTEXT")
+    os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("_AIRFLOW_PROCESS_CONTEXT", None)
+        else:
+            os.environ["_AIRFLOW_PROCESS_CONTEXT"] = old
+
+
+def airflow_variable(name: str) -> str | None:
+    """An Airflow Variable (so any secrets backend), for ``variable:`` key references."""
+    with _server_context():
+        from airflow.sdk import Variable
+
+        try:
+            return Variable.get(name)
+        except Exception:  # KeyError subclass or AirflowNotFoundException
+            return None
+
+
+def airflow_connection(conn_id: str) -> dict[str, Any]:
+    """host / login / password / extra of an Airflow connection, wherever it is stored."""
+    with _server_context():
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = Connection.get(conn_id)
+        except AirflowNotFoundException:
+            raise UsageError(
+                f"Airflow connection {conn_id!r} was not found in AIRFLOW_CONN_{conn_id.upper()}, "
+                "the configured secrets backend or the metadata database. Check the id, or pass "
+                "the values as flags (sfjwt doctor --help)."
+            ) from None
+    if conn.conn_type and conn.conn_type != "salesforce_jwt":
+        print(
+            f"note: connection {conn_id!r} has type {conn.conn_type!r}, not 'salesforce_jwt'",
+            file=sys.stderr,
+        )
+    return {
+        "host": conn.host,
+        "login": conn.login,
+        "password": conn.password,
+        "extra": dict(conn.extra_dejson),
+    }
+
+
+# --- connection input shared by doctor and token ---------------------------------------------
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("connection values (override the Airflow connection's)")
+    g.add_argument(
+        "--login-url", help="https://login.salesforce.com, test.salesforce.com or My Domain"
+    )
+    g.add_argument("--username", help="the integration user's Salesforce username (JWT sub)")
+    g.add_argument("--consumer-key", help="the app's Consumer Key (JWT iss)")
+    g.add_argument("--key-file", help="the RSA private key (PEM)")
+    g.add_argument(
+        "--passphrase-env", metavar="VAR", help="environment variable with the key passphrase"
+    )
+    g.add_argument("--audience", help="JWT aud (default: derived from the Login URL)")
+    g.add_argument("--cert", help="the certificate uploaded to the app (PEM)")
+    g.add_argument("--api-version", help="REST API version, e.g. 66.0")
+
+
+def connection_input(args: argparse.Namespace) -> dict[str, Any]:
+    """The connection's raw fields: from --conn-id if given, then overridden by flags."""
+    from airflow_provider_sfjwt.salesforce.connection_export import passphrase_from_env
+
+    if args.conn_id:
+        fields = airflow_connection(args.conn_id)
+    elif not (args.login_url or args.username or args.consumer_key or args.key_file):
+        fields = airflow_connection(DEFAULT_CONN_ID)
+    else:
+        fields = {"host": None, "login": None, "password": None, "extra": {}}
+    extra = dict(fields["extra"])
+    if args.login_url:
+        fields["host"] = args.login_url
+    if args.username:
+        fields["login"] = args.username
+    if args.passphrase_env:
+        fields["password"] = passphrase_from_env(args.passphrase_env)
+    if args.consumer_key:
+        extra["consumer_key"] = args.consumer_key
+    if args.key_file:
+        extra.pop("private_key", None)
+        extra["private_key_ref"] = "file:" + os.path.abspath(os.path.expanduser(args.key_file))
+    if args.cert:
+        extra["certificate"] = "file:" + os.path.abspath(os.path.expanduser(args.cert))
+    if args.audience:
+        extra["audience"] = args.audience
+    if args.api_version:
+        extra["api_version"] = args.api_version
+    fields["extra"] = extra
+    return fields
+
+
+def _source(args: argparse.Namespace) -> str:
+    if args.conn_id:
+        return f"Airflow connection {args.conn_id!r}"
+    if args.login_url or args.username or args.consumer_key or args.key_file:
+        return "command-line flags"
+    return f"Airflow connection {DEFAULT_CONN_ID!r}"
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def _keygen_passphrase(args: argparse.Namespace) -> str | None:
+    from airflow_provider_sfjwt.salesforce.connection_export import passphrase_from_env
+
+    if args.passphrase_env:
+        return passphrase_from_env(args.passphrase_env)
+    if not args.encrypt:
+        return None
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "--encrypt prompts for the passphrase on a terminal; use --passphrase-env VAR instead"
+        )
+    first = getpass.getpass("Key passphrase: ")
+    if len(first) < 8:
+        raise UsageError("the passphrase needs at least 8 characters")
+    if getpass.getpass("Repeat the passphrase: ") != first:
+        raise UsageError("the two passphrases differ")
+    return first
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from airflow_provider_sfjwt.salesforce import keygen
+
+    passphrase = _keygen_passphrase(args)
+    subject = (
+        keygen.parse_subject(args.subject) if args.subject else keygen.default_subject(args.cn)
+    )
+    if args.reuse_key:
+        files = keygen.renew_certificate(
+            args.reuse_key,
+            args.cert,
+            subject=subject,
+            days=args.days,
+            passphrase=passphrase,
+            force=args.force,
+        )
+        print(f"Kept private key   {files.key_path}  (RSA {files.bits})")
+    else:
+        files = keygen.write_key_pair(
+            args.key,
+            args.cert,
+            bits=args.bits,
+            subject=subject,
+            days=args.days,
+            passphrase=passphrase,
+            force=args.force,
+        )
+        state = "encrypted" if files.encrypted else "not encrypted"
+        print(
+            f"Wrote private key  {files.key_path}  (RSA {files.bits}, PKCS#8, {state}, mode 0600)"
+        )
+    info = files.certificate
+    print(f"Wrote certificate  {files.cert_path}  ({info.subject})")
+    print(f"Fingerprint        SHA-256 {info.fingerprint_sha256}")
+    print(f"Expires            {info.not_after:%Y-%m-%d %H:%M} UTC ({round(info.days_left())} days)")
+    warning = keygen.git_exposure(files.key_path)
+    if warning:
+        print(f"\nWARNING: {warning}.", file=sys.stderr)
+    print("\nNext steps:")
+    for line in keygen.next_steps(files):
+        print(("  " if line.startswith("  ") else "- ") + line.strip())
+    return EXIT_OK
+
+
+def cmd_connection(args: argparse.Namespace) -> int:
+    from airflow_provider_sfjwt.salesforce.connection_export import (
+        build_connection,
+        passphrase_from_env,
+    )
+
+    needs_variable = (args.key_ref or "").startswith("variable:") and not args.key_file
+    export = build_connection(
+        args.conn_id,
+        login_url=args.login_url,
+        username=args.username,
+        consumer_key=args.consumer_key,
+        key_file=args.key_file,
+        key_ref=args.key_ref,
+        passphrase=passphrase_from_env(args.passphrase_env),
+        passphrase_env=args.passphrase_env,
+        certificate_file=args.cert,
+        audience=args.audience,
+        api_version=args.api_version,
+        inline_secrets=args.inline_key,
+        get_variable=airflow_variable if needs_variable else None,
+    )
+    if args.json:
+        print(json.dumps(export.as_dict(), indent=2))
+        return EXIT_OK
+    print("# 1. Metadata database (Airflow UI lists it):")
+    print(export.airflow_cli())
+    print("\n# 2. Environment variable (workers, scheduler and API server):")
+    print(f"export {export.env_name}={shlex.quote(export.env_value())}")
+    print(
+        f"\n# 3. Secrets backend: store this JSON under the connections prefix, e.g. "
+        f"airflow/connections/{export.conn_id}:"
+    )
+    print(json.dumps(export.document(), indent=2))
+    if export.notes:
+        print()
+        for note in export.notes:
+            print(f"note: {note}")
+    print(f"\nThen check it end to end: sfjwt doctor --conn-id {export.conn_id}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from airflow_provider_sfjwt.salesforce import doctor
+
+    fields = connection_input(args)
+    inp = doctor.DoctorInput(
+        host=fields["host"],
+        login=fields["login"],
+        password=fields["password"],
+        extra=fields["extra"],
+        get_variable=airflow_variable,
+    )
+    results = doctor.run_doctor(inp)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        print(doctor.render_text(results, f"sfjwt doctor: {_source(args)}"))
+    return doctor.exit_code(results)
+
+
+def mask_token(token: str) -> str:
+    return f"{token[:5]}...(masked, {len(token)} characters; --show prints it)"
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from airflow_provider_sfjwt.salesforce.auth import TokenCache
+    from airflow_provider_sfjwt.salesforce.client import SalesforceClient
+    from airflow_provider_sfjwt.salesforce.settings import parse_connection
+
+    fields = connection_input(args)
+    settings = parse_connection(**fields, get_variable=airflow_variable)
+    client = SalesforceClient(settings, cache=TokenCache())
+    try:
+        token = client.auth.token()
+    finally:
+        client.close()
+    print(f"export SF_INSTANCE_URL={token.instance_url}")
+    if args.show:
+        print(f"export SF_ACCESS_TOKEN={token.access_token}")
+    else:
+        print(f"# SF_ACCESS_TOKEN={mask_token(token.access_token)}")
+    print(
+        f'# curl -H "Authorization: Bearer $SF_ACCESS_TOKEN" '
+        f'"$SF_INSTANCE_URL/services/data/v{settings.api_version}/limits"'
+    )
+    return EXIT_OK
+
+
+def cmd_emulator(argv: Sequence[str]) -> int:
+    from airflow_provider_sfjwt.testing.__main__ import main as emulator_main
+
+    return emulator_main(list(argv)) or EXIT_OK
+
+
+_FLAGS = {
+    "host": "--login-url",
+    "login": "--username",
+    "consumer_key": "--consumer-key",
+    "private_key": "--key-file",
+    "private_key_ref": "--key-ref",
+    "password": "--passphrase-env",
+    "certificate": "--cert",
+    "api_version": "--api-version",
+}
+
+
+def _config_message(exc: ConfigurationError, command: str) -> str:
+    """keygen and connection take flags, not connection fields: name the flag to change."""
+    if command not in ("keygen", "connection"):
+        return str(exc)
+    flag = _FLAGS.get(exc.field, "--" + exc.field.replace("_", "-"))
+    fix = exc.fix
+    if exc.field == "password":
+        fix = "pass --passphrase-env VAR with the key's passphrase in $VAR"
+    return f"{flag} {exc.problem}." + (f" Fix: {fix}." if fix else "")
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sfjwt",
+        description="Salesforce JWT Bearer toolkit for Airflow: keys, connections, diagnosis.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("keygen", help="make an RSA key and the certificate to upload to the app")
+    p.add_argument(
+        "--key", default="salesforce_jwt.key", help="private key file to write (mode 0600)"
+    )
+    p.add_argument("--cert", default="salesforce_jwt.crt", help="certificate file to write")
+    p.add_argument("--bits", type=int, choices=(2048, 3072, 4096), default=2048)
+    name = p.add_mutually_exclusive_group()
+    name.add_argument("--cn", default="airflow-salesforce-jwt", help="certificate common name")
+    name.add_argument("--subject", help="full subject, e.g. /C=US/O=Acme/CN=airflow-salesforce")
+    p.add_argument("--days", type=int, default=365, help="certificate validity (default 365)")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--encrypt", action="store_true", help="encrypt the key; prompt for the passphrase"
+    )
+    secret.add_argument(
+        "--passphrase-env", metavar="VAR", help="encrypt the key with the passphrase in $VAR"
+    )
+    p.add_argument(
+        "--reuse-key",
+        metavar="KEY",
+        help="renew only the certificate, for this existing key (rotation without downtime)",
+    )
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("connection", help="print the Airflow connection in three forms")
+    p.add_argument(
+        "--conn-id", default=DEFAULT_CONN_ID, help=f"connection id (default {DEFAULT_CONN_ID})"
+    )
+    p.add_argument("--login-url", required=True)
+    p.add_argument("--username", required=True)
+    p.add_argument("--consumer-key", required=True)
+    p.add_argument("--key-file", help="the private key (checked here; stored as file: reference)")
+    p.add_argument(
+        "--key-ref",
+        help="store this reference instead: file:/path/on/workers, env:VAR, variable:NAME",
+    )
+    p.add_argument(
+        "--passphrase-env", metavar="VAR", help="environment variable with the key passphrase"
+    )
+    p.add_argument(
+        "--cert", help="the certificate uploaded to the app (stored inline: it is public)"
+    )
+    p.add_argument("--audience")
+    p.add_argument("--api-version")
+    p.add_argument(
+        "--inline-key", action="store_true", help="put the key (and passphrase) in the output"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object with all three forms")
+    p.set_defaults(func=cmd_connection)
+
+    p = sub.add_parser("doctor", help="run the troubleshooting checklist against a connection")
+    p.add_argument(
+        "--conn-id",
+        help=f"Airflow connection to check (default {DEFAULT_CONN_ID} when no values are given)",
+    )
+    _add_connection_flags(p)
+    p.add_argument(
+        "--json", action="store_true", help="a JSON list, one {name, status, detail, fix} per check"
+    )
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("token", help="print the instance URL and an access token for curl")
+    p.add_argument(
+        "--conn-id", help=f"Airflow connection (default {DEFAULT_CONN_ID} when no values are given)"
+    )
+    _add_connection_flags(p)
+    p.add_argument("--show", action="store_true", help="print the access token itself")
+    p.set_defaults(func=cmd_token)
+
+    sub.add_parser(
+        "emulator",
+        help="run the offline Salesforce emulator (sfjwt emulator --help)",
+        add_help=False,
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["emulator"]:
+        return cmd_emulator(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"sfjwt {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigurationError as exc:
+        print(f"sfjwt {args.command}: {_config_message(exc, args.command)}", file=sys.stderr)
+        return EXIT_USAGE
+    except AuthenticationError as exc:
+        print(f"sfjwt {args.command}: {exc}\n(sfjwt doctor checks each of these)", file=sys.stderr)
+        return EXIT_FAILED
+    except SalesforceError as exc:
+        print(f"sfjwt {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
