@@ -1,0 +1,773 @@
+"""Bulk API 2.0: query jobs (CSV results with locators) and ingest jobs (CSV in, result CSVs out).
+
+Jobs move through their states on successive polls (``bulk_poll_transitions``) so clients exercise
+their polling loop without waiting seconds. Ingest uploads are streamed to a temporary file and
+processed row by row in a worker thread, so a million-row upload needs little server memory;
+result files are streamed back the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import gzip
+import io
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from . import encode, soql, writes
+from .ids import BULK_JOB_PREFIX, make_id, normalize_id
+from .store import STANDARD_SCHEMAS, Field, Table, normalize_date, normalize_datetime
+from .transport import ApiError, Request, Response
+
+if TYPE_CHECKING:
+    from .emulator import SalesforceEmulator
+
+DELIMITERS = {
+    "COMMA": ",",
+    "TAB": "\t",
+    "PIPE": "|",
+    "SEMICOLON": ";",
+    "CARET": "^",
+    "BACKQUOTE": "`",
+}
+LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
+INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
+BLOCK_ROWS = 20_000
+INTERNAL_BATCH = 10_000
+MAX_UPLOAD = 150 * 1024 * 1024
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str  # "query" | "ingest"
+    operation: str
+    object: str
+    version: str
+    created_by: str
+    created: str
+    delimiter: str = "COMMA"
+    line_ending: str = "LF"
+    state: str = "UploadComplete"
+    polls: int = 0
+    started: float = field(default_factory=time.monotonic)
+    fault: tuple[str, str] | None = None
+    error_message: str | None = None
+    modstamp: str = ""
+    # query
+    query: soql.Query | None = None
+    rows: Any = None
+    # ingest
+    external_id: str | None = None
+    upload: str | None = None
+    gzipped: bool = False
+    processed: int = 0
+    failed: int = 0
+    worker: threading.Thread | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+    abort_requested: bool = False
+    processing_ms: int = 0
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "operation": self.operation,
+            "object": self.object,
+            "createdById": self.created_by,
+            "createdDate": self.created,
+            "systemModstamp": self.modstamp or self.created,
+            "state": self.state,
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(self.version),
+            "lineEnding": self.line_ending,
+            "columnDelimiter": self.delimiter,
+        }
+        if self.kind == "query":
+            out.update(
+                {
+                    "jobType": "V2Query",
+                    "numberRecordsProcessed": len(self.rows) if self.state == "JobComplete" else 0,
+                    "retries": 0,
+                    "totalProcessingTime": 0 if self.state != "JobComplete" else 42,
+                    "isPkChunkingSupported": True,
+                }
+            )
+        else:
+            out.update(
+                {
+                    "jobType": "V2Ingest",
+                    "contentUrl": f"services/data/v{self.version}/jobs/ingest/{self.id}/batches",
+                    "externalIdFieldName": self.external_id,
+                    "numberRecordsProcessed": self.processed,
+                    "numberRecordsFailed": self.failed,
+                    "retries": 0,
+                    "totalProcessingTime": self.processing_ms,
+                    "apiActiveProcessingTime": self.processing_ms,
+                    "apexProcessingTime": 0,
+                }
+            )
+        if self.error_message:
+            out["errorMessage"] = self.error_message
+        return out
+
+
+def _locator(offset: int) -> str:
+    return base64.b64encode(str(offset).encode()).decode().rstrip("=")
+
+
+def _offset(locator: str) -> int | None:
+    if not locator:
+        return 0
+    try:
+        text = base64.b64decode(locator + "=" * (-len(locator) % 4)).decode()
+        return int(text) if text.isdigit() else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _job_error(message: str, code: str = "INVALIDJOB", status: int = 400) -> ApiError:
+    return ApiError(status, code, message)
+
+
+class Bulk:
+    """All Bulk API 2.0 jobs of the org."""
+
+    def __init__(self, emu: SalesforceEmulator) -> None:
+        self.emu = emu
+        self.lock = threading.Lock()
+        self.jobs: dict[str, Job] = {}
+        self.counter = 1
+        self.created = {"query": 0, "ingest": 0}
+        self.max_upload_bytes = MAX_UPLOAD
+        self.default_max_records = 100_000
+        self._dir: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.created)
+
+    def tempdir(self) -> str:
+        with self.lock:
+            if self._dir is None:
+                self._dir = tempfile.mkdtemp(prefix="sfemu-bulk-")
+            return self._dir
+
+    def close(self) -> None:
+        for job in list(self.jobs.values()):
+            job.abort_requested = True
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    # ------------------------------------------------------------------ routing
+    def handle(self, req: Request, parts: list[str]) -> Response:
+        if len(parts) < 2 or parts[1] not in ("query", "ingest"):
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        kind = parts[1]
+        if len(parts) == 2:
+            if req.method == "POST":
+                return self._create(req, kind)
+            if req.method == "GET":
+                jobs = [j.info() for j in self.jobs.values() if j.kind == kind]
+                return Response.json(200, {"done": True, "records": jobs, "nextRecordsUrl": None})
+            raise ApiError(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{req.method}' not allowed. Allowed are GET,POST",
+            )
+        job = self.jobs.get(parts[2])
+        if job is None or job.kind != kind:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        if len(parts) == 3:
+            if req.method == "GET":
+                self._advance(job)
+                return Response.json(200, job.info())
+            if req.method == "PATCH":
+                return self._patch(req, job)
+            if req.method == "DELETE":
+                return self._delete(job)
+            raise ApiError(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{req.method}' not allowed. Allowed are GET,PATCH,DELETE",
+            )
+        sub = parts[3]
+        if kind == "query" and sub == "results" and req.method == "GET":
+            return self._query_results(req, job)
+        if kind == "query" and sub == "resultPages" and req.method == "GET":
+            return self._result_pages(req, job)
+        if kind == "ingest" and sub == "batches" and req.method == "PUT":
+            return self._upload(req, job)
+        if (
+            kind == "ingest"
+            and req.method == "GET"
+            and sub
+            in (
+                "successfulResults",
+                "failedResults",
+                "unprocessedrecords",
+            )
+        ):
+            return self._ingest_results(job, sub)
+        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    # ------------------------------------------------------------------ jobs
+    def _create(self, req: Request, kind: str) -> Response:
+        body = req.json()
+        if not isinstance(body, dict):
+            raise _job_error("Invalid job definition: expected a JSON object")
+        delimiter = body.get("columnDelimiter") or "COMMA"
+        line_ending = body.get("lineEnding") or "LF"
+        if delimiter not in DELIMITERS:
+            raise _job_error(f"Invalid column delimiter: {delimiter}")
+        if line_ending not in LINE_ENDINGS:
+            raise _job_error(f"Invalid line ending: {line_ending}")
+        if (body.get("contentType") or "CSV") != "CSV":
+            raise _job_error("Only contentType CSV is supported")
+        emu = self.emu
+        owner = req.session.user.user_id if req.session is not None else ""
+        with self.lock:
+            job_id = make_id(BULK_JOB_PREFIX, self.counter)
+            self.counter += 1
+        now = emu.now_datetime()
+        if kind == "query":
+            operation = body.get("operation") or "query"
+            if operation not in ("query", "queryAll"):
+                raise _job_error(f"Invalid operation for a query job: {operation}")
+            text = body.get("query")
+            if not isinstance(text, str) or not text.strip():
+                raise _job_error("Query is required for a query job")
+            try:
+                q = soql.resolve(emu.store, soql.parse(text))
+            except soql.SoqlError as exc:
+                raise _job_error(f"Failed to process query: {exc.code}: {exc.message}") from None
+            if q.count or q.count_field:
+                raise _job_error("Aggregate queries are not supported by Bulk API 2.0 query jobs")
+            rows = soql.execute(emu.store, q, operation == "queryAll", _today(emu))
+            job = Job(
+                job_id,
+                kind,
+                operation,
+                q.sobject,
+                req.version or "",
+                owner,
+                now,
+                delimiter,
+                line_ending,
+            )
+            job.query, job.rows = q, rows
+        else:
+            operation = body.get("operation")
+            if operation not in INGEST_OPERATIONS:
+                raise _job_error(f"InvalidJob : Invalid operation: {operation}")
+            sobject = body.get("object")
+            table = emu.store.get(sobject) if isinstance(sobject, str) else None
+            if (
+                table is None
+                and isinstance(sobject, str)
+                and any(k.lower() == sobject.lower() for k in STANDARD_SCHEMAS)
+            ):
+                table = emu.store.table(sobject)
+            if table is None:
+                raise _job_error(
+                    f"InvalidJob : Entity '{sobject}' is not supported by the Bulk API.",
+                    "INVALIDENTITY",
+                )
+            ext = body.get("externalIdFieldName")
+            if operation == "upsert":
+                f = table.field(ext) if isinstance(ext, str) else None
+                if f is None or not (f.external_id or f.name == "Id"):
+                    raise _job_error(
+                        f"InvalidJob : External ID field {ext} is not an external id field of {table.name}"
+                    )
+                ext = f.name
+            job = Job(
+                job_id,
+                kind,
+                operation,
+                table.name,
+                req.version or "",
+                owner,
+                now,
+                delimiter,
+                line_ending,
+                state="Open",
+            )
+            job.external_id = ext if operation == "upsert" else None
+        job.fault = emu.faults.take_bulk(job_id, True)
+        with self.lock:
+            self.jobs[job_id] = job
+            self.created[kind] += 1
+        emu.stats._bump(f"bulk_{kind}_jobs")
+        return Response.json(200, job.info())
+
+    def _advance(self, job: Job) -> None:
+        """One poll: UploadComplete -> InProgress -> final state after enough polls."""
+        if job.state not in ("UploadComplete", "InProgress"):
+            return
+        if job.fault is None:
+            job.fault = self.emu.faults.take_bulk(job.id, False)
+        job.polls += 1
+        ready = job.polls >= self.emu.bulk_poll_transitions
+        ready = ready and time.monotonic() - job.started >= self.emu.bulk_processing_seconds
+        if job.kind == "ingest" and job.fault is None:
+            ready = ready and job.finished.is_set()
+        if not ready:
+            job.state = "InProgress"
+            return
+        job.modstamp = self.emu.now_datetime()
+        if job.fault is not None:
+            kind, message = job.fault
+            if kind == "abort":
+                job.state = "Aborted"
+            else:
+                job.state = "Failed"
+                job.error_message = message
+            job.abort_requested = True
+            if job.kind == "ingest":
+                self._write_unprocessed(job, 0)
+            return
+        job.state = "Failed" if job.error_message else "JobComplete"
+
+    def _patch(self, req: Request, job: Job) -> Response:
+        body = req.json()
+        state = body.get("state") if isinstance(body, dict) else None
+        if state == "Aborted":
+            if job.state in ("JobComplete", "Failed", "Aborted"):
+                raise _job_error(
+                    f"Job {job.id} is already in state {job.state} and cannot be aborted",
+                    "INVALIDJOBSTATE",
+                    409,
+                )
+            job.abort_requested = True
+            if job.kind == "ingest" and job.worker is None:
+                self._write_unprocessed(job, 0)
+            job.state = "Aborted"
+            job.modstamp = self.emu.now_datetime()
+            return Response.json(200, job.info())
+        if state == "UploadComplete" and job.kind == "ingest":
+            if job.state != "Open":
+                raise _job_error(
+                    f"Job {job.id} is not Open (state {job.state})", "INVALIDJOBSTATE", 409
+                )
+            job.state = "UploadComplete"
+            job.started = time.monotonic()
+            job.modstamp = self.emu.now_datetime()
+            if job.fault is None:
+                job.fault = self.emu.faults.take_bulk(job.id, False)
+            if job.fault is None:
+                job.worker = threading.Thread(
+                    target=self._process, args=(job,), daemon=True, name=f"sfemu-ingest-{job.id}"
+                )
+                job.worker.start()
+            return Response.json(200, job.info())
+        raise _job_error(f"Invalid state change to {state}", "INVALIDJOBSTATE", 400)
+
+    def _delete(self, job: Job) -> Response:
+        if (
+            job.state in ("UploadComplete", "InProgress")
+            and not job.finished.is_set()
+            and job.kind == "ingest"
+        ):
+            raise _job_error("A job that is in progress cannot be deleted", "INVALIDJOBSTATE", 409)
+        with self.lock:
+            self.jobs.pop(job.id, None)
+        job.abort_requested = True
+        for path in (job.upload, *(self._path(job, s) for s in ("ok", "err", "unp"))):
+            if path and os.path.exists(path):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+        return Response.empty(204)
+
+    # ------------------------------------------------------------------ query results
+    def _check_results(self, req: Request, job: Job) -> None:
+        if job.state != "JobComplete":
+            raise _job_error(
+                f"Job {job.id} is not in JobComplete state (state {job.state})",
+                "INVALIDJOBSTATE",
+                409,
+            )
+        if req.version != job.version:
+            raise _job_error(
+                f"Job {job.id} was created with API version {job.version}; request its results with the same version",
+                "INVALIDJOBSTATE",
+                409,
+            )
+
+    def _range(self, req: Request, job: Job) -> tuple[int, int]:
+        offset = _offset(req.query.get("locator", ""))
+        if offset is None or offset > len(job.rows):
+            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid locator")
+        raw = req.query.get("maxRecords")
+        if raw in (None, ""):
+            count = self.default_max_records
+        else:
+            if not raw.isdigit() or int(raw) <= 0:
+                raise ApiError(400, "INVALIDPARAMETER", "maxRecords must be a positive integer")
+            count = int(raw)
+        return offset, min(len(job.rows), offset + count)
+
+    def _query_results(self, req: Request, job: Job) -> Response:
+        self._check_results(req, job)
+        start, end = self._range(req, job)
+        q, table = job.query, job.query.table  # type: ignore[union-attr]
+        delim = DELIMITERS[job.delimiter]
+        eol = LINE_ENDINGS[job.line_ending]
+        rows = job.rows
+        stats = self.emu.stats
+
+        def blocks() -> Iterator[bytes]:
+            head = encode.csv_header(q, delim, eol)  # type: ignore[arg-type]
+            pos = start
+            first = True
+            while pos < end or first:
+                stop = min(end, pos + BLOCK_ROWS)
+                text = encode.csv_rows(table, q, rows[pos:stop], delim, eol)  # type: ignore[arg-type]
+                yield ((head + text) if first else text).encode()
+                stats._bump("records_served", stop - pos)
+                first = False
+                pos = stop
+
+        headers = [
+            ("Sforce-Locator", _locator(end) if end < len(rows) else "null"),
+            ("Sforce-NumberOfRecords", str(end - start)),
+        ]
+        if end - start <= BLOCK_ROWS:
+            return Response(200, b"".join(blocks()), "text/csv;charset=UTF-8", headers)
+        return Response(200, b"", "text/csv;charset=UTF-8", headers, stream=blocks())
+
+    def _result_pages(self, req: Request, job: Job) -> Response:
+        self._check_results(req, job)
+        start, _ = self._range(req, job)
+        size = int(req.query.get("maxRecords") or self.default_max_records)
+        base = f"/services/data/v{job.version}/jobs/query/{job.id}"
+        pages = []
+        pos = start
+        while pos < len(job.rows) and len(pages) < 5:
+            pages.append({"resultUrl": f"{base}/results?locator={_locator(pos)}&maxRecords={size}"})
+            pos += size
+        done = pos >= len(job.rows)
+        return Response.json(
+            200,
+            {
+                "resultPages": pages,
+                "nextRecordsUrl": None
+                if done
+                else f"{base}/resultPages?locator={_locator(pos)}&maxRecords={size}",
+                "done": done,
+            },
+        )
+
+    # ------------------------------------------------------------------ ingest
+    def _path(self, job: Job, suffix: str) -> str:
+        return os.path.join(self.tempdir(), f"{job.id}.{suffix}.csv")
+
+    def _upload(self, req: Request, job: Job) -> Response:
+        if job.state != "Open":
+            raise _job_error(
+                f"Job {job.id} is not Open (state {job.state})", "INVALIDJOBSTATE", 409
+            )
+        if job.upload is not None:
+            raise _job_error(
+                "Data was already uploaded for this job; Bulk API 2.0 accepts one upload per job "
+                "(split larger files into several jobs)",
+                "INVALIDJOBSTATE",
+                409,
+            )
+        path = self._path(job, "upload")
+        with open(path, "wb") as sink:
+            size = req.stream_body(sink, self.max_upload_bytes)
+        if size > self.max_upload_bytes:
+            os.remove(path)
+            resp = ApiError(
+                413,
+                "LIMIT_EXCEEDED",
+                f"The upload of {size} bytes exceeds the {self.max_upload_bytes} byte limit of one "
+                "Bulk API 2.0 job; split the data into several jobs",
+            ).response()
+            resp.close = True
+            return resp
+        job.upload = path
+        job.gzipped = req.headers.get("Content-Encoding", "").lower() == "gzip"
+        return Response.empty(201)
+
+    def _open_upload(self, job: Job) -> IO[str]:
+        if job.upload is None:
+            return io.StringIO("")
+        if job.gzipped:
+            return io.TextIOWrapper(gzip.open(job.upload, "rb"), encoding="utf-8-sig", newline="")
+        return open(job.upload, encoding="utf-8-sig", newline="")
+
+    def _writer(self, path: str) -> tuple[IO[str], Any]:
+        fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller
+        return fh, csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n")
+
+    def _write_unprocessed(self, job: Job, skip: int) -> None:
+        """Rows ``skip``.. of the upload, as Salesforce returns them for aborted/failed jobs."""
+        out, w = self._writer(self._path(job, "unp"))
+        with out, self._open_upload(job) as src:
+            reader = csv.reader(src, delimiter=DELIMITERS[job.delimiter])
+            header = next(reader, None)
+            if header:
+                w.writerow(header)
+                for k, row in enumerate(reader):
+                    if k >= skip:
+                        w.writerow(row)
+
+    def _process(self, job: Job) -> None:
+        t0 = time.monotonic()
+        try:
+            self._process_rows(job)
+        except Exception as exc:  # a bug or bad file: report it like Salesforce does
+            job.error_message = f"InvalidBatch : {exc}"
+        finally:
+            job.processing_ms = int((time.monotonic() - t0) * 1000)
+            job.finished.set()
+
+    def _process_rows(self, job: Job) -> None:
+        emu = self.emu
+        store = emu.store
+        table = store.table(job.object)
+        ok_fh, ok = self._writer(self._path(job, "ok"))
+        err_fh, err = self._writer(self._path(job, "err"))
+        with ok_fh, err_fh, self._open_upload(job) as src:
+            reader = csv.reader(src, delimiter=DELIMITERS[job.delimiter])
+            header = next(reader, None)
+            if header is None:
+                ok.writerow(["sf__Id", "sf__Created"])
+                err.writerow(["sf__Id", "sf__Error"])
+                self._write_unprocessed(job, 0)
+                return
+            columns = self._columns(job, table, header)
+            if columns is None:
+                ok.writerow(["sf__Id", "sf__Created", *header])
+                err.writerow(["sf__Id", "sf__Error", *header])
+                self._write_unprocessed(job, 0)
+                return
+            ok.writerow(["sf__Id", "sf__Created", *header])
+            err.writerow(["sf__Id", "sf__Error", *header])
+            done = 0
+            batch: list[list[str]] = []
+            for row in reader:
+                batch.append(row)
+                if len(batch) >= INTERNAL_BATCH:
+                    if job.abort_requested:
+                        break
+                    self._apply_batch(job, table, columns, batch, ok, err)
+                    done += len(batch)
+                    batch = []
+            else:
+                if batch and not job.abort_requested:
+                    self._apply_batch(job, table, columns, batch, ok, err)
+                    done += len(batch)
+                    batch = []
+        if job.abort_requested:
+            self._write_unprocessed(job, done)
+        else:
+            out, w = self._writer(self._path(job, "unp"))
+            with out:
+                w.writerow(header)
+
+    def _columns(self, job: Job, table: Table, header: list[str]) -> list[Any] | None:
+        """Per column: (field, parent table, parent external-id field) or None (ignored)."""
+        store = self.emu.store
+        out: list[Any] = []
+        for name in header:
+            name = name.strip()
+            if "." in name:
+                rel, _, ext = name.partition(".")
+                ref = table.relationship(rel)
+                parent = (
+                    store.table(ref.reference_to) if ref is not None and ref.reference_to else None
+                )
+                pf = parent.field(ext) if parent is not None else None
+                if (
+                    ref is None
+                    or parent is None
+                    or pf is None
+                    or not (pf.external_id or pf.name == "Id")
+                ):
+                    job.error_message = f"InvalidBatch : Field name not found : {name}"
+                    return None
+                out.append((ref, parent, pf))
+                continue
+            f = table.field(name)
+            if f is None:
+                job.error_message = f"InvalidBatch : Field name not found : {name}"
+                return None
+            out.append((f, None, None))
+        return out
+
+    def _apply_batch(
+        self, job: Job, table: Table, columns: list[Any], batch: list[list[str]], ok: Any, err: Any
+    ) -> None:
+        emu = self.emu
+        now = emu.now_datetime()
+        with emu.store.lock:
+            for row in batch:
+                rid = ""
+                try:
+                    values = self._values(table, columns, row)
+                    rid = values.pop("Id", None) or ""
+                    created = self._write_one(job, table, values, rid, now)
+                    rid = created[0]
+                    ok.writerow([rid, "true" if created[1] else "false", *row])
+                except writes.Rejected as exc:
+                    job.failed += 1
+                    err.writerow([rid if isinstance(rid, str) else "", exc.error.bulk(), *row])
+                job.processed += 1
+
+    def _values(self, table: Table, columns: list[Any], row: list[str]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for (f, parent, pf), raw in zip(columns, row, strict=False):
+            if raw == "":
+                continue
+            if raw == "#N/A":
+                values[f.name] = None
+                continue
+            if parent is not None:
+                if pf.name == "Id":
+                    values[f.name] = raw
+                    continue
+                j = parent.unique_index(pf.name).get(raw)
+                if j is None:
+                    raise writes.Rejected(
+                        writes.WriteError(
+                            "INVALID_FIELD",
+                            f"Foreign key external ID: {raw} not found for field {pf.name} in entity {parent.name}",
+                            [],
+                        )
+                    )
+                values[f.name] = parent.cols["Id"][j]
+                continue
+            values[f.name] = _from_csv(f, raw)
+        return values
+
+    def _write_one(
+        self, job: Job, table: Table, values: dict[str, Any], rid: str, now: str
+    ) -> tuple[str, bool]:
+        store = self.emu.store
+        op = job.operation
+        batch = writes.Batch()
+        if op == "insert":
+            plan = writes.plan_create(store, table, values, batch)
+            return writes.apply_create(table, plan, now, job.created_by or None), True
+        if op in ("delete", "hardDelete"):
+            n = normalize_id(rid)
+            if n is None:
+                raise writes.Rejected(
+                    writes.WriteError(
+                        "MALFORMED_ID", f"malformed id {rid}", ["Id"] if not rid else []
+                    )
+                )
+            row = table.index.get(n)
+            if row is None:
+                raise writes.Rejected(
+                    writes.WriteError(
+                        "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", []
+                    )
+                )
+            if op == "delete":
+                writes.find(table, n)
+                table.soft_delete(row, now)
+            else:
+                table.purge(row)
+            return n, False
+        if op == "update":
+            if not rid:
+                raise writes.Rejected(
+                    writes.WriteError("MISSING_ARGUMENT", "Id not specified in an update call", [])
+                )
+            row, plan = writes.plan_update(store, table, rid, values, batch)
+            return writes.apply_update(table, row, plan, now), False
+        ext = job.external_id or "Id"
+        key = values.get(ext) if ext != "Id" else rid
+        if key in (None, ""):
+            raise writes.Rejected(writes.WriteError("MISSING_ARGUMENT", f"{ext} not specified", []))
+        row = (
+            table.unique_index(ext).get(key)
+            if ext != "Id"
+            else table.index.get(normalize_id(key) or "")
+        )
+        if row is not None:
+            row, plan = writes.plan_update(store, table, table.cols["Id"][row], values, batch)
+            return writes.apply_update(table, row, plan, now), False
+        plan = writes.plan_create(store, table, values, batch)
+        return writes.apply_create(table, plan, now, job.created_by or None), True
+
+    def _ingest_results(self, job: Job, which: str) -> Response:
+        if which != "unprocessedrecords" and job.state not in ("JobComplete", "Failed", "Aborted"):
+            raise _job_error(
+                f"Job {job.id} is not complete (state {job.state})", "INVALIDJOBSTATE", 409
+            )
+        suffix = {"successfulResults": "ok", "failedResults": "err", "unprocessedrecords": "unp"}[
+            which
+        ]
+        path = self._path(job, suffix)
+        if not os.path.exists(path):
+            heads = {
+                "ok": '"sf__Id","sf__Created"\n',
+                "err": '"sf__Id","sf__Error"\n',
+                "unp": "",
+            }
+            return Response(200, heads[suffix].encode(), "text/csv;charset=UTF-8")
+
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as fh:
+                while data := fh.read(1 << 20):
+                    yield data
+
+        if os.path.getsize(path) <= 1 << 20:
+            with open(path, "rb") as fh:
+                return Response(200, fh.read(), "text/csv;charset=UTF-8")
+        return Response(200, b"", "text/csv;charset=UTF-8", stream=chunks())
+
+
+def _from_csv(f: Field, raw: str) -> Any:
+    """A CSV cell as the typed value of field ``f`` (raises INVALID_TYPE_ON_FIELD_IN_RECORD)."""
+    t = f.type
+    try:
+        if t == "boolean":
+            low = raw.strip().lower()
+            if low in ("true", "1", "yes"):
+                return True
+            if low in ("false", "0", "no"):
+                return False
+            raise ValueError(raw)
+        if t == "int":
+            return int(float(raw)) if "." in raw else int(raw)
+        if t in ("double", "currency", "percent"):
+            return float(raw)
+        if t == "date":
+            value = normalize_date(raw) or (normalize_datetime(raw) or "")[:10]
+            if not value:
+                raise ValueError(raw)
+            return value
+        if t == "datetime":
+            value = normalize_datetime(raw)
+            if value is None:
+                raise ValueError(raw)
+            return value
+    except ValueError:
+        raise writes.Rejected(
+            writes.WriteError(
+                "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                f"{f.label or f.name}: value not of required type: {raw}",
+                [f.name],
+            )
+        ) from None
+    return raw
+
+
+def _today(emu: SalesforceEmulator) -> Any:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(emu.now(), dt.timezone.utc).date()

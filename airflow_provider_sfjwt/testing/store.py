@@ -1,0 +1,406 @@
+"""Column-oriented record storage for the emulator.
+
+Why columns: a million Python dicts cost well over a gigabyte, while one list per field costs
+8 bytes per cell (values such as picklist entries and dates are shared objects). Columns also make
+serving fast: a page of results is a slice of each column, encoded column by column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ids import KEY_PREFIXES, custom_prefix, fast_ids, normalize_id
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
+
+
+@dataclass
+class Field:
+    """What describe reports about a field, and what writes are checked against."""
+
+    name: str
+    type: str = "string"
+    reference_to: str | None = None
+    relationship_name: str | None = None
+    nillable: bool = True
+    external_id: bool = False
+    unique: bool = False
+    createable: bool = True
+    updateable: bool = True
+    required: bool = False
+    length: int = 255
+    label: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        soap = {
+            "id": "tns:ID",
+            "reference": "tns:ID",
+            "boolean": "xsd:boolean",
+            "double": "xsd:double",
+            "currency": "xsd:double",
+            "int": "xsd:int",
+            "date": "xsd:date",
+            "datetime": "xsd:dateTime",
+        }.get(self.type, "xsd:string")
+        text = self.type in (
+            "string",
+            "textarea",
+            "email",
+            "phone",
+            "picklist",
+            "url",
+            "id",
+            "reference",
+        )
+        return {
+            "name": self.name,
+            "label": self.label or _label(self.name),
+            "type": self.type,
+            "soapType": soap,
+            "length": (18 if self.type in ("id", "reference") else self.length) if text else 0,
+            "precision": 18 if self.type in ("double", "currency") else 0,
+            "scale": 2 if self.type in ("double", "currency") else 0,
+            "digits": 9 if self.type == "int" else 0,
+            "nillable": self.nillable,
+            "externalId": self.external_id,
+            "unique": self.unique,
+            "idLookup": self.type == "id" or self.external_id,
+            "createable": self.createable,
+            "updateable": self.updateable,
+            "filterable": True,
+            "sortable": self.type != "textarea",
+            "custom": self.name.endswith("__c"),
+            "calculated": False,
+            "defaultedOnCreate": not self.createable or self.type == "boolean",
+            "referenceTo": [self.reference_to] if self.reference_to else [],
+            "relationshipName": self.relationship_name,
+            "picklistValues": [],
+        }
+
+
+def _label(name: str) -> str:
+    base = name[:-3] if name.endswith("__c") else name
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", base.replace("_", " ")).strip()
+
+
+def _sys_fields() -> list[Field]:
+    return [
+        Field("Id", "id", nillable=False, createable=False, updateable=False, length=18),
+        Field("IsDeleted", "boolean", nillable=False, createable=False, updateable=False),
+        Field("CreatedDate", "datetime", nillable=False, createable=False, updateable=False),
+        Field("LastModifiedDate", "datetime", nillable=False, createable=False, updateable=False),
+        Field("SystemModstamp", "datetime", nillable=False, createable=False, updateable=False),
+    ]
+
+
+def _owner() -> Field:
+    return Field("OwnerId", "reference", "User", "Owner", nillable=False)
+
+
+STANDARD_SCHEMAS: dict[str, list[Field]] = {
+    "User": [
+        Field("Username", "string", nillable=False, unique=True, required=True, length=80),
+        Field("Name", "string", createable=False, updateable=False, length=121),
+        Field("FirstName", "string", length=40),
+        Field("LastName", "string", nillable=False, required=True, length=80),
+        Field("Email", "email", length=128),
+        Field("IsActive", "boolean", nillable=False),
+    ],
+    "Account": [
+        Field("Name", "string", nillable=False, required=True),
+        Field("AccountNumber", "string", length=40),
+        Field("Industry", "picklist", length=255),
+        Field("Type", "picklist"),
+        Field("AnnualRevenue", "currency"),
+        Field("NumberOfEmployees", "int"),
+        Field("Phone", "phone", length=40),
+        Field("BillingCity", "string", length=40),
+        Field("BillingCountry", "string", length=80),
+        Field("Description", "textarea", length=32000),
+        Field("LastActivityDate", "date", createable=False, updateable=False),
+        Field("Active__c", "boolean", nillable=False),
+        _owner(),
+        Field("External_Id__c", "string", external_id=True, unique=True, length=64),
+    ],
+    "Contact": [
+        Field("FirstName", "string", length=40),
+        Field("LastName", "string", nillable=False, required=True, length=80),
+        Field("Name", "string", createable=False, updateable=False, length=121),
+        Field("Email", "email", length=80),
+        Field("Phone", "phone", length=40),
+        Field("Title", "string", length=128),
+        Field("AccountId", "reference", "Account", "Account"),
+        Field("Birthdate", "date"),
+        Field("HasOptedOutOfEmail", "boolean", nillable=False),
+        Field("Description", "textarea", length=32000),
+        Field("LastActivityDate", "date", createable=False, updateable=False),
+        _owner(),
+        Field("External_Id__c", "string", external_id=True, unique=True, length=64),
+    ],
+}
+
+
+def now_datetime(now: float) -> str:
+    """Salesforce's REST datetime format: ``2026-01-31T12:00:00.000+0000``."""
+    t = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}+0000"
+
+
+def normalize_datetime(value: object) -> str | None:
+    """Any ISO datetime (or datetime object) as Salesforce's canonical string, None if not one."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+    if not isinstance(value, str):
+        return None
+    if len(value) == 28 and value.endswith("+0000") and value[10] == "T":
+        return value
+    m = _DATETIME_RE.match(value)
+    if not m:
+        return None
+    day, hh, mm, ss, frac, tz = m.groups()
+    base = dt.datetime.fromisoformat(f"{day}T{hh}:{mm}:{ss or '00'}")
+    if frac:
+        base = base.replace(microsecond=int(frac.ljust(6, "0")))
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        base = base - sign * offset
+    return base.strftime("%Y-%m-%dT%H:%M:%S.") + f"{base.microsecond // 1000:03d}+0000"
+
+
+def normalize_date(value: object) -> str | None:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str) and _DATE_RE.match(value):
+        return value
+    return None
+
+
+def infer_field(name: str, values: Iterable[Any]) -> Field:
+    """Guess a plausible describe type from loaded values (first non-null ones)."""
+    sample = []
+    for v in values:
+        if v is not None:
+            sample.append(v)
+            if len(sample) >= 50:
+                break
+    kind = "string"
+    ref = None
+    if sample:
+        v = sample[0]
+        if isinstance(v, bool):
+            kind = "boolean"
+        elif isinstance(v, int):
+            kind = "int"
+        elif isinstance(v, float):
+            kind = "double"
+        elif isinstance(v, dt.datetime):
+            kind = "datetime"
+        elif isinstance(v, dt.date):
+            kind = "date"
+        elif isinstance(v, str):
+            if all(isinstance(s, str) and _DATE_RE.match(s) for s in sample):
+                kind = "date"
+            elif all(isinstance(s, str) and _DATETIME_RE.match(s) for s in sample):
+                kind = "datetime"
+            elif name.endswith(("Id", "__c")) and all(normalize_id(s) for s in sample):
+                kind = "reference"
+                prefix = sample[0][:3]
+                ref = next((k for k, p in KEY_PREFIXES.items() if p == prefix), None)
+            elif "@" in v and name.lower().endswith("email"):
+                kind = "email"
+            elif any("\n" in s or len(s) > 255 for s in sample if isinstance(s, str)):
+                kind = "textarea"
+    if name.endswith("Id") and kind == "string" and not sample:
+        kind = "string"
+    rel = None
+    if kind == "reference":
+        rel = name[:-2] if name.endswith("Id") else name[:-3] + "__r"
+    return Field(
+        name,
+        kind,
+        reference_to=ref,
+        relationship_name=rel,
+        external_id=name.lower() == "external_id__c",
+        unique=name.lower() == "external_id__c",
+        length=32000 if kind == "textarea" else 255,
+    )
+
+
+@dataclass
+class Table:
+    """One sObject: schema, columns (one list per field) and an id -> row index map."""
+
+    name: str
+    prefix: str
+    fields: dict[str, Field] = field(default_factory=dict)  # lower-case name -> Field
+    cols: dict[str, list[Any]] = field(default_factory=dict)  # canonical name -> values
+    index: dict[str, int] = field(default_factory=dict)
+    size: int = 0
+    deleted: int = 0
+    purged: set[int] = field(default_factory=set)
+    counter: int = 1
+    version: int = 0
+    _unique: dict[str, dict[Any, int]] = field(default_factory=dict)
+
+    def field(self, name: str) -> Field | None:
+        return self.fields.get(name.lower())
+
+    def add_field(self, f: Field) -> Field:
+        existing = self.fields.get(f.name.lower())
+        if existing:
+            return existing
+        self.fields[f.name.lower()] = f
+        self.cols[f.name] = [None] * self.size
+        return f
+
+    def relationship(self, rel: str) -> Field | None:
+        """The reference field whose relationship name is ``rel`` (case-insensitive)."""
+        low = rel.lower()
+        for f in self.fields.values():
+            if f.relationship_name and f.relationship_name.lower() == low:
+                return f
+        return None
+
+    def new_ids(self, count: int) -> list[str]:
+        ids = fast_ids(self.prefix, self.counter, count)
+        self.counter += count
+        return ids
+
+    def unique_index(self, name: str) -> dict[Any, int]:
+        """value -> row for a unique field, built on first use and kept up to date by writes."""
+        idx = self._unique.get(name)
+        if idx is None:
+            col = self.cols[name]
+            purged = self.purged
+            idx = {v: i for i, v in enumerate(col) if v is not None and i not in purged}
+            self._unique[name] = idx
+        return idx
+
+    def append_columns(self, columns: dict[str, list[Any]], count: int) -> None:
+        """Add ``count`` rows given as whole columns (fast path of load and the generator)."""
+        for name, col in self.cols.items():
+            new = columns.get(name)
+            if new is None:
+                col.extend([False if name == "IsDeleted" else None] * count)
+            else:
+                col.extend(new)
+        ids = columns["Id"]
+        start = self.size
+        self.index.update(zip(ids, range(start, start + count), strict=False))
+        self.size += count
+        for uname, uidx in self._unique.items():
+            for i, v in enumerate(columns.get(uname) or (), start):
+                if v is not None:
+                    uidx[v] = i
+        self.version += 1
+
+    def append_row(self, values: dict[str, Any]) -> int:
+        i = self.size
+        for name, col in self.cols.items():
+            col.append(values.get(name, False if name == "IsDeleted" else None))
+        self.index[values["Id"]] = i
+        self.size += 1
+        for uname, uidx in self._unique.items():
+            v = values.get(uname)
+            if v is not None:
+                uidx[v] = i
+        self.version += 1
+        return i
+
+    def set(self, i: int, name: str, value: Any) -> None:
+        col = self.cols[name]
+        uidx = self._unique.get(name)
+        if uidx is not None:
+            old = col[i]
+            if old is not None and uidx.get(old) == i:
+                del uidx[old]
+            if value is not None:
+                uidx[value] = i
+        col[i] = value
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {name: col[i] for name, col in self.cols.items()}
+
+    def live(self, include_deleted: bool) -> range | list[int]:
+        """Row indices visible to a query (queryAll also sees soft-deleted rows)."""
+        if not self.purged and (include_deleted or not self.deleted):
+            return range(self.size)
+        purged = self.purged
+        if include_deleted:
+            return [i for i in range(self.size) if i not in purged]
+        return [i for i, d in enumerate(self.cols["IsDeleted"]) if not d and i not in purged]
+
+    def soft_delete(self, i: int, now: str) -> None:
+        if not self.cols["IsDeleted"][i]:
+            self.cols["IsDeleted"][i] = True
+            self.deleted += 1
+            self.cols["SystemModstamp"][i] = now
+            self.version += 1
+
+    def purge(self, i: int) -> None:
+        if i in self.purged:
+            return
+        if self.cols["IsDeleted"][i]:
+            self.deleted -= 1
+        self.purged.add(i)
+        self.index.pop(self.cols["Id"][i], None)
+        for uname, uidx in self._unique.items():
+            v = self.cols[uname][i]
+            if v is not None and uidx.get(v) == i:
+                del uidx[v]
+        self.version += 1
+
+
+class Store:
+    """All sObjects of the emulated org, behind one lock for writers."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, Table] = {}  # lower-case name -> Table
+        self.lock = threading.RLock()
+        self._custom = 0
+
+    def get(self, name: str) -> Table | None:
+        return self.tables.get(name.lower())
+
+    def table(self, name: str) -> Table:
+        """The table for ``name``, created with a standard or empty schema on first use."""
+        t = self.tables.get(name.lower())
+        if t is not None:
+            return t
+        with self.lock:
+            t = self.tables.get(name.lower())
+            if t is not None:
+                return t
+            std = next((k for k in STANDARD_SCHEMAS if k.lower() == name.lower()), None)
+            canonical = std or name
+            prefix = KEY_PREFIXES.get(canonical)
+            if prefix is None:
+                prefix = custom_prefix(self._custom)
+                self._custom += 1
+            t = Table(canonical, prefix)
+            for f in _sys_fields() + [
+                Field(**vars(f)) for f in STANDARD_SCHEMAS.get(canonical, [])
+            ]:
+                t.add_field(f)
+            self.tables[canonical.lower()] = t
+            return t
+
+    def table_for_id(self, record_id: str) -> Table | None:
+        prefix = record_id[:3]
+        return next((t for t in self.tables.values() if t.prefix == prefix), None)
