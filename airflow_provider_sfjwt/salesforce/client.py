@@ -63,6 +63,11 @@ def parse_limit_info(header: str | None) -> ApiUsage | None:
     return ApiUsage(int(match.group(1)), int(match.group(2))) if match else None
 
 
+def _concurrency_limit(status: int, message: str) -> bool:
+    """429, or 'ConcurrentPerOrgLongTxn Limit exceeded': transient, unlike the daily quota."""
+    return status == 429 or "concurrent" in message.lower()
+
+
 def make_session(pool_size: int = 16) -> requests.Session:
     """A pooled session; retries are ours (below), not urllib3's, so it gets none."""
     session = requests.Session()
@@ -181,7 +186,11 @@ class SalesforceClient:
                     f"TLS verification failed for {method} {url}: {type(exc).__name__}. If a proxy "
                     "intercepts TLS, put its CA in REQUESTS_CA_BUNDLE or the connection's ca_bundle."
                 ) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,  # body cut off mid-way
+            ) as exc:
                 never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or (
                     isinstance(exc, requests.exceptions.ConnectionError)
                     and "refused" in str(exc).lower()
@@ -224,7 +233,8 @@ class SalesforceClient:
                 token = self.auth.refresh(token)
                 reauthed = True
                 continue
-            if code == "REQUEST_LIMIT_EXCEEDED":
+            # The same code also names the concurrent long-request limit, which clears in seconds.
+            if code == "REQUEST_LIMIT_EXCEEDED" and not _concurrency_limit(status, message):
                 raise RequestLimitExceededError(status, code, message, method, url)
             if status in self.retry.statuses and (safe_to_repeat or status in NOT_PROCESSED):
                 if attempt < self.retry.max_retries:
