@@ -36,6 +36,14 @@ def salesforce_upsert_contacts():
     def prepare_input(params: dict) -> str:
         path = Path(params["output_dir"]) / "contacts_to_load.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
+        # An empty cell leaves the field unchanged (as in Bulk API CSV); two rows are bad.
+        people = [
+            ("Zoë", "Müller", "zoe.mueller@example.com", ""),
+            ("José", "O'Neil", "jose.oneil@example.com", ""),
+            ("Priya", "", "priya@example.com", ""),  # no LastName: REQUIRED_FIELD_MISSING
+            ("Noah", "Chen", "noah.chen@example.com", "001000000000000AAA"),  # no such Account
+            ("Aoife", "Kowalski", "aoife.k@example.com", ""),
+        ]
         rows = [
             {
                 "External_Id__c": f"EXAMPLE-{n:04d}",
@@ -43,16 +51,9 @@ def salesforce_upsert_contacts():
                 "LastName": last,
                 "Email": email,
                 "Title": "Buyer, EMEA" if n % 2 else 'Head of "Ops"',
+                "AccountId": account,
             }
-            for n, (first, last, email) in enumerate(
-                [
-                    ("Zoë", "Müller", "zoe.mueller@example.com"),
-                    ("José", "O'Neil", "jose.oneil@example.com"),
-                    ("Priya", "", "priya@example.com"),  # LastName missing: refused
-                    ("Noah", "Chen", "not-an-email"),  # invalid email: refused
-                    ("Aoife", "Kowalski", "aoife.k@example.com"),
-                ]
-            )
+            for n, (first, last, email, account) in enumerate(people)
         ]
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")

@@ -24,7 +24,7 @@ class SalesforceRestOperator(BaseOperator):
     :param path: relative to the data API (``limits``, ``sobjects/Account/describe``) or from
         the instance root, e.g. ``/services/apexrest/Orders/v1`` for Apex REST (templated).
     :param method: HTTP method.
-    :param params: query string parameters (templated).
+    :param query_params: query string parameters (templated; ``params`` is Airflow's own).
     :param json: request body, sent as JSON (templated).
     :param output_path: file (local or object storage) that receives the body; XCom then
         holds only ``{"status", "path", "bytes"}`` (templated).
@@ -34,8 +34,8 @@ class SalesforceRestOperator(BaseOperator):
     :param idempotent: override whether the call may be repeated after an ambiguous failure.
     """
 
-    template_fields: Sequence[str] = ("path", "method", "params", "json", "output_path")
-    template_fields_renderers = {"json": "json", "params": "json"}
+    template_fields: Sequence[str] = ("path", "method", "query_params", "json", "output_path")
+    template_fields_renderers = {"json": "json", "query_params": "json"}
     ui_color = "#d4e9fa"
 
     def __init__(
@@ -43,7 +43,7 @@ class SalesforceRestOperator(BaseOperator):
         *,
         path: str,
         method: str = "GET",
-        params: Mapping[str, Any] | None = None,
+        query_params: Mapping[str, Any] | None = None,
         json: Any = None,
         output_path: str | None = None,
         max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
@@ -54,7 +54,7 @@ class SalesforceRestOperator(BaseOperator):
         super().__init__(**kwargs)
         self.path = path
         self.method = method
-        self.params = params
+        self.query_params = query_params
         self.json = json
         self.output_path = output_path
         self.max_inline_bytes = max_inline_bytes
@@ -67,7 +67,7 @@ class SalesforceRestOperator(BaseOperator):
             hook.get_conn(),
             self.method,
             self.path,
-            params=self.params,
+            params=self.query_params,
             json=self.json,
             output_path=hook.storage_path(self.output_path) if self.output_path else None,
             max_inline_bytes=self.max_inline_bytes,
