@@ -647,14 +647,31 @@ def test_split_csv_from_duck_typed_source(tmp_path: pathlib.Path) -> None:
 
 
 def _many(n: int) -> Iterator[dict[str, Any]]:
+    """REST-shaped records made lazily; shared sub-dicts keep the generator itself cheap."""
+    attributes = {"type": "Account", "url": "/services/data/v66.0/sobjects/Account/001"}
+    owner = {"attributes": {"type": "User"}, "Name": 'Owner, "Big"'}
+    address = {"city": "Paris", "country": "FR"}
     for i in range(n):
-        yield _record(i, f'Name {i}, "quoted"', "Owner", i % 2 == 0)
+        yield {
+            "attributes": attributes,
+            "Id": "001000000000000AAA",
+            "Name": 'Name\nwith, "quotes" é',
+            "Owner": owner if i % 5 else None,
+            "IsActive__c": i % 2 == 0,
+            "NumberOfEmployees": i,
+            "AnnualRevenue": 1234.5,
+            "BillingAddress": address if i % 7 == 0 else None,
+        }
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_memory_stays_flat(tmp_path: pathlib.Path, fmt: str) -> None:
-    """300k records through a writer from a generator: peak traced memory stays small."""
-    n = 300_000 if fmt == "csv" else 100_000
+    """Records through a writer from a generator: traced peak stays at a few MB.
+
+    A writer that kept rows would need well over 100 MB for this many; the bound is about
+    behaviour (nothing accumulates), not speed.
+    """
+    n = 300_000 if fmt == "csv" else 100_000  # JSON encoding is slow under tracemalloc
     tracemalloc.start()
     try:
         with open_writer(tmp_path / f"big.{fmt}", fmt, COLUMNS) as w:
@@ -664,4 +681,4 @@ def test_memory_stays_flat(tmp_path: pathlib.Path, fmt: str) -> None:
         tracemalloc.stop()
     assert w.rows == n
     assert peak < 4 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
-    assert (tmp_path / f"big.{fmt}").stat().st_size > 30 * n  # really written
+    assert (tmp_path / f"big.{fmt}").stat().st_size > 40 * n  # really written

@@ -39,13 +39,14 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from operator import itemgetter
 from typing import IO, Any, ClassVar
 
 from airflow_provider_sfjwt.salesforce.soql import select_columns
 
 __all__ = [
+    "FORMATS",
     "PARQUET_INSTALL_HINT",
     "CsvChunkWriter",
     "CsvPart",
@@ -73,6 +74,8 @@ FORMATS = ("csv", "jsonl", "parquet")
 # Rows handed to the csv/json encoders per batch: large enough to amortise call overhead, small
 # enough that a batch is a few hundred kilobytes at most.
 _BATCH = 1000
+# Rows held as Python objects before the Parquet writer encodes them into Arrow arrays.
+_ARROW_BATCH = 5000
 
 
 # --- destinations ------------------------------------------------------------------------------
@@ -594,9 +597,9 @@ class ParquetWriter(RecordWriter):
     case): id/string/picklist/... -> string, int -> int64, double/currency/percent -> float64,
     boolean -> bool, date -> date32, datetime -> timestamp[ms, UTC]; unknown -> string. Values
     may be JSON-typed (REST) or strings (Bulk CSV), both are converted. Without ``field_types``
-    the first row group decides: all-boolean -> bool, all-integer -> int64, numeric -> float64,
-    else string; pass ``field_types`` when later rows might not fit that guess.
-    Memory is bounded by one row group (the rows are buffered before encoding).
+    the first rows (up to 5,000) decide: all-boolean -> bool, all-integer -> int64, numeric ->
+    float64, else string; pass ``field_types`` when later rows might not fit that guess.
+    Memory: at most 5,000 rows as Python objects, the rest of a row group as compact Arrow data.
     """
 
     format = "parquet"
@@ -606,6 +609,8 @@ class ParquetWriter(RecordWriter):
         super().__init__(*args, **kwargs)
         self._pa, self._pq = _import_pyarrow()
         self._buffer: list[list[Any]] = []
+        self._batches: list[Any] = []
+        self._batched = 0
         self._writer: Any = None
         self._schema: Any = None
 
@@ -654,6 +659,10 @@ class ParquetWriter(RecordWriter):
                 return pa.array(values, type=arrow_type)
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
                 pass
+        try:  # strings, as parsed from Bulk CSV: let Arrow parse them
+            return pa.array(values, type=pa.string()).cast(arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            pass
         texts = [None if v is None or v == "" else _as_text(v) for v in values]
         try:
             return pa.array(texts, type=pa.string()).cast(arrow_type)
@@ -668,9 +677,9 @@ class ParquetWriter(RecordWriter):
                 "check field_types"
             ) from exc
 
-    def _flush(self) -> None:
-        if not self._buffer and self._writer is not None:
-            return
+    def _to_arrow(self) -> None:
+        """Encode the buffered rows into an Arrow record batch (compact, off the Python heap)."""
+        pa = self._pa
         columns_values = list(zip(*self._buffer, strict=False)) if self._buffer else []
         if self._schema is None:
             self._schema = self._build_schema(columns_values)
@@ -680,23 +689,46 @@ class ParquetWriter(RecordWriter):
                 self._array(field.name, columns_values[i], field.type)
                 for i, field in enumerate(self._schema)
             ]
-            table = self._pa.Table.from_arrays(arrays, schema=self._schema)
+            self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+            self._batched += len(self._buffer)
+            self._buffer = []
+        if self._batched >= self._row_group_size:
+            self._write_group()
+
+    def _write_group(self) -> None:
+        if self._batches:
+            table = self._pa.Table.from_batches(self._batches, schema=self._schema)
             self._writer.write_table(table, row_group_size=self._row_group_size)
-        self._buffer = []
+        self._batches = []
+        self._batched = 0
 
     def _write_batch(self, rows: list[list[Any]]) -> None:
-        for row in rows:
-            self._buffer.append(row)
-            if len(self._buffer) >= self._row_group_size:
-                self._flush()
+        # Python rows are turned into Arrow every few thousand rows; a row group is written
+        # once ``row_group_size`` rows are encoded, so exactly one group per write.
+        step = min(_ARROW_BATCH, self._row_group_size)
+        i = 0
+        while i < len(rows):
+            room = min(
+                step - len(self._buffer),
+                self._row_group_size - self._batched - len(self._buffer),
+            )
+            self._buffer.extend(rows[i : i + room])
+            i += room
+            if (
+                len(self._buffer) >= step
+                or self._batched + len(self._buffer) >= self._row_group_size
+            ):
+                self._to_arrow()
 
     def _finish(self) -> None:
-        self._flush()
+        self._to_arrow()
+        self._write_group()
         if self._writer is not None:
             self._writer.close()
 
     def _abort(self) -> None:
         self._buffer = []
+        self._batches = []
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.close()
@@ -785,14 +817,14 @@ def _first_record_end(data: bytes) -> int:
     return len(data)
 
 
-def _last_record_end(data: bytes) -> int:
-    """Index just past the last complete record in ``data`` (0 when there is none)."""
-    pos = data.rfind(b"\n")
+def _last_record_end(data: bytes, start: int = 0) -> int:
+    """Index just past the last complete record in ``data[start:]`` (``start`` if none)."""
+    pos = data.rfind(b"\n", start)
     if pos < 0:
-        return 0
-    if data.find(b'"') < 0:
+        return start
+    if data.find(b'"', start) < 0:
         return pos + 1
-    _, in_quotes = _scan(data)
+    _, in_quotes = _scan(data, start)
     quotes_after = 0
     end = len(data)
     while pos >= 0:
@@ -801,8 +833,8 @@ def _last_record_end(data: bytes) -> int:
         # inside quotes at pos == in_quotes at end XOR (odd number of quotes after pos)
         if in_quotes == bool(quotes_after % 2):
             return pos + 1
-        pos = data.rfind(b"\n", 0, pos)
-    return 0
+        pos = data.rfind(b"\n", start, pos)
+    return start
 
 
 def _parse_header(header: bytes) -> list[str]:
@@ -891,16 +923,46 @@ def open_csv_passthrough(path: Any) -> CsvChunkWriter:
     return CsvChunkWriter(path)
 
 
+_DECODE_BLOCK = 1 << 20
+
+
+def _decoded_blocks(data: bytes, start: int, end: int) -> Iterator[str]:
+    """``data[start:end]`` decoded in blocks of about a megabyte, each cut after a newline.
+
+    Decoding a whole chunk at once (and wrapping it in StringIO, which stores 4 bytes per
+    character) would cost several times the chunk size; blocks keep that bounded.
+    """
+    pos = start
+    while pos < end:
+        stop = min(pos + _DECODE_BLOCK, end)
+        if stop < end:
+            cut = data.rfind(b"\n", pos, stop)
+            if cut < 0:
+                cut = data.find(b"\n", stop, end)
+            stop = end if cut < 0 else cut + 1
+        yield data[pos:stop].decode("utf-8")
+        pos = stop
+
+
+def _decoded_lines(data: bytes, start: int, end: int) -> Iterator[str]:
+    """Lines of ``data[start:end]`` with their line endings, as the csv module wants them."""
+    return chain.from_iterable(
+        io.StringIO(text, newline="") for text in _decoded_blocks(data, start, end)
+    )
+
+
 def _records_from_csv_text(
-    data: bytes, columns: list[str], converters: dict[int, Any]
+    data: bytes, start: int, end: int, columns: list[str], converters: dict[int, Any]
 ) -> Iterator[dict[str, Any]]:
     width = len(columns)
-    for row in csv.reader(io.StringIO(data.decode("utf-8"), newline="")):
+    for row in csv.reader(_decoded_lines(data, start, end)):
         if not row:
             continue
         if len(row) != width:
             raise ValueError(f"CSV record has {len(row)} fields, header has {width}: {row!r}")
-        record = {k: (v or None) for k, v in zip(columns, row, strict=False)}
+        if "" in row:
+            row = [v or None for v in row]
+        record = dict(zip(columns, row, strict=False))
         for i, convert in converters.items():
             value = row[i]
             if value:
@@ -956,22 +1018,23 @@ def csv_chunks_to_records(
             header = chunk[:end].rstrip(b"\r\n") + b"\n"
             columns = _parse_header(header)
             converters = _converters(columns, field_types)
-            data = chunk[end:]
+            data, start = chunk, end
         elif not pending and chunk.startswith(header.rstrip(b"\n")):
             end = _first_record_end(chunk)
-            data = chunk[end:] if chunk[:end].rstrip(b"\r\n") + b"\n" == header else chunk
+            same = chunk[:end].rstrip(b"\r\n") + b"\n" == header
+            data, start = chunk, (end if same else 0)
         else:
-            data = chunk
+            data, start = chunk, 0
         if pending:
-            data = pending + data
-        cut = _last_record_end(data)
+            data, start = pending + data[start:], 0
+        cut = _last_record_end(data, start)
         pending = data[cut:]
-        if cut:
-            yield from _records_from_csv_text(data[:cut], columns, converters)
+        if cut > start:
+            yield from _records_from_csv_text(data, start, cut, columns, converters)
     if header is None and pending:
         return  # a header without records
     if pending.strip(b"\r\n"):
-        yield from _records_from_csv_text(pending, columns, converters)
+        yield from _records_from_csv_text(pending, 0, len(pending), columns, converters)
 
 
 # --- readers for loads -------------------------------------------------------------------------
