@@ -1,0 +1,222 @@
+"""Bulk operators and their trigger against the emulator: deferral, on_kill, failure thresholds."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_provider_sfjwt.operators import (
+    SalesforceBulkIngestOperator,
+    SalesforceBulkQueryOperator,
+)
+from airflow_provider_sfjwt.salesforce.bulk import (
+    BulkJobError,
+    TooManyFailedRecordsError,
+    create_query_job,
+    get_job,
+)
+from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
+
+from .test_bulk_ingest import read_rows, write_contacts
+
+FAST = {"poll_interval": 0.01, "job_timeout": 30}
+
+
+@pytest.fixture
+def client(salesforce_emulator):
+    from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+
+    return SalesforceJWTHook(salesforce_emulator.conn_id).get_conn()
+
+
+def run_trigger(trigger: SalesforceBulkJobTrigger) -> dict:
+    async def first_event():
+        return (await anext(trigger.run())).payload
+
+    return asyncio.run(first_event())
+
+
+def test_deferred_query_defers_then_downloads(salesforce_emulator, client, tmp_path):
+    salesforce_emulator.generate_accounts(1_500)
+    op = SalesforceBulkQueryOperator(
+        task_id="q", soql="SELECT Id, Name FROM Account", path=str(tmp_path / "a.csv"), **FAST
+    )
+    assert op.deferrable
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, SalesforceBulkJobTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    _, kwargs = trigger.serialize()
+    assert set(kwargs) == {"salesforce_conn_id", "job_ids", "kind", "poll_interval", "deadline"}
+    event = run_trigger(trigger)
+    assert event["status"] == "success" and event["job_ids"] == kwargs["job_ids"]
+    summary = op.execute_complete({}, event)
+    assert summary["rows"] == 1_500 and summary["job_id"] == kwargs["job_ids"][0]
+    assert len(read_rows(tmp_path / "a.csv")) == 1_500
+
+
+def test_deferred_failure_raises_with_job_id_and_message(salesforce_emulator, client, tmp_path):
+    salesforce_emulator.faults.fail_bulk_job(message="InvalidBatch : Query timed out")
+    op = SalesforceBulkQueryOperator(
+        task_id="q", soql="SELECT Id FROM Account", path=str(tmp_path / "a.csv"), **FAST
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    event = run_trigger(deferred.value.trigger)
+    job_id = deferred.value.trigger.job_ids[0]
+    assert event["status"] == "error" and event["job_id"] == job_id
+    with pytest.raises(BulkJobError) as err:
+        op.execute_complete({}, event)
+    assert f"query job {job_id} ended Failed: InvalidBatch : Query timed out" in str(err.value)
+
+
+def test_trigger_timeout_aborts_the_job(salesforce_emulator, client):
+    job_id = create_query_job(client, "SELECT Id FROM Account")
+    trigger = SalesforceBulkJobTrigger(
+        salesforce_emulator.conn_id, [job_id], "query", 0.01, deadline=time.time() - 1
+    )
+    event = run_trigger(trigger)
+    assert event["status"] == "error" and event["timeout"] is True
+    assert get_job(client, "query", job_id)["state"] == "Aborted"
+
+
+def test_trigger_never_blocks_the_event_loop(salesforce_emulator, client):
+    """Every poll is held 0.3 s by the emulator; a ticker must still run every few ms and
+    asyncio's debug mode must see no callback slower than 50 ms."""
+    salesforce_emulator.bulk_poll_transitions = 3
+    job_id = create_query_job(client, "SELECT Id FROM Account")
+    prefix = f"/services/data/v{client.api_version}/jobs/query/{job_id}"
+    salesforce_emulator.faults.delay(prefix, 0.3, count=10)
+    trigger = SalesforceBulkJobTrigger(salesforce_emulator.conn_id, [job_id], "query", 0.01)
+    slow: list[str] = []
+
+    async def main() -> tuple[dict, float, int]:
+        loop = asyncio.get_running_loop()
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.005)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        # Building the client parses the RSA key, which holds the GIL for tens of ms in
+        # cryptography; that is CPU, not a blocking call, so it happens before the probe.
+        await trigger._get_client()
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.05
+        tick = asyncio.create_task(ticker())
+        started = time.perf_counter()
+        event = (await anext(trigger.run())).payload
+        elapsed = time.perf_counter() - started
+        done.set()
+        await tick
+        assert elapsed >= 0.9, "the delayed polls did not happen"
+        return event, max(gaps), len(gaps)
+
+    import logging
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "Executing" in record.getMessage():
+                slow.append(record.getMessage())
+
+    handler = Catch()
+    logging.getLogger("asyncio").addHandler(handler)
+    try:
+        event, worst_gap, ticks = asyncio.run(main())
+    finally:
+        logging.getLogger("asyncio").removeHandler(handler)
+    assert event["status"] == "success"
+    assert worst_gap < 0.15, f"event loop stalled for {worst_gap:.3f} s"
+    assert ticks > 50
+    assert slow == [], slow
+
+
+def test_on_kill_aborts_the_running_job(salesforce_emulator, client, tmp_path):
+    salesforce_emulator.bulk_poll_transitions = 1_000  # the job would run "forever"
+    op = SalesforceBulkQueryOperator(
+        task_id="q",
+        soql="SELECT Id FROM Account",
+        path=str(tmp_path / "k.csv"),
+        deferrable=False,
+        poll_interval=0.02,
+        job_timeout=30,
+    )
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            op.execute({})
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not op._job_ids and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert op._job_ids, "the operator never created its job"
+    op.on_kill()
+    worker.join(10)
+    job_id = op._job_ids[0]
+    assert get_job(client, "query", job_id)["state"] == "Aborted"
+    assert isinstance(outcome[0], BulkJobError) and outcome[0].state == "Aborted"
+    assert not (tmp_path / "k.csv").exists()
+
+
+def test_trigger_on_kill_aborts_pending_jobs(salesforce_emulator, client):
+    salesforce_emulator.bulk_poll_transitions = 1_000
+    job_id = create_query_job(client, "SELECT Id FROM Account")
+    trigger = SalesforceBulkJobTrigger(salesforce_emulator.conn_id, [job_id], "query", 0.01)
+
+    async def main() -> None:
+        task = asyncio.create_task(anext(trigger.run()))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        await trigger.on_kill()
+
+    asyncio.run(main())
+    assert get_job(client, "query", job_id)["state"] == "Aborted"
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_ingest_outcome_follows_max_failed_records(salesforce_emulator, tmp_path, deferrable):
+    source = tmp_path / "c.csv"
+    write_contacts(source, 40, bad_every=10)  # 4 of 40 fail: 10 %
+
+    def run(limit):
+        op = SalesforceBulkIngestOperator(
+            task_id="load",
+            sobject="Contact",
+            operation="upsert",
+            external_id_field="External_Id__c",
+            path=str(source),
+            results_dir=str(tmp_path / "out"),
+            max_failed_records=limit,
+            deferrable=deferrable,
+            **FAST,
+        )
+        if not deferrable:
+            return op.execute({})
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute({})
+        return op.execute_complete({}, run_trigger(deferred.value.trigger), **deferred.value.kwargs)
+
+    with pytest.raises(TooManyFailedRecordsError) as err:
+        run("5%")
+    failed_path = tmp_path / "out" / "c.failedResults.csv"
+    assert str(failed_path) in str(err.value) and "REQUIRED_FIELD_MISSING x4" in str(err.value)
+    summary = run(4)
+    assert (summary["records"], summary["failed"], summary["succeeded"]) == (40, 4, 36)
+    assert summary["first_errors"] == {"REQUIRED_FIELD_MISSING": 4}
+    assert all(r["sf__Error"] for r in read_rows(failed_path))
+    assert summary["failed_path"] == str(failed_path)
