@@ -38,14 +38,20 @@ class UsageError(Exception):
 
 
 @contextlib.contextmanager
-def _server_context() -> Iterator[None]:
-    """Look up connections as ``airflow connections test`` does: env vars, secrets backends and
-    the metadata database. A plain process would skip the database (see Airflow's
-    ``ensure_secrets_backend_loaded``); the previous value is restored afterwards."""
+def _airflow_lookup() -> Iterator[None]:
+    """Around every call into Airflow: look connections up as ``airflow connections test`` does,
+    and keep Airflow's own log lines off stdout.
+
+    A plain process searches env vars and secrets backends but not the metadata database (see
+    Airflow's ``ensure_secrets_backend_loaded``); the server context adds the database. The
+    previous value is restored afterwards. Airflow logs to stdout (e.g. "empty cryptography
+    key"), which would corrupt ``--json`` output, so stdout points at stderr meanwhile.
+    """
     old = os.environ.get("_AIRFLOW_PROCESS_CONTEXT")
     os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
     try:
-        yield
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     finally:
         if old is None:
             os.environ.pop("_AIRFLOW_PROCESS_CONTEXT", None)
@@ -55,7 +61,7 @@ def _server_context() -> Iterator[None]:
 
 def airflow_variable(name: str) -> str | None:
     """An Airflow Variable (so any secrets backend), for ``variable:`` key references."""
-    with _server_context():
+    with _airflow_lookup():
         from airflow.sdk import Variable
 
         try:
@@ -66,7 +72,7 @@ def airflow_variable(name: str) -> str | None:
 
 def airflow_connection(conn_id: str) -> dict[str, Any]:
     """host / login / password / extra of an Airflow connection, wherever it is stored."""
-    with _server_context():
+    with _airflow_lookup():
         from airflow.sdk import Connection
         from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -78,6 +84,7 @@ def airflow_connection(conn_id: str) -> dict[str, Any]:
                 "the configured secrets backend or the metadata database. Check the id, or pass "
                 "the values as flags (sfjwt doctor --help)."
             ) from None
+        extra = dict(conn.extra_dejson)
     if conn.conn_type and conn.conn_type != "salesforce_jwt":
         print(
             f"note: connection {conn_id!r} has type {conn.conn_type!r}, not 'salesforce_jwt'",
@@ -87,7 +94,7 @@ def airflow_connection(conn_id: str) -> dict[str, Any]:
         "host": conn.host,
         "login": conn.login,
         "password": conn.password,
-        "extra": dict(conn.extra_dejson),
+        "extra": extra,
     }
 
 
@@ -206,7 +213,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     info = files.certificate
     print(f"Wrote certificate  {files.cert_path}  ({info.subject})")
     print(f"Fingerprint        SHA-256 {info.fingerprint_sha256}")
-    print(f"Expires            {info.not_after:%Y-%m-%d %H:%M} UTC ({round(info.days_left())} days)")
+    print(
+        f"Expires            {info.not_after:%Y-%m-%d %H:%M} UTC ({round(info.days_left())} days)"
+    )
     warning = keygen.git_exposure(files.key_path)
     if warning:
         print(f"\nWARNING: {warning}.", file=sys.stderr)
@@ -306,7 +315,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(argv: Sequence[str]) -> int:
-    from airflow_provider_sfjwt.testing.__main__ import main as emulator_main
+    from airflow_provider_sfjwt.testing.cli import main as emulator_main
 
     return emulator_main(list(argv)) or EXIT_OK
 

@@ -61,8 +61,7 @@ class ConnectionExport:
 
     def airflow_cli(self) -> str:
         parts = [
-            "airflow connections add",
-            shlex.quote(self.conn_id),
+            f"airflow connections add {shlex.quote(self.conn_id)}",
             f"--conn-type {CONN_TYPE}",
             f"--conn-host {shlex.quote(self.host)}",
             f"--conn-login {shlex.quote(self.login)}",

@@ -496,7 +496,7 @@ def check_token_exchange(run: _Run) -> Outcome:
     try:
         run.token = run.client.auth.token()
     except AuthenticationError as exc:
-        detail = exc.summary + " " + exc.meaning
+        detail = _said(exc)
         if exc.audiences_tried:
             detail += " Audiences tried: " + ", ".join(exc.audiences_tried) + "."
         skew = exc.clock_skew
@@ -645,7 +645,7 @@ def _run_one(check: Check, run: _Run) -> CheckResult:
         status, fix = Status.FAIL, exc.hint
         detail = f"{exc.method} {exc.url}: HTTP {exc.status} {exc.error_code}: {exc.message}"
     except AuthenticationError as exc:  # a re-exchange during a REST call
-        status, detail = Status.FAIL, exc.summary + " " + exc.meaning
+        status, detail = Status.FAIL, _said(exc)
         fix = "\n".join(f"{n}. {c}" for n, c in enumerate(exc.checks, 1))
     except SalesforceError as exc:
         status, detail, fix = Status.FAIL, str(exc), ""
@@ -656,6 +656,11 @@ def _run_one(check: Check, run: _Run) -> CheckResult:
         detail = f"the check itself failed: {type(exc).__name__}: {exc}"
         fix = "report this as a bug in airflow-provider-sfjwt"
     return CheckResult(check.name, status, detail, fix)
+
+
+def _said(exc: AuthenticationError) -> str:
+    """What Salesforce answered, then what it usually means."""
+    return f"{exc.summary.rstrip('.')}. {exc.meaning}"
 
 
 def _problem(exc: ConfigurationError) -> str:
