@@ -526,6 +526,12 @@ def test_passthrough_concatenates_chunks_with_one_header(tmp_path: pathlib.Path)
         assert w.write_chunk(b"Id,Name\n3,c") == 1
         assert w.write_chunk(b"Id,Name\n4,d\n", rows=1) == 1  # Sforce-NumberOfRecords
     assert other.read_bytes() == b"Id,Name\n1,a\n2,b\n3,c\n4,d\n" and w.rows == 4
+    header_only = tmp_path / "header-only.csv"
+    with CsvChunkWriter(header_only) as w:
+        assert w.write_chunk(b"Id") == 0
+        assert w.write_chunk(b"Id") == 0
+        assert w.write_chunk(b"") == 0
+    assert header_only.read_bytes() == b"Id\n" and w.rows == 0
 
 
 def test_passthrough_refuses_mismatched_or_cut_chunks(tmp_path: pathlib.Path) -> None:
@@ -671,7 +677,7 @@ def test_memory_stays_flat(tmp_path: pathlib.Path, fmt: str) -> None:
     A writer that kept rows would need well over 100 MB for this many; the bound is about
     behaviour (nothing accumulates), not speed.
     """
-    n = 300_000 if fmt == "csv" else 100_000  # JSON encoding is slow under tracemalloc
+    n = 300_000 if fmt == "csv" else 50_000  # JSON encoding is slow under tracemalloc
     tracemalloc.start()
     try:
         with open_writer(tmp_path / f"big.{fmt}", fmt, COLUMNS) as w:
@@ -682,3 +688,18 @@ def test_memory_stays_flat(tmp_path: pathlib.Path, fmt: str) -> None:
     assert w.rows == n
     assert peak < 4 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
     assert (tmp_path / f"big.{fmt}").stat().st_size > 40 * n  # really written
+
+
+def test_core_module_imports_neither_airflow_nor_pyarrow() -> None:
+    """pyarrow is an optional extra and Airflow stays out of the core: both load lazily."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "import airflow_provider_sfjwt.salesforce.files, airflow_provider_sfjwt.salesforce.soql\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'pyarrow', 'pandas'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"

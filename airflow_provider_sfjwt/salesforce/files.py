@@ -895,7 +895,8 @@ class CsvChunkWriter:
         header = data[:header_end]
         if not header.endswith(b"\n"):
             header += b"\n"
-        if self._header is None:
+        first = self._header is None
+        if first:
             self._header = header
             self._file.write(data)
         else:
@@ -911,8 +912,8 @@ class CsvChunkWriter:
                 raise ValueError("CSV chunk ends inside a quoted field: it was cut mid-record")
             if header_end < len(data) and not data.endswith(b"\n"):
                 rows += 1
-        wrote_body = self._rows == 0 and rows == 0 and header_end == len(data)
-        if not data.endswith(b"\n") and (header_end < len(data) or wrote_body):
+        # Keep the file ending at a record boundary, whatever the chunk looked like.
+        if not data.endswith(b"\n") and (first or header_end < len(data)):
             self._file.write(b"\n")
         self._rows += rows
         return rows
