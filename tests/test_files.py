@@ -703,3 +703,18 @@ def test_core_module_imports_neither_airflow_nor_pyarrow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_read_records_json_array_and_jsonl_edge_cases(tmp_path: pathlib.Path) -> None:
+    array = tmp_path / "small.json"
+    array.write_text(' \n[{"Name": "a"}, {"Name": null}]\n', encoding="utf-8")
+    assert list(read_records(array)) == [{"Name": "a"}, {"Name": None}]
+    lines = tmp_path / "in.ndjson"
+    lines.write_bytes(b'\xef\xbb\xbf\n{"A": 1}\n\n{"A": "\xc3\xa9"}')
+    assert list(read_records(lines)) == [{"A": 1}, {"A": "é"}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"A": 1}\nnot json\n')
+    with pytest.raises(ValueError, match="line 2"):
+        list(read_records(bad))
+    with pytest.raises(ValueError, match="suffix"):
+        read_records(tmp_path / "data.xlsx")

@@ -1059,7 +1059,8 @@ def read_records(path: Any, fmt: str | None = None) -> Iterator[dict[str, Any]]:
     ``fmt`` defaults from the suffix (``.csv``; ``.jsonl``/``.ndjson``/``.json`` as JSON Lines).
     CSV: the first row is the header, a UTF-8 BOM is ignored, an empty cell is ``None`` (as in
     Salesforce's own CSV, where empty means null) and all other values are strings. JSONL:
-    blank lines are skipped.
+    blank lines are skipped. A file whose first character is ``[`` is read as one JSON array
+    of records; that is loaded whole, so keep big inputs in JSON Lines.
     """
     source = Destination(path)
     kind = (fmt or _format_from_name(source.name)).lower()
@@ -1089,7 +1090,20 @@ def _read_csv(source: Destination) -> Iterator[dict[str, Any]]:
 
 def _read_jsonl(source: Destination) -> Iterator[dict[str, Any]]:
     with source.open("rb") as raw:
-        for number, line in enumerate(raw, start=1):
+        skipped = 0
+        first = raw.readline()
+        while first and not first.strip(b"\xef\xbb\xbf \t\r\n"):
+            skipped += 1
+            first = raw.readline()
+        if first.lstrip(b"\xef\xbb\xbf \t").startswith(b"["):
+            records = json.loads((first + raw.read()).decode("utf-8-sig"))
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise ValueError(f"{source}: a JSON array of record objects was expected")
+            yield from records
+            return
+        if first.startswith(b"\xef\xbb\xbf"):
+            first = first[3:]
+        for number, line in enumerate(chain([first], raw), start=1 + skipped):
             if not line.strip():
                 continue
             try:
