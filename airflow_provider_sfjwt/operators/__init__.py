@@ -5,6 +5,7 @@ from airflow_provider_sfjwt.operators.bulk import (
     SalesforceBulkQueryOperator,
 )
 from airflow_provider_sfjwt.operators.collections import SalesforceCollectionsOperator
+from airflow_provider_sfjwt.operators.health import SalesforceCredentialHealthOperator
 from airflow_provider_sfjwt.operators.query import SalesforceQueryOperator
 from airflow_provider_sfjwt.operators.rest import SalesforceRestOperator
 
@@ -12,6 +13,7 @@ __all__ = [
     "SalesforceBulkIngestOperator",
     "SalesforceBulkQueryOperator",
     "SalesforceCollectionsOperator",
+    "SalesforceCredentialHealthOperator",
     "SalesforceQueryOperator",
     "SalesforceRestOperator",
 ]
