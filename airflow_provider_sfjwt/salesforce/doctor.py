@@ -187,8 +187,8 @@ def check_key_storage(run: _Run) -> Outcome:
     ref = run.text("private_key_ref")
     if not ref:
         return _ok(
-            "inline in the connection (the private_key extra is masked and encrypted at rest); "
-            "private_key_ref=variable:NAME keeps it in a secrets backend instead"
+            "inline in the connection (masked in logs; encrypted at rest when Airflow has a "
+            "Fernet key); private_key_ref=variable:NAME keeps it in a secrets backend instead"
         )
     scheme, _, target = ref.partition(":")
     if scheme.lower() != "file":
