@@ -21,6 +21,11 @@ Column names follow the SOQL SELECT list (see :func:`select_columns`); relations
 flattened to dotted names (``Owner.Name``), ``attributes`` is dropped, compound fields
 (addresses, geolocations) and sub-query results become JSON strings in CSV and Parquet and stay
 nested JSON in JSONL.
+
+What lives here: ``open_writer`` and its writers (extracts), ``atomic_output`` and
+``Destination`` (any file this provider publishes), ``open_csv_passthrough`` and
+``csv_chunks_to_records`` (Bulk query results), ``read_records`` and ``split_csv`` (loads).
+``select_columns`` is re-exported from :mod:`.soql` for convenience.
 """
 
 from __future__ import annotations
