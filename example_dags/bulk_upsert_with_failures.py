@@ -7,8 +7,8 @@ ones with a reason. This DAG saves all three result sets next to the input
 and prints them; above that the task fails and names the failed-results file and the first
 error codes. While Salesforce processes the job, the task waits deferred in the triggerer.
 
-The first task stands in for an upstream export: it writes a CSV in which one row in ten lacks
-the required LastName. Point ``path`` at your own file instead (object storage works too).
+The first task stands in for an upstream export: it writes a CSV in which one row in ten (param
+``bad_every``) lacks the required LastName. Point ``path`` at your own file instead (object storage works too).
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ POLL_INTERVAL = float(os.environ.get("SFJWT_BULK_POLL_INTERVAL", "5"))
     params={
         "output_dir": Param(OUTPUT_DIR, type="string"),
         "rows": Param(200, type="integer", minimum=1),
+        "bad_every": Param(
+            10, type="integer", minimum=1, description="every Nth row lacks LastName"
+        ),
     },
     tags=["salesforce", "example", "bulk"],
 )
@@ -45,7 +48,8 @@ def bulk_upsert_with_failures():
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(["External_Id__c", "FirstName", "LastName", "Email", "Title"])
             for n in range(params["rows"]):
-                last = "" if n % 10 == 3 else f"Example-{n}"  # REQUIRED_FIELD_MISSING
+                bad = n % params["bad_every"] == params["bad_every"] - 1
+                last = "" if bad else f"Example-{n}"  # REQUIRED_FIELD_MISSING
                 title = 'Head of "Ops", EMEA' if n % 7 == 0 else "Buyer"
                 writer.writerow([f"BULK-{n:06d}", "Ada", last, f"ada{n}@example.com", title])
         return str(path)

@@ -209,7 +209,7 @@ def test_ingest_outcome_follows_max_failed_records(salesforce_emulator, tmp_path
             return op.execute({})
         with pytest.raises(TaskDeferred) as deferred:
             op.execute({})
-        return op.execute_complete({}, run_trigger(deferred.value.trigger), **deferred.value.kwargs)
+        return op.execute_complete({}, run_trigger(deferred.value.trigger))
 
     with pytest.raises(TooManyFailedRecordsError) as err:
         run("5%")

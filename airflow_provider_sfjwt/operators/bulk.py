@@ -115,7 +115,7 @@ class _BulkOperator(BaseOperator):
     def _remember(self, job_id: str) -> None:
         self._job_ids.append(job_id)
 
-    def _defer(self, job_ids: Sequence[str], **next_kwargs: Any) -> NoReturn:
+    def _defer(self, job_ids: Sequence[str]) -> NoReturn:
         trigger = SalesforceBulkJobTrigger(
             salesforce_conn_id=self.salesforce_conn_id,
             job_ids=list(job_ids),
@@ -123,7 +123,7 @@ class _BulkOperator(BaseOperator):
             poll_interval=self.poll_interval,
             deadline=time.time() + self.job_timeout,
         )
-        self.defer(trigger=trigger, method_name="execute_complete", kwargs=next_kwargs or None)
+        self.defer(trigger=trigger, method_name="execute_complete")
 
     def on_kill(self) -> None:
         """Abort the job(s) this task started, so Salesforce stops working for nobody."""
@@ -300,7 +300,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
                 self._report_failure(context, exc.summary)
                 raise
             return self._report(summary)
-        job_ids, submitted = start_ingest(
+        job_ids, _ = start_ingest(
             client,
             self.sobject,
             self.operation,
@@ -311,11 +311,9 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         )
         if not job_ids:
             self.log.warning("%s holds no records: nothing was loaded", self.path)
-        self._defer(job_ids, submitted=submitted)
+        self._defer(job_ids)
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any], submitted: int = 0
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the triggerer: save the result files, then judge the failures."""
         if event.get("status") != "success":
             _raise_event_error(event)
@@ -328,7 +326,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             self.operation,
             job_ids,
             storage_path(self.path, self.storage_conn_id),
-            submitted,
+            None,
             storage_path(self.results_dir, self.storage_conn_id),
             event.get("jobs"),
         )

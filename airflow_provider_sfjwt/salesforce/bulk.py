@@ -713,22 +713,28 @@ def collect_ingest_results(
     operation: str,
     job_ids: Sequence[str],
     source: Any,
-    submitted: int,
+    submitted: int | None = None,
     results_dir: Any = None,
     infos: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Save the three result files of finished ingest jobs and summarise them (small, for XCom)."""
+    """Save the three result files of finished ingest jobs and summarise them (small, for XCom).
+
+    ``submitted`` (records uploaded) is known to whoever split the file; when it is not (a task
+    resumed from the triggerer), it is processed plus the rows of the unprocessed-records file.
+    """
     if infos is None:
         infos = [get_job(client, INGEST, job_id) for job_id in job_ids]
     processed = sum(int(i.get("numberRecordsProcessed") or 0) for i in infos)
     failed = sum(int(i.get("numberRecordsFailed") or 0) for i in infos)
     stem = _stem(source)
-    paths: dict[str, str] = {}
+    targets: dict[str, Any] = {}
     for kind, resource in _RESULT_FILES.items():
-        target = _result_target(results_dir, source, f"{stem}.{resource}.csv")
-        save_job_results(client, job_ids, kind, target)
-        paths[kind] = str(target)
-    first_errors = error_codes(paths["failed"]) if failed else {}
+        targets[kind] = _result_target(results_dir, source, f"{stem}.{resource}.csv")
+        save_job_results(client, job_ids, kind, targets[kind])
+    if submitted is None:
+        submitted = processed + sum(1 for _ in read_records(targets["unprocessed"], "csv"))
+    paths = {kind: str(target) for kind, target in targets.items()}
+    first_errors = error_codes(targets["failed"]) if failed else {}
     summary = {
         "object": sobject,
         "operation": operation,
