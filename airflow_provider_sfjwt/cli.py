@@ -121,10 +121,9 @@ def connection_input(args: argparse.Namespace) -> dict[str, Any]:
     """The connection's raw fields: from --conn-id if given, then overridden by flags."""
     from airflow_provider_sfjwt.salesforce.connection_export import passphrase_from_env
 
-    if args.conn_id:
-        fields = airflow_connection(args.conn_id)
-    elif not (args.login_url or args.username or args.consumer_key or args.key_file):
-        fields = airflow_connection(DEFAULT_CONN_ID)
+    conn_id = _conn_id(args)
+    if conn_id:
+        fields = airflow_connection(conn_id)
     else:
         fields = {"host": None, "login": None, "password": None, "extra": {}}
     extra = dict(fields["extra"])
@@ -149,12 +148,18 @@ def connection_input(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
-def _source(args: argparse.Namespace) -> str:
+def _conn_id(args: argparse.Namespace) -> str | None:
+    """The connection to read: --conn-id, else the default one unless the values come as flags."""
     if args.conn_id:
-        return f"Airflow connection {args.conn_id!r}"
+        return args.conn_id
     if args.login_url or args.username or args.consumer_key or args.key_file:
-        return "command-line flags"
-    return f"Airflow connection {DEFAULT_CONN_ID!r}"
+        return None
+    return DEFAULT_CONN_ID
+
+
+def _source(args: argparse.Namespace) -> str:
+    conn_id = _conn_id(args)
+    return f"Airflow connection {conn_id!r}" if conn_id else "command-line flags"
 
 
 # --- commands --------------------------------------------------------------------------------

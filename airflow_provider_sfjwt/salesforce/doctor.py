@@ -28,6 +28,7 @@ import requests
 from .auth import (
     DEFAULT_ASSERTION_LIFETIME,
     MAX_ASSERTION_LIFETIME,
+    AccessToken,
     TokenCache,
     server_clock_skew,
 )
@@ -128,9 +129,8 @@ class _Run:
     key_source: str = ""
     cert: Any = None
     settings: ConnectionSettings | None = None
-    settings_error: ConfigurationError | None = None
     client: SalesforceClient | None = None
-    token: Any = None
+    token: AccessToken | None = None
     versions: list[str] | None = None
     version_ok: bool = False
 
