@@ -300,6 +300,8 @@ class _Flattener:
             raise TypeError(f"expected a record dict, got {type(record).__name__}") from exc
         for i, rest in self._walk:
             value = values[i]
+            if value is None:  # null relationship: every field below it is null
+                continue
             for j, part in enumerate(rest):
                 if not isinstance(value, dict):
                     value = None
