@@ -140,6 +140,20 @@ def _clock_behind(emu, files, tmp_path):
     return flags(emu, files)
 
 
+def _expired_said_but_clocks_agree(emu, files, tmp_path):
+    emu.faults.token_error("invalid_grant", "expired authorization code")
+    return flags(emu, files)
+
+
+def _api_disabled(emu, files, tmp_path):
+    emu.faults.fail("/services/data/v66.0/limits", 403, error_code="API_DISABLED_FOR_ORG")
+    return flags(emu, files)
+
+
+def _api_version_missing(emu, files, tmp_path):
+    return flags(emu, files, api_version="40.0")
+
+
 # (setup, {check: (status, words the detail or fix must contain)})
 MISCONFIGURATIONS = {
     "wrong-username": (
@@ -192,6 +206,36 @@ MISCONFIGURATIONS = {
     "clock-behind": (
         _clock_behind,
         {"clock": ("fail", ["behind", "too far in the future", "NTP"])},
+    ),
+    # A seed: "expired authorization code" is almost never about time; it is the setup.
+    "expired-said-but-clocks-agree": (
+        _expired_said_but_clocks_agree,
+        {
+            "clock": ("pass", []),
+            "token_exchange": (
+                "fail",
+                [
+                    "expired authorization code",
+                    "mismatch",
+                    "exact Salesforce username",
+                    "pre-authorized",
+                ],
+            ),
+        },
+    ),
+    "api-disabled-for-the-user": (
+        _api_disabled,
+        {
+            "token_exchange": ("pass", []),
+            "api_access": ("fail", ["API_DISABLED_FOR_ORG", "API Enabled"]),
+        },
+    ),
+    "api-version-not-offered": (
+        _api_version_missing,
+        {
+            "api_version": ("fail", ["v40.0 is not offered", "set api_version to 68.0"]),
+            "api_access": ("skip", []),
+        },
     ),
 }
 

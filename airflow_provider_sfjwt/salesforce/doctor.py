@@ -34,10 +34,15 @@ from .auth import (
 )
 from .client import SalesforceClient, make_session
 from .errors import (
+    CHECK_AUDIENCE,
+    CHECK_CERTIFICATE,
+    CHECK_PREAUTHORIZED,
+    CHECK_USERNAME,
     CLOCK_SKEW_TOLERANCE,
     ApiError,
     AuthenticationError,
     ConfigurationError,
+    ExpiredAssertionError,
     SalesforceError,
 )
 from .keygen import git_exposure
@@ -133,6 +138,7 @@ class _Run:
     token: AccessToken | None = None
     versions: list[str] | None = None
     version_ok: bool = False
+    clock_skew: float | None = None
 
     @property
     def extra(self) -> Mapping[str, Any]:
@@ -458,6 +464,7 @@ def check_clock(run: _Run) -> Outcome:
         return _skip(f"could not reach {url} to read its Date header ({type(exc).__name__})")
     if skew is None:
         return Status.WARN, f"{url} sent no usable Date header; the clock was not compared", ""
+    run.clock_skew = skew
     direction = "ahead of" if skew > 0 else "behind"
     said = f"Salesforce's clock is {abs(skew):.0f} s {direction} this machine's"
     fix = (
@@ -502,7 +509,20 @@ def check_token_exchange(run: _Run) -> Outcome:
         skew = exc.clock_skew
         if skew is not None and abs(skew) > CLOCK_SKEW_TOLERANCE:
             detail += f" Salesforce's clock differs from this machine's by {skew:.0f} s."
-        return Status.FAIL, detail, "\n".join(f"{n}. {c}" for n, c in enumerate(exc.checks, 1))
+        checks = exc.checks
+        clock_fine = run.clock_skew is not None and abs(run.clock_skew) <= CLOCK_SKEW_TOLERANCE
+        if isinstance(exc, ExpiredAssertionError) and clock_fine:
+            # The seeds: "expired" from Salesforce is almost never about time when the clocks
+            # agree; it is a configuration mismatch, so list those settings too.
+            detail += " The clocks agree, so 'expired' here usually means a mismatch in the setup."
+            checks = (
+                *checks,
+                CHECK_USERNAME,
+                CHECK_AUDIENCE,
+                CHECK_CERTIFICATE,
+                CHECK_PREAUTHORIZED,
+            )
+        return Status.FAIL, detail, "\n".join(f"{n}. {c}" for n, c in enumerate(checks, 1))
     token = run.token
     detail = f"access token for {token.instance_url} (audience {token.audience}"
     detail += f", scope '{token.scope}')" if token.scope else ")"
