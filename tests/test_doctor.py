@@ -233,7 +233,7 @@ MISCONFIGURATIONS = {
     "api-version-not-offered": (
         _api_version_missing,
         {
-            "api_version": ("fail", ["v40.0 is not offered", "set api_version to 68.0"]),
+            "api_version": ("fail", ["v40.0 is not offered", "newest: v", "set api_version to "]),
             "api_access": ("skip", []),
         },
     ),
