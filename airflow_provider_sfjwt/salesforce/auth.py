@@ -326,8 +326,10 @@ class TokenCache:
         return token
 
     def clear(self) -> None:
+        """Forget every token and audience, and zero the exchange counter."""
         with self._guard:
             self._slots.clear()
+            self.exchanges = 0
 
 
 TOKEN_CACHE = TokenCache()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from .errors import ConfigurationError
@@ -197,11 +197,15 @@ _RSA_FIX = (
 
 
 def _key_kind(key: object) -> str:
-    name = type(key).__name__
-    for kind in ("EllipticCurve", "DSA", "Ed25519", "Ed448", "X25519", "X448"):
-        if kind in name:
-            return {"EllipticCurve": "EC"}.get(kind, kind)
-    return name
+    for kind, cls in (
+        ("EC", ec.EllipticCurvePrivateKey),
+        ("DSA", dsa.DSAPrivateKey),
+        ("Ed25519", ed25519.Ed25519PrivateKey),
+        ("Ed448", ed448.Ed448PrivateKey),
+    ):
+        if isinstance(key, cls):
+            return kind
+    return type(key).__name__
 
 
 def load_certificate(pem: str | bytes, field: str = "certificate") -> x509.Certificate:
