@@ -220,3 +220,33 @@ def test_ingest_outcome_follows_max_failed_records(salesforce_emulator, tmp_path
     assert summary["first_errors"] == {"REQUIRED_FIELD_MISSING": 4}
     assert all(r["sf__Error"] for r in read_rows(failed_path))
     assert summary["failed_path"] == str(failed_path)
+
+
+def test_object_storage_paths_in_and_out(salesforce_emulator, tmp_path):
+    """ObjectStoragePath (here file://, same code path as s3:// or gs://) for every file."""
+    from airflow.sdk import ObjectStoragePath
+
+    salesforce_emulator.generate_accounts(700)
+    out = ObjectStoragePath(f"file://{tmp_path}/lake/accounts.csv")
+    query = SalesforceBulkQueryOperator(
+        task_id="q", soql="SELECT Id FROM Account", path=out, deferrable=False, **FAST
+    )
+    assert query.execute({})["rows"] == 700
+    assert len(read_rows(tmp_path / "lake" / "accounts.csv")) == 700
+
+    write_contacts(tmp_path / "contacts.csv", 20, bad_every=10)
+    load = SalesforceBulkIngestOperator(
+        task_id="load",
+        sobject="Contact",
+        operation="upsert",
+        external_id_field="External_Id__c",
+        path=ObjectStoragePath(f"file://{tmp_path}/contacts.csv"),
+        results_dir=ObjectStoragePath(f"file://{tmp_path}/reports/"),
+        max_failed_records=2,
+        deferrable=False,
+        **FAST,
+    )
+    summary = load.execute({})
+    assert (summary["records"], summary["failed"]) == (20, 2)
+    assert len(read_rows(tmp_path / "reports" / "contacts.failedResults.csv")) == 2
+    assert len(read_rows(tmp_path / "reports" / "contacts.successfulResults.csv")) == 18

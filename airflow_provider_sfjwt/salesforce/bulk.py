@@ -297,8 +297,8 @@ def wait_for_job(
                     job_id,
                     "Aborted",
                     f"still {state} after the {timeout:g} s timeout, so it was aborted",
-                    "raise the timeout if the job is just slow (large objects, busy org); check "
-                    "Setup > Bulk Data Load Jobs for what it was doing",
+                    "raise the timeout (job_timeout on the Bulk operators) if the job is just "
+                    "slow (large objects, busy org); Setup > Bulk Data Load Jobs shows its progress",
                 )
             time.sleep(min(next(delays), remaining))
     except BaseException as exc:
