@@ -87,6 +87,8 @@ class Identity:
     apps: dict[str, App] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
+    issued: list[str] = field(default_factory=list)
+    assertions: list[str] = field(default_factory=list)
 
     def session(self, token: str) -> Session | None:
         return self.sessions.get(token)
@@ -145,6 +147,8 @@ def token_endpoint(emu: SalesforceEmulator, req: Request) -> Response:
     if params.get("grant_type") != JWT_GRANT:
         return _oauth_error(400, "unsupported_grant_type", "grant type not supported")
     assertion = params.get("assertion", "")
+    with emu.identity.lock:
+        emu.identity.assertions.append(assertion)
     result = _check_assertion(emu, assertion)
     if isinstance(result, Response):
         return result
@@ -153,6 +157,7 @@ def token_endpoint(emu: SalesforceEmulator, req: Request) -> Response:
     now = emu.now()
     with emu.identity.lock:
         emu.identity.sessions[token] = Session(token, user, app, now)
+        emu.identity.issued.append(token)
     emu.stats._bump("token_exchanges")
     issued = str(int(now * 1000))
     ident = f"{emu.url}/id/{emu.org_id}/{user.user_id}"

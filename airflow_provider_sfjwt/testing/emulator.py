@@ -298,6 +298,18 @@ class SalesforceEmulator:
         """
         self._apex.append((method.upper(), path.strip("/"), handler))
 
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued so far (tests check that none leaks into logs)."""
+        with self.identity.lock:
+            return list(self.identity.issued)
+
+    @property
+    def received_assertions(self) -> list[str]:
+        """Every assertion posted to the token endpoint so far."""
+        with self.identity.lock:
+            return list(self.identity.assertions)
+
     def reset_stats(self) -> None:
         self.stats.reset()
 

@@ -219,7 +219,9 @@ def fail_body(rule: Rule) -> tuple[bytes, str]:
             json.loads(rule.body)
             return rule.body.encode(), "application/json;charset=UTF-8"
         except ValueError:
-            return rule.body.encode(), "text/html;charset=UTF-8"
+            looks_html = rule.body.lstrip().startswith("<")
+            ctype = "text/html;charset=UTF-8" if looks_html else "text/plain;charset=UTF-8"
+            return rule.body.encode(), ctype
     code, message = _DEFAULT_ERRORS.get(rule.status, ("UNKNOWN_EXCEPTION", "Injected failure"))
     if rule.error_code:
         code = rule.error_code

@@ -1,0 +1,103 @@
+"""``python -m airflow_provider_sfjwt.testing`` / ``sfjwt emulator``: run an emulator until Ctrl-C.
+
+It generates a throwaway key and certificate (files with mode 0600), registers a Connected App
+and an approved user, optionally generates data, and prints the Airflow connection to use, with
+the key referenced by file (``private_key_ref=file:...``) rather than pasted inline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+
+from .emulator import SalesforceEmulator
+from .keys import new_key_pair
+from .pytest_plugin import CONN_ID, CONSUMER_KEY, USERNAME, conn_env_var
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Add the emulator options to ``parser`` (so ``sfjwt emulator`` can reuse them)."""
+    p = parser or argparse.ArgumentParser(
+        prog="python -m airflow_provider_sfjwt.testing",
+        description="Run a local Salesforce emulator (JWT bearer token endpoint, REST, Bulk API 2.0).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8443, help="port (default 8443; 0 = any free port)")
+    p.add_argument("--tls", action="store_true", help="serve https with a generated certificate")
+    p.add_argument("--accounts", type=int, default=1000, help="Accounts to generate (default 1000)")
+    p.add_argument("--contacts", type=int, default=1000, help="Contacts to generate (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    p.add_argument("--key-dir", help="where to write the key and certificate (default: a temp dir)")
+    p.add_argument("--username", default=USERNAME, help=f"integration user (default {USERNAME})")
+    p.add_argument("--consumer-key", default=CONSUMER_KEY, help="consumer key of the app")
+    p.add_argument(
+        "--app-kind", choices=("connected", "external"), default="connected", help="app type"
+    )
+    p.add_argument("--page-size", type=int, default=2000, help="REST query page size")
+    return p
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
+def start_from_args(args: argparse.Namespace) -> tuple[SalesforceEmulator, dict[str, object]]:
+    key_dir = args.key_dir or tempfile.mkdtemp(prefix="sfemu-keys-")
+    os.makedirs(key_dir, mode=0o700, exist_ok=True)
+    keys = new_key_pair("sfjwt-emulator")
+    key_path = os.path.abspath(os.path.join(key_dir, "emulator_private_key.pem"))
+    cert_path = os.path.abspath(os.path.join(key_dir, "emulator_certificate.pem"))
+    _write(key_path, keys.private_key_pem)
+    _write(cert_path, keys.certificate_pem)
+    emu = SalesforceEmulator(tls=args.tls, host=args.host, port=args.port, page_size=args.page_size)
+    emu.add_app(args.consumer_key, keys.certificate_pem, [args.username], kind=args.app_kind)
+    if args.accounts:
+        emu.generate_accounts(args.accounts, seed=args.seed)
+    if args.contacts:
+        emu.generate_contacts(args.contacts, seed=args.seed)
+    emu.start()
+    conn = emu.connection(
+        CONN_ID,
+        username=args.username,
+        consumer_key=args.consumer_key,
+        private_key_ref=f"file:{key_path}",
+        certificate=f"file:{cert_path}",
+    )
+    return emu, conn
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, start the emulator, print the connection, serve until interrupted."""
+    args = build_parser().parse_args(argv)
+    emu, conn = start_from_args(args)
+    out = sys.stdout
+    print(f"Salesforce emulator listening on {emu.url}", file=out)
+    if emu.ca_cert_path:
+        print(f"CA certificate (use as REQUESTS_CA_BUNDLE / verify=): {emu.ca_cert_path}", file=out)
+    print(f"Stats: {emu.url}/__emulator__/stats", file=out)
+    print("Airflow connection:", file=out)
+    print(f"export {conn_env_var(CONN_ID)}={shlex.quote(json.dumps(conn))}", file=out)
+    print("Press Ctrl-C to stop.", file=out, flush=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+    return 0
