@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from airflow_provider_sfjwt import __version__
 from airflow_provider_sfjwt.salesforce.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -356,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sfjwt",
         description="Salesforce JWT Bearer toolkit for Airflow: keys, connections, diagnosis.",
     )
+    parser.add_argument("--version", action="version", version=f"sfjwt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("keygen", help="make an RSA key and the certificate to upload to the app")

@@ -466,3 +466,16 @@ def test_installed_console_script_with_a_secrets_backend_connection(tmp_path, ke
     assert elapsed < 60
     for line in keys.pem_lines(keypair.pem):
         assert line not in done.stdout + done.stderr
+
+
+def test_version_and_missing_command(capsys):
+    from airflow_provider_sfjwt import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sfjwt {__version__}"
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "required: COMMAND" in capsys.readouterr().err
