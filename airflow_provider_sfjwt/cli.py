@@ -458,6 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SalesforceError as exc:
         print(f"sfjwt {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # files the user named: unreadable, unwritable, missing directory
+        print(f"sfjwt {args.command}: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

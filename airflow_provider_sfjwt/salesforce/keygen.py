@@ -103,17 +103,23 @@ def make_certificate(key: rsa.RSAPrivateKey, subject: x509.Name, days: int) -> x
 
 
 def _write_private(path: Path, data: bytes, mode: int, force: bool) -> None:
-    """Write through a temporary file created with ``mode`` so the key is never briefly readable."""
+    """Write ``data`` so that the file never exists with a wider ``mode``, even briefly.
+
+    A new file is created exclusively (never over one that appeared meanwhile); a replacement
+    goes through a temporary file in the same directory and an atomic rename.
+    """
+    if not force:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)  # the umask may have narrowed it
+            handle.write(data)
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
-        if force:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if the file appeared meanwhile: never overwrite silently
-            os.unlink(tmp)
+        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
