@@ -102,7 +102,7 @@ def make_certificate(key: rsa.RSAPrivateKey, subject: x509.Name, days: int) -> x
     )
 
 
-def _write_private(path: Path, data: bytes, mode: int, force: bool) -> None:
+def _write_file(path: Path, data: bytes, mode: int, force: bool) -> None:
     """Write ``data`` so that the file never exists with a wider ``mode``, even briefly.
 
     A new file is created exclusively (never over one that appeared meanwhile); a replacement
@@ -164,8 +164,8 @@ def write_key_pair(
             )
     key = generate_private_key(bits)
     cert = make_certificate(key, subject or default_subject(), days)
-    _write_private(key_file, private_key_to_pem(key, passphrase), 0o600, force)
-    _write_private(cert_file, certificate_to_pem(cert), 0o644, force)
+    _write_file(key_file, private_key_to_pem(key, passphrase), 0o600, force)
+    _write_file(cert_file, certificate_to_pem(cert), 0o644, force)
     return KeyPairFiles(
         key_path=key_file,
         cert_path=cert_file,
@@ -207,12 +207,12 @@ def renew_certificate(
     pem = resolve_reference(f"file:{key_file}", "reuse-key")
     key = load_private_key(pem, passphrase, "reuse-key")
     cert = make_certificate(key, subject or default_subject(), days)
-    _write_private(cert_file, certificate_to_pem(cert), 0o644, force)
+    _write_file(cert_file, certificate_to_pem(cert), 0o644, force)
     return KeyPairFiles(
         key_path=key_file,
         cert_path=cert_file,
         bits=key.key_size,
-        encrypted=bool(passphrase),
+        encrypted="ENCRYPTED" in pem,
         certificate=certificate_info(cert),
     )
 
