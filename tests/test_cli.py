@@ -133,6 +133,18 @@ def test_keygen_subject_bits_and_days(tmp_path):
     assert 9.9 < left <= 10
 
 
+@pytest.mark.parametrize("subject", ["/C=GB/O=Acme/CN=airflow", "CN=airflow, O=Acme, C=GB"])
+def test_subject_in_openssl_and_rfc4514_forms(subject):
+    from airflow_provider_sfjwt.salesforce.keygen import parse_subject
+
+    name = parse_subject(subject)
+    assert {a.oid: a.value for a in name} == {
+        NameOID.COUNTRY_NAME: "GB",
+        NameOID.ORGANIZATION_NAME: "Acme",
+        NameOID.COMMON_NAME: "airflow",
+    }
+
+
 def test_keygen_rejects_bad_subject_and_small_keys(tmp_path, capsys):
     assert keygen(tmp_path, "--subject", "CN=ok,BOGUS=x")[0] == 2
     assert "--subject" in capsys.readouterr().err
