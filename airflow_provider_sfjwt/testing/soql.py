@@ -484,6 +484,20 @@ def _literal_value(ftype: str, lit: tuple[str, Any]) -> Any:
     return v
 
 
+def _like_regex(text: str) -> str:
+    """LIKE pattern to regex: ``%`` any run, ``_`` one character, ``\\%`` / ``\\_`` literal."""
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            out.append(re.escape(text[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return "".join(out)
+
+
 def _compile(store: Store, table: Table, e: Any, today: dt.date) -> Callable[[int], bool]:
     op = e[0]
     if op == "and":
@@ -515,9 +529,7 @@ def _compile(store: Store, table: Table, e: Any, today: dt.date) -> Callable[[in
 
         return member if op == "in" else (lambda i: not member(i))
     if op == "like":
-        pattern = "".join(
-            ".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in e[2][1]
-        )
+        pattern = _like_regex(e[2][1])
         rx = re.compile(pattern + r"\Z", re.IGNORECASE | re.DOTALL)
 
         def like(i: int) -> bool:

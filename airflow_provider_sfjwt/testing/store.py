@@ -266,8 +266,13 @@ class Table:
         if existing:
             return existing
         self.fields[f.name.lower()] = f
-        self.cols[f.name] = [None] * self.size
+        self.cols[f.name] = [self._default(f.name)] * self.size
         return f
+
+    def _default(self, name: str) -> Any:
+        """Checkbox (boolean) fields are never null in Salesforce: they default to false."""
+        f = self.fields.get(name.lower())
+        return False if f is not None and f.type == "boolean" else None
 
     def relationship(self, rel: str) -> Field | None:
         """The reference field whose relationship name is ``rel`` (case-insensitive)."""
@@ -297,7 +302,7 @@ class Table:
         for name, col in self.cols.items():
             new = columns.get(name)
             if new is None:
-                col.extend([False if name == "IsDeleted" else None] * count)
+                col.extend([self._default(name)] * count)
             else:
                 col.extend(new)
         ids = columns["Id"]
@@ -313,7 +318,8 @@ class Table:
     def append_row(self, values: dict[str, Any]) -> int:
         i = self.size
         for name, col in self.cols.items():
-            col.append(values.get(name, False if name == "IsDeleted" else None))
+            value = values.get(name)
+            col.append(self._default(name) if value is None else value)
         self.index[values["Id"]] = i
         self.size += 1
         for uname, uidx in self._unique.items():
