@@ -288,6 +288,19 @@ def test_reads_an_airflow_env_connection_and_cert_flag_overrides(capsys, monkeyp
     assert results["certificate"]["status"] == "fail"
 
 
+def test_default_connection_of_the_pytest_fixture(capsys, salesforce_emulator, tmp_path):
+    code, results = doctor_json(capsys, [])  # no flags: the default connection id
+    assert code == 0
+    assert results["certificate"]["status"] == "warn"  # the fixture stores no certificate
+    assert "--cert" in results["certificate"]["fix"]
+    cert = tmp_path / "emulator.crt"
+    cert.write_text(salesforce_emulator.certificate_pem)
+    code, results = doctor_json(capsys, ["--cert", str(cert)])
+    assert code == 0
+    assert set(statuses(results).values()) == {"pass"}
+    assert salesforce_emulator.username in results["identity"]["detail"]
+
+
 def test_unknown_connection_id_is_a_usage_error(capsys):
     assert main(["doctor", "--conn-id", "no_such_sf_conn"]) == 2
     err = capsys.readouterr().err
