@@ -7,8 +7,10 @@ retry, re-auth and streaming code runs exactly as in production.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import logging
+import threading
 import time
 
 import pytest
@@ -19,7 +21,13 @@ from airflow_provider_sfjwt.salesforce.errors import (
     RequestLimitExceededError,
     RetriesExhaustedError,
 )
-from airflow_provider_sfjwt.salesforce.extract import column_types, from_object, query_to_file
+from airflow_provider_sfjwt.salesforce.extract import (
+    column_types,
+    from_object,
+    long_lived_objects_frozen,
+    prefetched,
+    query_to_file,
+)
 from airflow_provider_sfjwt.salesforce.retry import RetryPolicy
 from airflow_provider_sfjwt.salesforce.settings import parse_connection
 
@@ -263,3 +271,56 @@ def test_column_types_follow_relationships(salesforce_emulator):
 )
 def test_from_object(soql, expected):
     assert from_object(soql) == expected
+
+
+def test_prefetched_keeps_order_and_fetches_one_ahead():
+    fetched: list[int] = []
+
+    def source():
+        for i in range(5):
+            fetched.append(i)
+            yield i
+
+    seen = []
+    for item in prefetched(source()):
+        seen.append(item)
+        time.sleep(0.01)
+        assert len(fetched) <= item + 2  # at most one item ahead of the consumer
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_prefetched_raises_the_source_error_and_closes_on_early_exit():
+    closed = threading.Event()
+
+    def failing():
+        yield 1
+        raise RuntimeError("page 2 failed")
+
+    with pytest.raises(RuntimeError, match="page 2 failed"):
+        list(prefetched(failing()))
+
+    def endless():
+        try:
+            while True:
+                yield 1
+        finally:
+            closed.set()
+
+    for _ in prefetched(endless()):
+        break
+    assert closed.is_set()
+
+
+def test_gc_freeze_is_undone_and_never_undoes_someone_elses():
+    assert gc.get_freeze_count() == 0
+    with long_lived_objects_frozen():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with long_lived_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

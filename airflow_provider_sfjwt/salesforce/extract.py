@@ -11,16 +11,23 @@ object, following relationship fields (``Owner.Name``) one describe per related 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import re
-from typing import Any
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from .client import SalesforceClient
 from .files import open_writer
 from .soql import select_columns
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_END = object()
 
 FORMATS = ("csv", "jsonl", "parquet")
 
@@ -82,6 +89,47 @@ def column_types(client: SalesforceClient, soql: str, columns: list[str]) -> dic
     return types
 
 
+@contextlib.contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the objects the process already holds.
+
+    Every page allocates thousands of dicts, and each full collection they trigger rescans every
+    long-lived object of the process: in an Airflow task, Airflow's own modules, some 170,000
+    objects, which cost a fifth of the extract's CPU in the benchmark. ``gc.freeze`` parks them
+    in the permanent generation for the duration; ``gc.unfreeze`` returns them. If something
+    froze objects already (Airflow's LocalExecutor does before forking), that is left alone.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def prefetched(items: Iterator[T]) -> Iterator[T]:
+    """Yield from ``items`` while a worker thread already fetches the next one.
+
+    A page's file write then overlaps the network round trip and JSON parsing of the next page
+    instead of following it. Memory holds at most two pages. The worker advances the iterator
+    only between yields, never concurrently with itself.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-prefetch")
+    future = pool.submit(next, items, _END)
+    try:
+        while (item := future.result()) is not _END:
+            future = pool.submit(next, items, _END)
+            yield item
+    finally:
+        future.cancel()
+        pool.shutdown(wait=True)
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
 def query_to_file(
     client: SalesforceClient,
     soql: str,
@@ -99,8 +147,8 @@ def query_to_file(
     columns = select_columns(soql)
     types = column_types(client, soql, columns) if fmt == "parquet" else {}
     rows = 0
-    with open_writer(path, fmt, columns, types) as writer:
-        for page in client.query_pages(soql, include_deleted=include_deleted):
+    with long_lived_objects_frozen(), open_writer(path, fmt, columns, types) as writer:
+        for page in prefetched(client.query_pages(soql, include_deleted=include_deleted)):
             records = page.get("records") or ()
             writer.write_records(records)
             rows += len(records)
