@@ -308,9 +308,9 @@ def cmd_token(args: argparse.Namespace) -> int:
         token = client.auth.token()
     finally:
         client.close()
-    print(f"export SF_INSTANCE_URL={token.instance_url}")
+    print(f"export SF_INSTANCE_URL={shlex.quote(token.instance_url)}")
     if args.show:
-        print(f"export SF_ACCESS_TOKEN={token.access_token}")
+        print(f"export SF_ACCESS_TOKEN={shlex.quote(token.access_token)}")
     else:
         print(f"# SF_ACCESS_TOKEN={mask_token(token.access_token)}")
     print(

@@ -210,8 +210,8 @@ def test_keygen_output_is_accepted_by_the_emulator(tmp_path, capsys, monkeypatch
         )
         out = capsys.readouterr().out
         assert code == 0, out
-        values = dict(
-            line.removeprefix("export ").split("=", 1)
+        values = dict(  # as the shell would read `eval "$(sfjwt token --show)"`
+            shlex.split(line)[1].split("=", 1)
             for line in out.splitlines()
             if line.startswith("export ")
         )
