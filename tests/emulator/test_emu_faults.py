@@ -87,7 +87,7 @@ def test_reset_connection_on_streamed_bulk_chunk(emu, sf):
         f"/services/data/v{V}/jobs/query/{job['id']}/results", after_bytes=20_000
     )
     with pytest.raises(requests.exceptions.RequestException):
-        sf.get(api(emu, f"jobs/query/{job['id']}/results")).text
+        _ = sf.get(api(emu, f"jobs/query/{job['id']}/results")).text
     text = sf.get(api(emu, f"jobs/query/{job['id']}/results")).text
     assert text.count("\n") == 30_001
 
