@@ -12,8 +12,6 @@ with LF. Any RFC 4180 reader gets the same values back.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -36,21 +34,6 @@ def _jval(v: Any) -> str:
     if type(v) in (int, float):
         return repr(v) if v == v and v not in (float("inf"), float("-inf")) else "null"
     return json.dumps(v, ensure_ascii=False, default=str)
-
-
-def _cval(v: Any) -> str:
-    if v is None:
-        return ""
-    if v is True:
-        return '"true"'
-    if v is False:
-        return '"false"'
-    s = (
-        v
-        if type(v) is str
-        else (json.dumps(v, default=str) if isinstance(v, dict | list) else str(v))
-    )
-    return '"' + s.replace('"', '""') + '"'
 
 
 def take(col: list[Any], rows: Sequence[int]) -> list[Any]:
@@ -97,6 +80,12 @@ def json_records(table: Table, q: Query, rows: Sequence[int], version: str) -> s
             cols.append(_nested(table, ref, members, rows, version))
         else:
             values = _ref_values(table, ref, rows)
+            if _repetitive(values):
+                try:
+                    cols.append(list(map(_Memo(_jval).__getitem__, values)))
+                    continue
+                except TypeError:
+                    pass
             cols.append([_enc(v) if type(v) is str else _jval(v) for v in values])
     template = "".join(parts) + "}"
     return "[" + ",".join(map(template.__mod__, zip(*cols, strict=False))) + "]"
@@ -130,12 +119,8 @@ def csv_header(q: Query, delimiter: str = ",", eol: str = "\n") -> str:
     return delimiter.join('"' + ref.name + '"' for ref in q.fields) + eol
 
 
-_NULL = "\x1f\x1e\x1d"  # stands for null while the C csv writer runs, then removed
-_QUOTED_NULL = '"' + _NULL + '"'
-
-
 class _Memo(dict):
-    """parent id -> value, computed on first use; ``map(memo.__getitem__, ids)`` runs in C."""
+    """value -> encoded cell, computed on first use; ``map(memo.__getitem__, values)`` runs in C."""
 
     def __init__(self, compute: Any) -> None:
         super().__init__()
@@ -146,13 +131,71 @@ class _Memo(dict):
         return value
 
 
+def _repetitive(values: list[Any]) -> bool:
+    """True when a column repeats values (picklists, pooled dates, owners): worth memoising."""
+    sample = values[:256]
+    try:
+        return len(set(sample)) * 2 < len(sample)
+    except TypeError:  # unhashable values (dicts from load()): no memo
+        return False
+
+
+def _encode_column(values: list[Any], conv: Any, kind: str) -> list[str]:
+    """Encode one column: memoised when values repeat (or are numbers), inline for strings."""
+    if kind == "number" or _repetitive(values):
+        try:
+            return list(map(_Memo(conv).__getitem__, values))
+        except TypeError:
+            pass
+    if kind == "datetime":
+        return [
+            '"' + v[:23] + 'Z"' if type(v) is str and v[-5:] == "+0000" else conv(v) for v in values
+        ]
+    if kind == "text":  # the common case (a string without quotes) inline, no function call
+        return ['"' + v + '"' if type(v) is str and '"' not in v else conv(v) for v in values]
+    return [conv(v) for v in values]
+
+
+def _csv_cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if v is True:
+        return '"true"'
+    if v is False:
+        return '"false"'
+    text = (
+        v
+        if type(v) is str
+        else (json.dumps(v, default=str) if isinstance(v, dict | list) else str(v))
+    )
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _csv_datetime(v: Any) -> str:
+    if type(v) is str and v.endswith("+0000"):
+        return '"' + v[:23] + 'Z"'
+    return _csv_cell(v)
+
+
+def _parent_values(
+    table: Table, ref: Ref, rows: Sequence[int], memos: dict[str, list[Any]]
+) -> list[Any]:
+    """Values of ``Rel.Field``: one parent lookup per relationship and distinct parent id."""
+    assert ref.field is not None and ref.parent is not None and ref.parent_field is not None
+    key = ref.field.name
+    if key not in memos:
+        memos[key] = list(map(_Memo(ref.parent.index.get).__getitem__, take(table.cols[key], rows)))
+    pcol = ref.parent.cols[ref.parent_field.name]
+    return [None if j is None else pcol[j] for j in memos[key]]
+
+
 def csv_rows(
     table: Table, q: Query, rows: Sequence[int], delimiter: str = ",", eol: str = "\n"
 ) -> str:
     """CSV lines (no header) for ``rows``; see the module docstring for the quoting rules.
 
-    The C csv writer quotes every field (QUOTE_ALL); nulls travel as a sentinel that is then
-    replaced by an empty unquoted field (what Python 3.12's QUOTE_NOTNULL does natively).
+    Cells are encoded column by column; columns that repeat values go through a memo dict so a
+    picklist value or a pooled date is quoted once per chunk, and rows are joined in C.
     """
     if not rows:
         return ""
@@ -164,35 +207,11 @@ def csv_rows(
         if ref.parent is None:
             values = take(table.cols[ref.field.name], rows)
         else:
-            # one parent lookup per relationship and distinct parent id, shared by its columns
-            key = ref.field.name
-            if key not in memos:
-                pindex = ref.parent.index.get
-                memos[key] = list(map(_Memo(pindex).__getitem__, take(table.cols[key], rows)))
-            pcol = ref.parent.cols[f.name]
-            values = [None if j is None else pcol[j] for j in memos[key]]
-        if f.type == "boolean":
-            values = ["true" if v is True else "false" if v is False else _cnull(v) for v in values]
-        elif f.type == "datetime":
-            values = [
-                v[:23] + "Z" if type(v) is str and v.endswith("+0000") else _cnull(v)
-                for v in values
-            ]
+            values = _parent_values(table, ref, rows, memos)
+        if f.type == "datetime":
+            cols.append(_encode_column(values, _csv_datetime, "datetime"))
         elif f.type in ("double", "currency", "int", "percent"):
-            # repr() of numbers is the costly part of CSV writing; values repeat a lot
-            values = list(map(_Memo(_cnum).__getitem__, values))
-        elif None in values:
-            values = [_NULL if v is None else v for v in values]
-        cols.append(values)
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=delimiter, quoting=csv.QUOTE_ALL, lineterminator=eol)
-    writer.writerows(zip(*cols, strict=False))
-    return buf.getvalue().replace(_QUOTED_NULL, "")
-
-
-def _cnum(v: Any) -> str:
-    return _NULL if v is None else str(v)
-
-
-def _cnull(v: Any) -> Any:
-    return _NULL if v is None else v
+            cols.append(_encode_column(values, _csv_cell, "number"))
+        else:
+            cols.append(_encode_column(values, _csv_cell, "text"))
+    return eol.join(map(delimiter.join, zip(*cols, strict=True))) + eol
