@@ -1,9 +1,9 @@
 """SOQL result to a file, streamed: the engine behind ``query_to_file`` and the query operator.
 
-Records go from the client's page iterator straight into a streaming writer, so memory holds one
-page (at most 2,000 records) whatever the size of the result. The writer writes to a temporary
-name and renames at the end; a failure anywhere (network, quota, disk) leaves no file that looks
-complete. The header follows the SELECT list as written, not the first record's keys.
+Records go from the client's page iterator straight into a streaming writer, so memory holds two
+pages (the one being written, the next one being fetched; 2,000 records each) whatever the size
+of the result. The writer writes to a temporary name and renames at the end; a failure anywhere
+(network, quota, disk) leaves no file that looks complete. The header follows the SELECT list as written, not the first record's keys.
 
 Parquet needs column types before the first row group: they come from ``describe`` of the FROM
 object, following relationship fields (``Owner.Name``) one describe per related object.
