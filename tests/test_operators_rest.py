@@ -80,6 +80,22 @@ def test_query_operator_bad_soql_fails_with_salesforce_words_and_no_file(emu, tm
     assert list(tmp_path.iterdir()) == []
 
 
+def test_hook_query_to_file_writes_through_object_storage(emu, tmp_path):
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+
+    emu.generate_accounts(2500)
+    hook = SalesforceJWTHook()
+    target = ObjectStoragePath(f"file://{tmp_path}/lake/accounts.jsonl")
+    result = hook.query_to_file("SELECT Id, Name FROM Account", target, format="jsonl")
+    assert result["rows"] == 2500 and result["path"] == str(target)
+    assert len(target.read_text().splitlines()) == 2500
+    assert [p.name for p in target.parent.iterdir()] == ["accounts.jsonl"]
+    assert SalesforceJWTHook.storage_path("s3://bucket/key.csv").protocol == "s3"
+    assert SalesforceJWTHook.storage_path("/tmp/x.csv") == "/tmp/x.csv"
+
+
 # --- SalesforceCollectionsOperator ---------------------------------------------------------
 
 
