@@ -1,8 +1,8 @@
 """`make ui`: a real Airflow 3 UI wired to the bundled Salesforce emulator, to click through.
 
-What it starts, all under ``.ui/`` (rebuilt on every run, gitignored):
+What it starts, all under ``.ui/run`` (rebuilt on every run; ``.ui/`` is gitignored):
 
-1. a throwaway RSA key and certificate (``.ui/keys``, never reused, never committed);
+1. a throwaway RSA key and certificate (``keys/``, never reused, never committed);
 2. the Salesforce emulator with a Connected App that trusts that certificate, one integration
    user and a few thousand Accounts, as a platform engineer would set up a real org;
 3. a fresh Airflow home (sqlite) with the provider installed, ``[core] test_connection =
@@ -10,7 +10,7 @@ What it starts, all under ``.ui/`` (rebuilt on every run, gitignored):
    password, and the connection ``salesforce_jwt_default`` stored in the metadata DB (so it is
    listed under Admin > Connections), the key by ``file:`` reference as in production;
 4. the Airflow components ``api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` on free
-   ports, each in its own process group with its log in ``.ui/logs``.
+   ports, each in its own process group with its log in ``logs/``.
 
 Ctrl-C (or SIGTERM) stops every process group it started, then the emulator. The browser test in
 ``tests_ui/`` drives the same :class:`AirflowUI`, so what you click is what CI checks.
@@ -38,7 +38,7 @@ from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
 REPO = Path(__file__).resolve().parent.parent
-WORK = REPO / ".ui"
+WORK = REPO / ".ui" / "run"
 CONN_ID = "salesforce_jwt_default"
 CONSUMER_KEY = "3MVG9UICONSUMERKEY.emulator"
 USERNAME = "integration.user@ui.example.com"
@@ -157,7 +157,7 @@ class AirflowUI:
 
     def _make_keys(self) -> tuple[Path, Path]:
         key = keys.generate_private_key(2048)
-        cert = keys.self_signed_certificate(key, "sfjwt-ui", days=30)
+        cert = keys.self_signed_certificate(key, "sfjwt-ui", days=365)
         self.key_pem = keys.private_key_to_pem(key).decode()
         self.certificate_pem = keys.certificate_to_pem(cert).decode()
         key_path = self.work / "keys" / "ui.key"
