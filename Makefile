@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench clean ui test-ui
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,22 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format airflow_provider_sfjwt tests example_dags benchmarks scripts
 	$(VENV)/bin/ruff check --fix airflow_provider_sfjwt tests example_dags benchmarks scripts
 
+# `make ui`: Airflow + the emulator to click through (scripts/ui.py). `make test-ui`: the browser
+# test against the same stack; Chromium from Debian, Playwright from PyPI, no browser download.
+# UI_TEST_ARGS="--screenshots docs/images" refreshes the README's screenshots.
+UI_TEST_DEPS := playwright>=1.45
+
+ui: $(STAMP)
+	$(PY) scripts/ui.py
+
+test-ui: $(STAMP)
+	bash scripts/ui_setup.sh
+	$(PY) -m pip install $(PIP_QUIET) '$(UI_TEST_DEPS)' 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import playwright.sync_api"
+	$(PY) -m pytest -q -p no:cacheprovider tests_ui $(UI_TEST_ARGS)
+
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .demo .bench
+	rm -rf $(VENV) .demo .bench .ui
