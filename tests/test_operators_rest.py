@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
+from datetime import datetime, timezone
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException
 
 from airflow_provider_sfjwt.operators import (
     SalesforceCollectionsOperator,
@@ -281,6 +283,46 @@ def test_sensor_waits_until_the_count_is_met(emu):
     done = sensor.poke({})
     assert done.is_done and done.xcom_value == {"count": 3}
     assert emu.stats.token_exchanges == 1  # one token for every poke
+
+
+def test_sensor_poke_mode_waits_in_the_task(emu):
+    loader = threading.Timer(
+        0.5, emu.load, ("Contact", [{"LastName": "Late", "Email": "late@example.com"}])
+    )
+    sensor = SalesforceSoqlSensor(
+        task_id="wait",
+        soql="SELECT COUNT() FROM Contact WHERE Email != null",
+        poke_interval=0.2,
+        timeout=30,
+    )
+    loader.start()
+    try:
+        assert sensor.execute({}) == {"count": 1}
+    finally:
+        loader.cancel()
+    assert emu.stats.token_exchanges == 1
+
+
+class FirstTryTI:
+    """The one thing reschedule mode asks of the task instance: when did waiting start."""
+
+    def get_first_reschedule_date(self, context):
+        return None
+
+
+def test_sensor_reschedule_mode_frees_the_slot_until_met(emu):
+    sensor = SalesforceSoqlSensor(
+        task_id="wait",
+        soql="SELECT COUNT() FROM Contact",
+        mode="reschedule",
+        poke_interval=300,
+    )
+    with pytest.raises(AirflowRescheduleException) as caught:
+        sensor.execute({"ti": FirstTryTI()})
+    wait = (caught.value.reschedule_date - datetime.now(timezone.utc)).total_seconds()
+    assert 290 < wait <= 300
+    emu.load("Contact", [{"LastName": "Now"}])
+    assert sensor.execute({"ti": FirstTryTI()}) == {"count": 1}
 
 
 @pytest.mark.parametrize(
