@@ -91,9 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Stats: {emu.url}/__emulator__/stats", file=out)
     print("Airflow connection:", file=out)
     print(f"export {conn_env_var(CONN_ID)}={shlex.quote(json.dumps(conn))}", file=out)
-    print("Press Ctrl-C to stop.", file=out, flush=True)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly (temp files) on SIGTERM too
+    print("Press Ctrl-C to stop.", file=out, flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 NOT_FOUND = "The requested resource does not exist"
 CURSOR_TTL = 15 * 60
+MAX_CURSORS = 500
 _SEASONS = ("Winter", "Spring", "Summer")
 
 
@@ -247,6 +248,8 @@ class Cursors:
         with self.lock:
             for key in [k for k, c in self.open.items() if now - c.last_used > CURSOR_TTL]:
                 del self.open[key]
+            if len(self.open) >= MAX_CURSORS:  # bound memory in long benchmark runs
+                del self.open[min(self.open, key=lambda k: self.open[k].last_used)]
             self.open[loc] = cur
         return cur
 
