@@ -21,6 +21,7 @@ from airflow_provider_sfjwt.operators import (
     SalesforceRestOperator,
 )
 from airflow_provider_sfjwt.salesforce.errors import ApiError
+from airflow_provider_sfjwt.salesforce.load import prepare_record
 from airflow_provider_sfjwt.salesforce.rest_call import ResponseTooLargeError
 from airflow_provider_sfjwt.sensors import SalesforceSoqlSensor
 
@@ -212,6 +213,17 @@ def test_collections_delete_by_id(emu):
     ).execute({})
     assert (summary["succeeded"], summary["failed"]) == (2, 1)
     assert all(r["IsDeleted"] for r in emu.records("Account"))
+
+
+def test_csv_records_follow_bulk_conventions():
+    row = {"LastName": "Ng", "Title": None, "Phone": "#N/A", "Account.External_Id__c": "A-1"}
+    assert prepare_record(row, from_csv=True) == {
+        "LastName": "Ng",
+        "Phone": None,
+        "Account": {"External_Id__c": "A-1"},
+    }
+    given = {"attributes": {"type": "Contact"}, "Title": None}
+    assert prepare_record(given) == {"Title": None}  # JSON input: null means null
 
 
 def test_collections_operator_checks_its_arguments():
