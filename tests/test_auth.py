@@ -7,10 +7,13 @@ import re
 import threading
 
 import pytest
+from requests.adapters import HTTPAdapter
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.salesforce import errors
 from airflow_provider_sfjwt.salesforce.auth import TOKEN_CACHE
+from airflow_provider_sfjwt.salesforce.client import SalesforceClient, make_session
+from airflow_provider_sfjwt.salesforce.settings import parse_connection
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
 CONSUMER_KEY = "3MVG9AUTHTESTCONSUMERKEY"
@@ -317,3 +320,82 @@ def test_secrets_are_registered_with_the_masker(monkeypatch, emu, keypair):
         assert redact(f"leak {line}") == "leak ***"
     assert token.access_token not in repr(token)
     assert "PRIVATE" not in repr(hook.settings)
+
+
+class _DnsToEmulator(HTTPAdapter):
+    """Resolves a real-looking My Domain host to the emulator (a network stand-in, not a mock)."""
+
+    def __init__(self, host: str, emulator_url: str) -> None:
+        super().__init__()
+        self.host, self.emulator_url = host, emulator_url
+
+    def send(self, request, **kwargs):
+        request.url = request.url.replace(self.host, self.emulator_url, 1)
+        return super().send(request, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "my_domain, sandbox, fallback",
+    [
+        ("https://acme.my.salesforce.com", False, "https://login.salesforce.com"),
+        ("https://acme--uat.sandbox.my.salesforce.com", True, "https://test.salesforce.com"),
+    ],
+)
+def test_my_domain_audience_falls_back_once_and_is_remembered(
+    keypair, my_domain, sandbox, fallback
+):
+    """A Connected App that refuses the My Domain audience gets one retry with login/test."""
+    with SalesforceEmulator() as emu:
+        emu.add_app(
+            consumer_key=CONSUMER_KEY,
+            certificate_pem=keypair.cert_pem,
+            usernames=[USERNAME],
+            sandbox=sandbox,
+        )
+        settings = parse_connection(
+            host=my_domain,
+            login=USERNAME,
+            password=None,
+            extra={"consumer_key": CONSUMER_KEY, "private_key": keypair.pem},
+        )
+        session = make_session()
+        session.mount(my_domain, _DnsToEmulator(my_domain, emu.url))
+        client = SalesforceClient(settings, session=session)
+        token = client.auth.token()
+        assert token.audience == fallback
+        assert [a["aud"] for a in map(_claims, emu.received_assertions)] == [my_domain, fallback]
+        # Remembered: after a revoked session the working audience is tried first.
+        emu.faults.revoke_sessions()
+        client.limits()
+        assert _claims(emu.received_assertions[-1])["aud"] == fallback
+        assert len(emu.received_assertions) == 3  # no second try of the refused audience
+        assert emu.stats.token_exchanges == 2
+
+
+def test_final_audience_error_names_every_audience_tried(keypair):
+    with SalesforceEmulator() as emu:
+        emu.add_app(
+            consumer_key=CONSUMER_KEY, certificate_pem=keypair.cert_pem, usernames=[USERNAME]
+        )
+        my_domain = "https://acme.my.salesforce.com"
+        settings = parse_connection(
+            host=my_domain,
+            login=USERNAME,
+            password=None,
+            extra={"consumer_key": CONSUMER_KEY, "private_key": keypair.pem, "max_retries": 0},
+        )
+        session = make_session()
+        session.mount(my_domain, _DnsToEmulator(my_domain, emu.url))
+        emu.faults.token_error("invalid_grant", "audience is invalid")
+        with pytest.raises(errors.AudienceInvalidError) as caught:
+            SalesforceClient(settings, session=session).auth.token()
+    assert "Audiences tried: https://acme.my.salesforce.com, https://login.salesforce.com" in str(
+        caught.value
+    )
+
+
+def _claims(assertion: str) -> dict:
+    import base64
+
+    payload = assertion.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
