@@ -187,8 +187,11 @@ class InvalidAssertionError(AuthenticationError):
 
 
 class ExpiredAssertionError(InvalidAssertionError):
-    meaning = "The assertion's exp was already past when Salesforce checked it."
-    checks = (CHECK_CLOCK,)
+    meaning = (
+        "The assertion's exp was already past when Salesforce checked it - or, when the clocks "
+        "agree, Salesforce reports a setup mismatch this way."
+    )
+    checks = (CHECK_CLOCK, CHECK_USERNAME, CHECK_AUDIENCE, CHECK_CERTIFICATE, CHECK_PREAUTHORIZED)
 
 
 class AuthenticationFailureError(AuthenticationError):
