@@ -160,3 +160,11 @@ def test_bad_operation_is_refused_before_any_call(client, tmp_path):
         ingest_file(client, "Contact", "merge", tmp_path / "none.csv")
     with pytest.raises(ValueError, match="upsert needs external_id_field"):
         ingest_file(client, "Contact", "upsert", tmp_path / "none.csv")
+
+
+def test_header_only_file_loads_nothing_and_says_so(salesforce_emulator, client, tmp_path):
+    source = tmp_path / "empty.csv"
+    source.write_text("External_Id__c,LastName\n", encoding="utf-8")
+    summary = ingest_file(client, "Contact", "upsert", source, external_id_field="External_Id__c")
+    assert summary["job_ids"] == [] and summary["records"] == summary["processed"] == 0
+    assert salesforce_emulator.stats.bulk_ingest_jobs == 0
