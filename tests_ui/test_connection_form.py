@@ -106,6 +106,9 @@ def test_form_shows_the_design_fields_with_labels_help_defaults_and_masking(
         expect(field(dialog, name)).to_have_attribute("placeholder", placeholder)
     for hidden in ("port", "schema"):
         expect(field(dialog, hidden)).to_have_count(0)
+    field(dialog, "host").fill("https://mycompany.my.salesforce.com")
+    field(dialog, "login").fill("integration.user@mycompany.com")
+    dialog.screenshot(path=screenshots / "connection-form-standard.png")
 
     open_extra_fields(dialog)
     assert set(CONN_FIELDS) == DESIGN_EXTRA_FIELDS
