@@ -99,6 +99,30 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_sfjwt.hooks.salesforce_jwt"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "Salesforce (JWT Bearer)",
+                "python-modules": [
+                    "airflow_provider_sfjwt.operators.query",
+                    "airflow_provider_sfjwt.operators.collections",
+                    "airflow_provider_sfjwt.operators.rest",
+                    "airflow_provider_sfjwt.operators.bulk",
+                    "airflow_provider_sfjwt.operators.health",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Salesforce (JWT Bearer)",
+                "python-modules": ["airflow_provider_sfjwt.sensors.soql"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Salesforce (JWT Bearer)",
+                "python-modules": ["airflow_provider_sfjwt.triggers.bulk"],
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "salesforce_jwt",

@@ -142,6 +142,47 @@ class SalesforceJWTHook(BaseHook):
             self.get_conn(), soql, self.storage_path(path), format, include_deleted
         )
 
+    def bulk_query_to_file(
+        self,
+        soql: str,
+        path: Any,
+        format: str = "csv",
+        include_deleted: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Run a Bulk API 2.0 query job and stream its results into a file (see ``bulk.query_to_file``).
+
+        Returns ``{"path", "rows", "job_id", "format", "columns"}``.
+        """
+        from airflow_provider_sfjwt.salesforce.bulk import query_to_file
+
+        return query_to_file(
+            self.get_conn(), soql, self.storage_path(path), format, include_deleted, **kwargs
+        )
+
+    def bulk_ingest_file(
+        self,
+        sobject: str,
+        operation: str,
+        path: Any,
+        external_id_field: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Load a CSV through Bulk API 2.0 ingest jobs; result files are saved beside it.
+
+        Returns a summary with job ids, processed/failed counts and the result file paths.
+        """
+        from airflow_provider_sfjwt.salesforce.bulk import ingest_file
+
+        return ingest_file(
+            self.get_conn(),
+            sobject,
+            operation,
+            self.storage_path(path),
+            external_id_field,
+            **kwargs,
+        )
+
     @staticmethod
     def storage_path(path: Any) -> Any:
         """A URI such as ``s3://bucket/key`` as an ObjectStoragePath (it resolves the store's
