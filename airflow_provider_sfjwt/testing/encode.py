@@ -63,6 +63,10 @@ def json_records(table: Table, q: Query, rows: Sequence[int], version: str) -> s
     by_rel: dict[str, list[Ref]] = {}
     for ref in q.fields:
         assert ref.field is not None
+        if ref.parent is None and ref.field.type == "id":
+            parts.append(f',"{ref.field.name}":"%s"')  # ids need no escaping: reuse the raw column
+            specs.append((ref, [ref]))
+            continue
         if ref.parent is None:
             specs.append((ref, []))
             parts.append(f',"{ref.field.name}":%s')
@@ -74,19 +78,25 @@ def json_records(table: Table, q: Query, rows: Sequence[int], version: str) -> s
         by_rel[rel] = [ref]
         specs.append((ref, by_rel[rel]))
         parts.append(f',"{rel}":%s')
-    cols: list[list[str]] = [take(table.cols["Id"], rows)]
+    ids = take(table.cols["Id"], rows)
+    cols: list[list[str]] = [ids]
     for ref, members in specs:
-        if members:
+        if members == [ref] and ref.parent is None:
+            cols.append(ids)
+        elif members:
             cols.append(_nested(table, ref, members, rows, version))
         else:
             values = _ref_values(table, ref, rows)
-            if _repetitive(values):
+            numeric = ref.field.type in ("double", "currency", "int", "percent")  # type: ignore[union-attr]
+            if numeric or _repetitive(values):
                 try:
                     cols.append(list(map(_Memo(_jval).__getitem__, values)))
                     continue
                 except TypeError:
                     pass
-            cols.append([_enc(v) if type(v) is str else _jval(v) for v in values])
+            cols.append(
+                [_enc(v) if type(v) is str else "null" if v is None else _jval(v) for v in values]
+            )
     template = "".join(parts) + "}"
     return "[" + ",".join(map(template.__mod__, zip(*cols, strict=False))) + "]"
 
