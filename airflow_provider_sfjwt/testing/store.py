@@ -261,11 +261,26 @@ class Table:
     def field(self, name: str) -> Field | None:
         return self.fields.get(name.lower())
 
+    def fields_where(self, kind: str) -> list[Field]:
+        """Fields that are ``required``, ``unique`` or ``boolean``, cached (writes check them per row)."""
+        cache = self.__dict__.setdefault("_kinds", {})
+        found = cache.get(kind)
+        if found is None:
+            if kind == "boolean":
+                found = [
+                    f for f in self.fields.values() if f.type == "boolean" and f.name != "IsDeleted"
+                ]
+            else:
+                found = [f for f in self.fields.values() if getattr(f, kind)]
+            cache[kind] = found
+        return found
+
     def add_field(self, f: Field) -> Field:
         existing = self.fields.get(f.name.lower())
         if existing:
             return existing
         self.fields[f.name.lower()] = f
+        self.__dict__.pop("_kinds", None)
         self.cols[f.name] = [self._default(f.name)] * self.size
         return f
 

@@ -120,8 +120,8 @@ def _check_references(store: Store, table: Table, values: dict[str, Any]) -> Non
 
 
 def _check_unique(table: Table, values: dict[str, Any], row: int | None, batch: Batch) -> None:
-    for f in table.fields.values():
-        if not f.unique or values.get(f.name) is None:
+    for f in table.fields_where("unique"):
+        if values.get(f.name) is None:
             continue
         value = values[f.name]
         owner = table.unique_index(f.name).get(value)
@@ -138,8 +138,8 @@ def _check_unique(table: Table, values: dict[str, Any], row: int | None, batch: 
 
 
 def _claim(table: Table, values: dict[str, Any], row: int, batch: Batch) -> None:
-    for f in table.fields.values():
-        if f.unique and values.get(f.name) is not None:
+    for f in table.fields_where("unique"):
+        if values.get(f.name) is not None:
             batch.claimed.setdefault(f.name, {})[values[f.name]] = row
 
 
@@ -169,9 +169,7 @@ def find(table: Table, record_id: Any) -> int:
 
 def plan_create(store: Store, table: Table, record: dict[str, Any], batch: Batch) -> dict[str, Any]:
     values = _values(table, record, creating=True)
-    missing = [
-        f.name for f in table.fields.values() if f.required and values.get(f.name) in (None, "")
-    ]
+    missing = [f.name for f in table.fields_where("required") if values.get(f.name) in (None, "")]
     if missing:
         raise Rejected(
             WriteError(
@@ -194,8 +192,8 @@ def apply_create(table: Table, values: dict[str, Any], now: str, owner_id: str |
     row["CreatedDate"] = row["LastModifiedDate"] = row["SystemModstamp"] = now
     if "ownerid" in table.fields and row.get("OwnerId") is None and owner_id:
         row["OwnerId"] = owner_id
-    for f in table.fields.values():
-        if f.type == "boolean" and row.get(f.name) is None and f.name != "IsDeleted":
+    for f in table.fields_where("boolean"):
+        if row.get(f.name) is None:
             row[f.name] = False
     _derive(table, row, None)
     table.append_row(row)
