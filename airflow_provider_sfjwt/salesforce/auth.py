@@ -173,7 +173,11 @@ class TokenExchanger:
                     exc,
                     audience,
                 ) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,  # answer cut off mid-body
+            ) as exc:
                 if attempt >= self.retry.max_retries:
                     kind = (
                         "timed out"
