@@ -13,7 +13,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .client import SalesforceClient
+import requests
+
+from .client import IDEMPOTENT, SalesforceClient
+from .errors import RetriesExhaustedError, TransportError
 from .files import atomic_output
 
 DEFAULT_MAX_INLINE_BYTES = 64 * 1024
@@ -32,6 +35,47 @@ def _decode(body: bytes, content_type: str) -> Any:
 
 
 def call(
+    client: SalesforceClient,
+    method: str,
+    path: str,
+    *,
+    idempotent: bool | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """:func:`call_once`, sent again when the body is cut off mid-way and the call is repeatable.
+
+    The body is read after :meth:`SalesforceClient.request` returned (it is streamed), so a reset
+    there escapes the client's own retries. A GET (or ``idempotent=True``) is repeated up to
+    ``max_retries``; a write is not, because it may have been applied.
+    """
+    repeatable = method.upper() in IDEMPOTENT if idempotent is None else idempotent
+    attempt = 0
+    while True:
+        try:
+            return call_once(client, method, path, idempotent=idempotent, **kwargs)
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ConnectionError,
+        ) as exc:
+            what = (
+                f"{method.upper()} {path}: the answer was cut off mid-body ({type(exc).__name__})"
+            )
+            if not repeatable:
+                raise TransportError(
+                    f"{what}; the request was sent, so it may have been applied and is not "
+                    "repeated. Check the outcome in Salesforce, or set idempotent=True if the "
+                    "endpoint is safe to call twice."
+                ) from None
+            if attempt >= client.retry.max_retries:
+                raise RetriesExhaustedError(
+                    f"{what}, {attempt + 1} times. Raise max_retries (now "
+                    f"{client.retry.max_retries}) if the network is unstable."
+                ) from None
+            client.retry.sleep(attempt)
+            attempt += 1
+
+
+def call_once(
     client: SalesforceClient,
     method: str,
     path: str,
