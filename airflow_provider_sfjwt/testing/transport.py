@@ -165,8 +165,6 @@ class _Handler(BaseHTTPRequestHandler):
         parsed = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
         req = Request(self.command, parsed.path, query, self.headers, self)
-        self._body_left: int | None = None
-        self._chunked_done = False
         resp, reset_after = emu._handle(req)
         req.drain()
         self.send(resp, reset_after)
@@ -215,17 +213,27 @@ class _Handler(BaseHTTPRequestHandler):
         return b"".join(parts)
 
     def copy_body(self, sink: IO[bytes], limit: int) -> int:
+        """Stream the body into ``sink`` up to ``limit`` bytes; returns the full body size.
+
+        An oversized body is still read (and dropped) up to a hard cap, so the client gets the
+        error response instead of a connection reset while it is still sending.
+        """
         length = self._length()
-        if length is not None and length > limit:
+        cap = limit + MAX_BUFFERED_BODY
+        if length is not None and length > cap:
             self.close_connection = True
             return length
         total = 0
-        for data in self._iter_body(1 << 20):
-            total += len(data)
-            if total > limit:
-                self.close_connection = True
-                return total
-            sink.write(data)
+        try:
+            for data in self._iter_body(1 << 20):
+                if total + len(data) <= limit:
+                    sink.write(data)
+                total += len(data)
+                if total > cap:
+                    self.close_connection = True
+                    break
+        except (ConnectionError, ValueError):
+            self.close_connection = True
         return total
 
     def discard_body(self) -> None:
