@@ -242,12 +242,7 @@ class AirflowUI:
         """Until /api/v2/monitor/health reports every component healthy."""
         health: dict = {}
         while time.monotonic() < deadline:
-            for name, proc in self._procs.items():
-                if proc.poll() is not None:
-                    raise StartupError(
-                        f"airflow {name} exited with {proc.returncode} while starting; "
-                        f"see {self.work / 'logs' / (name + '.log')}\n{self.log_tail(name)}"
-                    )
+            self.check_alive()
             try:
                 with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=5) as r:
                     health = json.load(r)
@@ -262,6 +257,15 @@ class AirflowUI:
             f"Airflow was not healthy within the time limit (last health: {health or 'no answer'}); "
             f"logs in {self.work / 'logs'}"
         )
+
+    def check_alive(self) -> None:
+        """Raise :class:`StartupError`, with the end of its log, if a component has exited."""
+        for name, proc in self._procs.items():
+            if proc.poll() is not None:
+                raise StartupError(
+                    f"airflow {name} exited with {proc.returncode}; "
+                    f"see {self.work / 'logs' / (name + '.log')}\n{self.log_tail(name)}"
+                )
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.work / "logs" / f"{name}.log"
@@ -299,21 +303,19 @@ def main() -> int:
         ) as ui:
             print(
                 f"\nAirflow is ready after {time.monotonic() - started:.0f} s.\n\n"
-                f"  UI        {ui.url}\n"
-                f"  login     {ADMIN_USER} / {ADMIN_PASSWORD}\n"
-                f"  emulator  {ui.emulator.url}  (Connected App {CONSUMER_KEY}, user {USERNAME})\n"
-                f"  connection {CONN_ID} (Admin > Connections; press Test)\n"
-                f"  DAGs      example_dags/ (try salesforce_extract_accounts, bulk_extract_parquet)\n"
-                f"  output    {ui.work / 'output'}\n"
-                f"  logs      {ui.work / 'logs'}\n\n"
+                f"  UI          {ui.url}\n"
+                f"  login       {ADMIN_USER} / {ADMIN_PASSWORD}\n"
+                f"  connection  {CONN_ID} (Admin > Connections, press Test)\n"
+                f"  DAGs        example_dags/ (try bulk_extract_parquet: it defers while the "
+                f"emulator's Bulk job runs)\n"
+                f"  emulator    {ui.emulator.url} (Connected App {CONSUMER_KEY}, user {USERNAME})\n"
+                f"  output      {ui.work / 'output'}\n"
+                f"  logs        {ui.work / 'logs'}\n\n"
                 "Ctrl-C stops everything.",
                 flush=True,
             )
             while True:
-                for name, proc in ui._procs.items():
-                    if proc.poll() is not None:
-                        print(f"airflow {name} exited ({proc.returncode}):\n{ui.log_tail(name)}")
-                        return 1
+                ui.check_alive()
                 time.sleep(2)
     except KeyboardInterrupt:
         print("\nStopped.")
