@@ -207,7 +207,16 @@ class _Parser:
                         "MALFORMED_QUERY", "Sub-queries are not supported by the emulator"
                     )
                 f = self.ident()
-                q.fields.append(Ref(tuple(f.value.split(".")), f.pos))
+                nxt = self.peek()
+                if f.value.lower() == "fields" and nxt.kind == "op" and nxt.value == "(":
+                    self.i += 1
+                    which = self.ident().value.upper()
+                    if which not in ("ALL", "STANDARD", "CUSTOM"):
+                        raise self.fail(self.toks[self.i - 1])
+                    self.expect_op(")")
+                    q.fields.append(Ref((f"FIELDS({which})",), f.pos))
+                else:
+                    q.fields.append(Ref(tuple(f.value.split(".")), f.pos))
                 if not (self.peek().kind == "op" and self.peek().value == ","):
                     break
                 self.i += 1
@@ -377,11 +386,38 @@ def _resolve_ref(store: Store, q: Query, table: Table, ref: Ref) -> None:
     ref.field, ref.parent, ref.parent_field = f, parent, pf
 
 
+def _expand_fields(q: Query, table: Table) -> list[Ref]:
+    """``FIELDS(ALL|STANDARD|CUSTOM)`` as the field list it stands for (ALL/CUSTOM need LIMIT 200)."""
+    out: list[Ref] = []
+    seen: set[str] = set()
+    for ref in q.fields:
+        marker = ref.path[0]
+        if not marker.startswith("FIELDS("):
+            out.append(ref)
+            seen.add(".".join(ref.path).lower())
+            continue
+        which = marker[7:-1]
+        if which != "STANDARD" and (q.limit is None or q.limit > 200):
+            raise SoqlError(
+                "MALFORMED_QUERY",
+                f"The SOQL FIELDS function must have a LIMIT of at most 200 (FIELDS({which}))",
+            )
+        for f in table.fields.values():
+            custom = f.name.endswith("__c")
+            if (which == "CUSTOM" and not custom) or (which == "STANDARD" and custom):
+                continue
+            if f.name.lower() not in seen:
+                seen.add(f.name.lower())
+                out.append(Ref((f.name,), ref.pos))
+    return out
+
+
 def resolve(store: Store, q: Query) -> Query:
     """Bind every field path to the schema, raising INVALID_TYPE / INVALID_FIELD like Salesforce."""
     table = resolve_table(store, q.sobject)
     q.table = table
     q.sobject = table.name
+    q.fields = _expand_fields(q, table)
     for ref in q.fields:
         _resolve_ref(store, q, table, ref)
     if q.count_field:

@@ -201,3 +201,14 @@ def test_csv_encoding(store):
     assert lines[3] == '"Gamma 100%",,"true","2024-01-01T00:00:00.000Z"'
     assert '"Say ""hi"",\nbye",,"true",' in text
     assert text.endswith("\n") and "\r" not in text
+
+
+def test_fields_function(store):
+    q = soql.resolve(store, soql.parse("SELECT FIELDS(STANDARD) FROM Account"))
+    names = [r.name for r in q.fields]
+    assert "Name" in names and "Id" in names and "Active__c" not in names
+    q = soql.resolve(store, soql.parse("SELECT Id, FIELDS(CUSTOM) FROM Account LIMIT 200"))
+    assert [r.name for r in q.fields] == ["Id", "Active__c", "External_Id__c"]
+    with pytest.raises(soql.SoqlError) as caught:
+        soql.resolve(store, soql.parse("SELECT FIELDS(ALL) FROM Account"))
+    assert caught.value.code == "MALFORMED_QUERY"
