@@ -8,7 +8,10 @@ when the API server builds its app whether the running Airflow needs the fix at 
 
 from __future__ import annotations
 
-from airflow.sdk.plugins_manager import AirflowPlugin
+try:
+    from airflow.sdk.plugins_manager import AirflowPlugin
+except ImportError:  # Airflow releases before the Task SDK had its own plugins manager
+    from airflow.plugins_manager import AirflowPlugin
 
 from airflow_provider_sfjwt.plugins.connection_test import PortlessConnectionTestFix
 
