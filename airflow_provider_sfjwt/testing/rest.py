@@ -7,6 +7,7 @@ import datetime as dt
 import secrets
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -140,7 +141,51 @@ def sobjects(emu: SalesforceEmulator, req: Request, parts: list[str]) -> Respons
         return Response.json(200, body)
     if len(parts) == 3:
         return _one_record(emu, req, t, parts[2])
+    if len(parts) == 4:
+        return _by_external_id(emu, req, t, parts[2], urllib.parse.unquote(parts[3]))
     raise ApiError(404, "NOT_FOUND", NOT_FOUND)
+
+
+def _by_external_id(
+    emu: SalesforceEmulator, req: Request, t: Table, field: str, value: str
+) -> Response:
+    """GET / PATCH (upsert) ``/sobjects/{Object}/{ExternalIdField}/{value}``."""
+    f = t.field(field)
+    if f is None or not (f.external_id or f.name == "Id"):
+        raise ApiError(
+            404,
+            "NOT_FOUND",
+            f"Provided external ID field does not exist or is not accessible: {field}",
+        )
+    row = (
+        t.unique_index(f.name).get(value)
+        if f.name != "Id"
+        else t.index.get(normalize_id(value) or "")
+    )
+    if row is not None and (row in t.purged or t.cols["IsDeleted"][row]):
+        row = None
+    if req.method in ("GET", "HEAD"):
+        if row is None:
+            raise ApiError(404, "NOT_FOUND", NOT_FOUND)
+        return Response.json(200, _record_json(emu, t, row, req.version or "", None))
+    _allow(req, "GET", "HEAD", "PATCH")
+    body = req.json()
+    if not isinstance(body, dict):
+        raise ApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+    body = {k: v for k, v in body.items() if k.lower() != f.name.lower()}
+    with emu.store.lock:
+        try:
+            if row is None:
+                values = writes.plan_create(emu.store, t, {**body, f.name: value}, writes.Batch())
+                rid = writes.apply_create(t, values, emu.now_datetime(), _owner(req))
+                return Response.json(
+                    201, {"id": rid, "success": True, "errors": [], "created": True}
+                )
+            row, values = writes.plan_update(emu.store, t, t.cols["Id"][row], body, writes.Batch())
+            rid = writes.apply_update(t, row, values, emu.now_datetime())
+        except writes.Rejected as exc:
+            raise ApiError(400, exc.error.code, exc.error.message, exc.error.fields) from None
+    return Response.json(200, {"id": rid, "success": True, "errors": [], "created": False})
 
 
 def _allow(req: Request, *methods: str) -> None:

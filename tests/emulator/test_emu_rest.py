@@ -266,3 +266,21 @@ def test_keep_alive_connection_reused(emu, sf):
     for _ in range(20):
         assert sf.get(api(emu, "limits")).status_code == 200
     assert len(emu._conns) == 1
+
+
+def test_upsert_and_get_by_external_id(emu, sf):
+    url = api(emu, "sobjects/Account/External_Id__c/EXT-1")
+    created = sf.patch(url, json={"Name": "By key"})
+    assert created.status_code == 201 and created.json()["created"] is True
+    updated = sf.patch(url, json={"Name": "By key 2"})
+    assert updated.status_code == 200 and updated.json() == {
+        "id": created.json()["id"],
+        "success": True,
+        "errors": [],
+        "created": False,
+    }
+    assert sf.get(url).json()["Name"] == "By key 2"
+    assert sf.get(api(emu, "sobjects/Account/External_Id__c/nope")).status_code == 404
+    assert sf.patch(api(emu, "sobjects/Account/Name/x"), json={}).status_code == 404
+    missing = sf.patch(api(emu, "sobjects/Account/External_Id__c/EXT-2"), json={"Phone": "1"})
+    assert missing.status_code == 400 and missing.json()[0]["errorCode"] == "REQUIRED_FIELD_MISSING"

@@ -135,6 +135,9 @@ def test_sobject_crud_and_describe(simple_sf):
     assert simple_sf.Account.get(created["id"])["Name"] == "Renamed"
     fields = {f["name"] for f in simple_sf.Account.describe()["fields"]}
     assert {"Id", "Name", "OwnerId", "External_Id__c"} <= fields
+    assert simple_sf.Account.upsert("External_Id__c/SS-1", {"Name": "Upserted"}) == 201
+    assert simple_sf.Account.upsert("External_Id__c/SS-1", {"Name": "Upserted again"}) == 200
+    assert simple_sf.Account.get_by_custom_id("External_Id__c", "SS-1")["Name"] == "Upserted again"
     simple_sf.Account.delete(created["id"])
     assert (
         simple_sf.query(f"SELECT COUNT() FROM Account WHERE Id = '{created['id']}'")["totalSize"]
