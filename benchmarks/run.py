@@ -263,7 +263,7 @@ def write_report(data: dict[str, Any]) -> None:
         "## Reproduce",
         "",
         "```",
-        "make bench                                   # both sizes, about a few minutes",
+        "make bench                                   # REST and Bulk, 100k and 1M rows: ~6 minutes",
         "python -m benchmarks.run --sizes 20000 --repeat 1 --no-bulk   # a quick look",
         "```",
         "",

@@ -231,6 +231,11 @@ def test_collections_operator_checks_its_arguments():
         SalesforceCollectionsOperator(task_id="x", operation="insert", sobject="Account")
     with pytest.raises(ValueError, match="operation must be one of"):
         SalesforceCollectionsOperator(task_id="y", operation="merge", records=[])
+    rendered = SalesforceCollectionsOperator(
+        task_id="z", operation="insert", sobject="Account", records="[{'Name': 'x'}]"
+    )
+    with pytest.raises(TypeError, match="records=upstream.output"):
+        rendered.execute({})
 
 
 # --- SalesforceRestOperator ----------------------------------------------------------------

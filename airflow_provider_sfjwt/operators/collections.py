@@ -100,6 +100,12 @@ class SalesforceCollectionsOperator(BaseOperator):
                 hook.get_conn(), self.operation, hook.storage_path(self.input_path), **options
             )
         else:
+            if isinstance(self.records, str):
+                raise TypeError(
+                    "records rendered to a string, not a list of dicts. Pass the upstream "
+                    "task's output directly (records=upstream.output) or set "
+                    "render_template_as_native_obj=True on the DAG."
+                )
             summary = load_collections(
                 hook.get_conn(), self.operation, self.records or [], **options
             )
