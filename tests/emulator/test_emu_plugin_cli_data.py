@@ -150,6 +150,6 @@ def test_a_million_accounts_fit_in_memory_and_time():
     e.generate_accounts(1_000_000)
     elapsed = time.monotonic() - t0
     grown = proc.memory_info().rss - before
-    assert elapsed < 20
+    assert elapsed < 60  # about 4 s on a quiet 2-core machine; generous for busy CI runners
     assert grown < 1.5 * 1024**3, f"{grown / 1e6:.0f} MB"
     assert e.store.get("Account").size == 1_000_000
