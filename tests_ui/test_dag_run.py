@@ -32,7 +32,8 @@ def test_bulk_extract_runs_from_the_ui_deferred_then_successful(
     expect(
         task,
         "the Bulk task never showed Deferred: it waited in a worker slot instead of the "
-        "triggerer (see .ui/test/logs and the task log)",
+        "triggerer. Is [operators] default_deferrable = false in .ui/test/airflow/airflow.cfg "
+        "(Airflow writes it there on first start)? Task log: .ui/test/airflow/logs",
     ).to_contain_text("Deferred", timeout=90_000)
     page.screenshot(path=screenshots / "dag-run-deferred.png")
 
