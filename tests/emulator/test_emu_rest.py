@@ -284,3 +284,29 @@ def test_upsert_and_get_by_external_id(emu, sf):
     assert sf.patch(api(emu, "sobjects/Account/Name/x"), json={}).status_code == 404
     missing = sf.patch(api(emu, "sobjects/Account/External_Id__c/EXT-2"), json={"Phone": "1"})
     assert missing.status_code == 400 and missing.json()[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+
+
+def test_concurrent_clients_get_consistent_pages(emu, keys):
+    import threading
+
+    from emu_helpers import login
+
+    emu.generate_accounts(9000)
+    sessions = [login(emu, keys) for _ in range(6)]
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(s):
+        try:
+            pages = fetch_all(emu, s, "SELECT Id, Name, Owner.Name FROM Account ORDER BY Name")
+            counts.append(len({r["Id"] for p in pages for r in p["records"]}))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and counts == [9000] * 6
+    assert emu.stats.token_exchanges == 6
