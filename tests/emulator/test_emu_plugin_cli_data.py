@@ -153,3 +153,13 @@ def test_a_million_accounts_fit_in_memory_and_time():
     assert elapsed < 60  # about 4 s on a quiet 2-core machine; generous for busy CI runners
     assert grown < 1.5 * 1024**3, f"{grown / 1e6:.0f} MB"
     assert e.store.get("Account").size == 1_000_000
+
+
+def test_no_airflow_import():
+    code = (
+        "import sys, airflow_provider_sfjwt.testing, airflow_provider_sfjwt.testing.pytest_plugin, "
+        "airflow_provider_sfjwt.testing.cli; "
+        "print([m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
