@@ -108,6 +108,15 @@ def test_deferrable_by_default_unless_default_deferrable_is_set(monkeypatch):
     monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
     assert op().deferrable is True
     assert op(deferrable=False).deferrable is False
+    # Every new airflow.cfg holds `default_deferrable = False`, written by Airflow itself: that
+    # is not a user's choice, so it must not switch deferral off.
+    from airflow.configuration import conf
+
+    conf.set("operators", "default_deferrable", "False")
+    try:
+        assert op().deferrable is True
+    finally:
+        conf.remove_option("operators", "default_deferrable")
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "false")
     assert op().deferrable is False
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "true")

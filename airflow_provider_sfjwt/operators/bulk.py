@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from configparser import ConfigParser
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.configuration import conf
@@ -56,11 +55,16 @@ _STATE_HINTS = {
 
 
 def default_deferrable() -> bool:
-    """``True`` unless ``[operators] default_deferrable`` is set explicitly (env or airflow.cfg)."""
-    explicit = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ or ConfigParser.has_option(
-        conf, "operators", "default_deferrable"
-    )
-    return conf.getboolean("operators", "default_deferrable") if explicit else True
+    """``True`` unless ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` says otherwise.
+
+    Bulk jobs take minutes to hours, so these operators defer by default (the issue's promise),
+    and an explicit environment setting still wins. ``airflow.cfg`` is not consulted: Airflow
+    writes ``default_deferrable = False`` into every new ``airflow.cfg``, so its presence there
+    says nothing about what the user chose. Pass ``deferrable=False`` to run in the worker.
+    """
+    if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ:
+        return conf.getboolean("operators", "default_deferrable")
+    return True
 
 
 def storage_path(path: Any, conn_id: str | None = None) -> Any:
