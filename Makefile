@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
+LINT_PATHS := airflow_provider_sfjwt tests tests_ui example_dags benchmarks scripts
 
 .PHONY: demo test lint format bench clean ui test-ui
 
@@ -18,28 +19,26 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check airflow_provider_sfjwt tests example_dags benchmarks scripts
-	$(VENV)/bin/ruff format --check airflow_provider_sfjwt tests example_dags benchmarks scripts
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check airflow_provider_sfjwt tests example_dags benchmarks scripts
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format airflow_provider_sfjwt tests example_dags benchmarks scripts
-	$(VENV)/bin/ruff check --fix airflow_provider_sfjwt tests example_dags benchmarks scripts
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 
 # `make ui`: Airflow + the emulator to click through (scripts/ui.py). `make test-ui`: the browser
 # test against the same stack; Chromium from Debian, Playwright from PyPI, no browser download.
 # UI_TEST_ARGS="--screenshots docs/images" refreshes the README's screenshots.
-UI_TEST_DEPS := playwright>=1.45
-
 ui: $(STAMP)
 	$(PY) scripts/ui.py
 
 test-ui: $(STAMP)
 	bash scripts/ui_setup.sh
-	$(PY) -m pip install $(PIP_QUIET) '$(UI_TEST_DEPS)' 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install $(PIP_QUIET) -e '.[test,parquet,ui-test]' 2>&1 | grep -v "is ignored" || true
 	$(PY) -c "import playwright.sync_api"
 	$(PY) -m pytest -q -p no:cacheprovider tests_ui $(UI_TEST_ARGS)
 
