@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import encode, soql, writes
 from .ids import QUERY_LOCATOR_PREFIX, normalize_id
-from .store import STANDARD_SCHEMAS, Table
+from .store import STANDARD_SCHEMAS, Field, Table
 from .transport import ApiError, Request, Response
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def sobjects(emu: SalesforceEmulator, req: Request, parts: list[str]) -> Respons
     if len(parts) == 3 and parts[2] == "describe":
         _allow(req, "GET", "HEAD")
         body = _sobject_summary(t, version)
-        body["fields"] = [f.describe() for f in t.fields.values()]
+        body["fields"] = [_describe_field(t, f) for f in t.fields.values()]
         body["childRelationships"] = [
             {
                 "childSObject": other.name,
@@ -186,6 +186,18 @@ def _by_external_id(
         except writes.Rejected as exc:
             raise ApiError(400, exc.error.code, exc.error.message, exc.error.fields) from None
     return Response.json(200, {"id": rid, "success": True, "errors": [], "created": False})
+
+
+def _describe_field(t: Table, f: Field) -> dict[str, Any]:
+    """Field describe; picklists list the values present in the data (what a real org defines)."""
+    out = f.describe()
+    if f.type == "picklist":
+        values = sorted({v for v in t.cols[f.name] if isinstance(v, str)})[:1000]
+        out["picklistValues"] = [
+            {"active": True, "defaultValue": False, "label": v, "validFor": None, "value": v}
+            for v in values
+        ]
+    return out
 
 
 def _allow(req: Request, *methods: str) -> None:

@@ -56,6 +56,8 @@ def test_sobjects_and_describe(emu, sf):
     assert fields["LastActivityDate"]["type"] == "date"
     assert fields["Active__c"]["type"] == "boolean" and fields["Active__c"]["custom"]
     assert fields["Description"]["type"] == "textarea"
+    industries = {p["value"] for p in fields["Industry"]["picklistValues"]}
+    assert industries == {r["Industry"] for r in emu.records("Account") if r["Industry"]}
     assert fields["External_Id__c"]["externalId"] and fields["External_Id__c"]["unique"]
     owner = fields["OwnerId"]
     assert owner["type"] == "reference" and owner["referenceTo"] == ["User"]
