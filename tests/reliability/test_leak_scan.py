@@ -1,0 +1,315 @@
+"""Secret-leak scan: the example DAGs and failing variants, run for real, leave no secret behind.
+
+Two runs over the same DAGs (``example_dags/``, ``tests/dags/sfjwt_leak_probe.py`` and
+``tests/dags/sfjwt_rel_failures.py``) and one emulator:
+
+1. ``airflow dags test`` of each DAG in a subprocess (in-process executor, trigger run in line);
+2. a real deployment: ``airflow standalone`` (scheduler, dag-processor, triggerer, api-server,
+   LocalExecutor, sqlite) in a temporary AIRFLOW_HOME on free ports, every DAG triggered through
+   the REST API and awaited with a bound, everything stopped in a ``finally``.
+
+Collected: every file under AIRFLOW_HOME/logs (task, trigger, scheduler and processor logs), the
+processes' own output, the ``dags test`` and ``sfjwt doctor`` outputs, every XCom value and
+rendered template field (REST API), the task-instance notes and the whole sqlite database file
+(XComs, rendered fields, trigger kwargs, dag-run conf as stored). None may contain a line of the
+private key (encrypted or not), the passphrase, a JWT assertion the emulator received or an
+access token it issued. The runs must also have done their job - tokens issued, DAGs in the
+expected states, our error messages present - or a silent scan would prove nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
+from airflow_provider_sfjwt.testing import SalesforceEmulator
+
+from ..airflow_cli import REPO, migrated_home, run_airflow
+
+CONSUMER_KEY = "3MVG9LEAKSCAN.reliability"
+USERNAME = "integration@leakscan.example.com"
+PASSPHRASE = "leak-scan-passphrase-7f3a"
+EXAMPLES = sorted(p.stem for p in (REPO / "example_dags").glob("*.py"))
+PROBES = ["sfjwt_leak_probe", "sfjwt_rel_failures"]
+EXPECTED_FAILURES = {
+    "sfjwt_leak_probe": ["INVALID_FIELD", "invalid_client_id", "wrong passphrase"],
+    "sfjwt_rel_failures": [
+        "INVALID_FIELD",
+        "invalid_client_id",
+        "wrong passphrase",
+        "NOT_FOUND",
+        "REQUIRED_FIELD_MISSING",
+    ],
+}
+RUN_BOUND = 420  # seconds for all triggered runs to finish under a loaded machine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Org:
+    """The emulator, the secrets it must never see leaked, and the Airflow env to reach it."""
+
+    def __init__(self, emu: SalesforceEmulator, keypair: Any, out: Path) -> None:
+        self.emu = emu
+        self.encrypted = private_key_to_pem(keypair.key, PASSPHRASE).decode()
+        self.plain = keypair.pem
+        self.out = out
+
+        def conn(consumer_key: str = CONSUMER_KEY, password: str = PASSPHRASE) -> str:
+            return json.dumps(
+                {
+                    "conn_type": "salesforce_jwt",
+                    "host": emu.url,
+                    "login": USERNAME,
+                    "password": password,
+                    "extra": {
+                        "consumer_key": consumer_key,
+                        "private_key": self.encrypted,
+                        "certificate": keypair.cert_pem,
+                        "max_retries": 1,
+                    },
+                }
+            )
+
+        self.env = {
+            "AIRFLOW_CONN_SALESFORCE_JWT_DEFAULT": conn(),
+            "AIRFLOW_CONN_SF_WRONG_APP": conn(consumer_key="3MVG9NOSUCHAPP"),
+            "AIRFLOW_CONN_SF_WRONG_PASSPHRASE": conn(password="not-the-passphrase"),
+            "SFJWT_OUTPUT_DIR": str(out),
+            # Not shorter: a trigger that fires before the LocalExecutor has reported the
+            # deferring workload as finished makes Airflow 3.3 fail the task ("state changed
+            # externally"), seen here with 0.2 s on a loaded machine.
+            "SFJWT_BULK_POLL_INTERVAL": "5",
+        }
+
+    def secrets(self) -> list[str]:
+        found = pem_lines(self.encrypted) + pem_lines(self.plain) + [PASSPHRASE]
+        return found + self.emu.issued_tokens + self.emu.received_assertions
+
+
+def leaked(secrets: list[str], texts: dict[str, str]) -> list[str]:
+    """``where: secret-prefix...`` for every secret found in any collected text."""
+    return [
+        f"{where}: {secret[:10]}..."
+        for where, text in texts.items()
+        for secret in secrets
+        if secret and secret in text
+    ]
+
+
+def read_tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): p.read_text(errors="replace")
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def org(keypair, tmp_path_factory):
+    with SalesforceEmulator() as emu:
+        emu.add_app(
+            consumer_key=CONSUMER_KEY, certificate_pem=keypair.cert_pem, usernames=[USERNAME]
+        )
+        emu.generate_accounts(50)
+        emu.generate_contacts(30)
+        emu.register_apex("POST", "AccountHealth", lambda req: (200, {"score": 7}))
+        yield Org(emu, keypair, tmp_path_factory.mktemp("leak_out"))
+
+
+def dags_folder(tmp: Path) -> Path:
+    folder = tmp / "dags"
+    folder.mkdir()
+    for path in [*(REPO / "example_dags").glob("*.py"), *(REPO / "tests" / "dags").glob("*.py")]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.mark.timeout(600)
+def test_dags_test_runs_leak_nothing(org, tmp_path):
+    env = migrated_home(tmp_path / "home", dags_folder(tmp_path))
+    env.update(org.env)
+    outputs: dict[str, str] = {}
+    for dag_id in EXAMPLES + PROBES:
+        out = run_airflow(["dags", "test", dag_id], env, timeout=240)
+        outputs[f"dags test {dag_id}"] = out.stdout + out.stderr
+        if dag_id in EXPECTED_FAILURES:
+            for word in EXPECTED_FAILURES[dag_id]:
+                assert word in outputs[f"dags test {dag_id}"], (dag_id, word)
+        else:
+            assert out.returncode == 0, (dag_id, out.stderr[-3000:])
+    doctor = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_sfjwt.cli", "doctor", "--conn-id", "sf_wrong_app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    outputs["sfjwt doctor"] = doctor.stdout + doctor.stderr
+    outputs.update(read_tree(tmp_path / "home" / "logs"))
+    assert org.emu.issued_tokens and org.emu.received_assertions
+    found = leaked(org.secrets(), outputs)
+    assert not found, f"secrets leaked: {found}"
+
+
+class Standalone:
+    """``airflow standalone`` in its own process group, driven through the REST API."""
+
+    def __init__(self, home: Path, dags: Path, extra_env: dict[str, str]) -> None:
+        self.home = home
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        self.env.update(
+            AIRFLOW_HOME=str(home),
+            AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
+            AIRFLOW__CORE__PARALLELISM="4",
+            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base}/execution/",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+            AIRFLOW__API__HOST="127.0.0.1",
+            AIRFLOW__API__PORT=str(self.port),
+            AIRFLOW__API__BASE_URL=self.base,
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
+            AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
+            PYTHONPATH=str(REPO),
+            # standalone starts its components as `airflow ...` from PATH
+            PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        )
+        self.env.update(extra_env)
+        self.log = home / "standalone.out"
+        self.proc: subprocess.Popen | None = None
+        self.http = requests.Session()
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "standalone"],
+            env=self.env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=self.home,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pgid = os.getpgid(self.proc.pid)
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, f"{self.base}/api/v2/{path}", timeout=30, **kwargs)
+
+    def wait_until(self, what: str, probe, bound: float) -> Any:
+        deadline = time.monotonic() + bound
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, (
+                f"airflow standalone exited while waiting for {what}: "
+                + self.log.read_text(errors="replace")[-3000:]
+            )
+            try:
+                value = probe()
+            except requests.RequestException:
+                value = None
+            if value:
+                return value
+            time.sleep(1)
+        raise AssertionError(f"timed out after {bound:.0f} s waiting for {what}")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        self.wait_until(f"DAG {dag_id} parsed", lambda: self.api("GET", f"dags/{dag_id}").ok, 180)
+        assert self.api("PATCH", f"dags/{dag_id}", json={"is_paused": False}).ok
+        run = self.api("POST", f"dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        assert run.ok, run.text
+        return run.json()["dag_run_id"]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+
+    def task_texts(self, dag_id: str, run_id: str) -> dict[str, str]:
+        """XCom values and rendered template fields of every task of a run, as stored."""
+        texts: dict[str, str] = {}
+        tis = self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()
+        for ti in tis["task_instances"]:
+            task = ti["task_id"]
+            texts[f"{dag_id}.{task} task instance"] = json.dumps(ti)
+            xcoms = self.api(
+                "GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}/xcomEntries"
+            ).json()
+            for entry in xcoms.get("xcom_entries", []):
+                value = self.api(
+                    "GET",
+                    f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}/xcomEntries/"
+                    f"{entry['key']}",
+                    params={"deserialize": "true", "stringify": "true"},
+                )
+                texts[f"{dag_id}.{task} xcom {entry['key']}"] = value.text
+        return texts
+
+
+@pytest.mark.timeout(900)
+def test_real_scheduler_run_leaks_nothing(org, tmp_path):
+    air = Standalone(tmp_path / "home", dags_folder(tmp_path), org.env)
+    texts: dict[str, str] = {}
+    states: dict[str, str] = {}
+    try:
+        air.start()
+        air.wait_until(
+            "the API server", lambda: air.http.get(f"{air.base}/api/v2/monitor/health").ok, 240
+        )
+        runs = {
+            dag_id: air.trigger(dag_id, {} if dag_id in PROBES else {"output_dir": str(org.out)})
+            for dag_id in EXAMPLES + PROBES
+        }
+
+        def all_done() -> bool:
+            for dag_id, run_id in runs.items():
+                states[dag_id] = air.run_state(dag_id, run_id)
+            return all(s in ("success", "failed") for s in states.values())
+
+        air.wait_until("every DAG run to finish", all_done, RUN_BOUND)
+        for dag_id, run_id in runs.items():
+            texts.update(air.task_texts(dag_id, run_id))
+    finally:
+        air.stop()
+    texts.update(read_tree(air.home / "logs"))
+    texts["standalone output"] = air.log.read_text(errors="replace")
+    texts["metadata database (raw bytes)"] = (
+        (air.home / "airflow.db").read_bytes().decode("latin-1")
+    )
+    assert {d: s for d, s in states.items() if d not in PROBES} == dict.fromkeys(
+        EXAMPLES, "success"
+    ), states
+    assert all(states[d] == "failed" for d in PROBES), states
+    task_logs = "\n".join(t for name, t in texts.items() if name.startswith("dag_id="))
+    for words in EXPECTED_FAILURES.values():
+        for word in words:
+            assert word in task_logs, word
+    assert any(".log.trigger." in name for name in texts), "no triggerer log: nothing deferred"
+    assert org.emu.issued_tokens and org.emu.received_assertions
+    found = leaked(org.secrets(), texts)
+    assert not found, f"secrets leaked: {found}"
