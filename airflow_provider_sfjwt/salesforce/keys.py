@@ -27,6 +27,8 @@ from .errors import ConfigurationError
 
 MIN_RSA_BITS = 2048
 REF_SCHEMES = ("file", "env", "variable")
+MAX_REFERENCED_BYTES = 64 * 1024
+"""A key or certificate file is a few KB; anything bigger is the wrong file, so it is not read."""
 
 _PEM_BLOCK = re.compile(
     r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----(?P<body>.*?)-----END (?P=label)-----", re.DOTALL
@@ -101,12 +103,25 @@ def resolve_reference(ref: str, field: str, get_variable: VariableGetter | None 
         )
     if scheme == "file":
         path = Path(target).expanduser()
+        if not path.is_absolute():
+            raise ConfigurationError(
+                field,
+                f"points to the relative path {target!r} (from this process's directory: "
+                f"{str(path.resolve())!r}); workers, the triggerer and the API server each start "
+                "in a different directory",
+                "use an absolute path such as file:/opt/airflow/keys/salesforce.pem",
+            )
+        path = path.resolve()  # every message below names the real file ('..' and links resolved)
         if not path.is_file():
             raise ConfigurationError(
                 field,
                 f"points to file {str(path)!r}, which does not exist on this machine",
                 "copy the key to that path on every worker (and on the API server for the Test "
                 "button), or use env: or variable:",
+            )
+        if path.stat().st_size > MAX_REFERENCED_BYTES:
+            raise ConfigurationError(
+                field, f"points to {str(path)!r}, far too large to be a PEM", _PEM_FIX
             )
         try:
             return path.read_text(encoding="ascii", errors="strict")

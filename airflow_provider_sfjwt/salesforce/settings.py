@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,9 @@ _UI_HOSTS = (
 )
 
 
+_DNS_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -51,9 +56,26 @@ def validate_login_url(value: str | None) -> str:
         url = "https://" + url
     if len(url) > MAX_FIELD_LENGTH:
         raise ConfigurationError("host", "(Login URL) is too long to be a URL", "")
+    if any(c.isspace() or not c.isprintable() for c in url):  # urlsplit would drop CR/LF/tab
+        raise ConfigurationError(
+            "host",
+            "(Login URL) contains spaces or control characters",
+            f"use a bare URL such as {DEFAULT_LOGIN_URL}",
+        )
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     field_name = "host"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+        valid_host = bool(_DNS_NAME.fullmatch(host)) or bool(ipaddress.ip_address(host))
+    except ValueError:
+        valid_host = False
+    if host and not valid_host:
+        raise ConfigurationError(
+            field_name,
+            f"(Login URL) {url!r} does not name a valid host and port",
+            f"use {DEFAULT_LOGIN_URL}, {SANDBOX_AUDIENCE} or your My Domain URL",
+        )
     if parts.scheme not in ("https", "http") or not host:
         raise ConfigurationError(
             field_name,
@@ -273,6 +295,14 @@ def parse_connection(
     if "." not in api_version:
         api_version += ".0"
     usage = ext.get("max_api_usage_percent")
+    ca_bundle = _text(ext.get("ca_bundle"), "ca_bundle")
+    if ca_bundle and not os.path.exists(ca_bundle):
+        raise ConfigurationError(
+            "ca_bundle",
+            f"points to {ca_bundle!r}, which does not exist on this machine",
+            "put the PEM bundle of your private CA or TLS-inspecting proxy there (on every worker), "
+            "or remove ca_bundle to use the system store or REQUESTS_CA_BUNDLE",
+        )
     settings = ConnectionSettings(
         login_url=login_url,
         username=username,
@@ -289,7 +319,7 @@ def parse_connection(
         max_api_usage_percent=None
         if usage in (None, "")
         else _number(usage, "max_api_usage_percent", 100, 1, 100),
-        ca_bundle=_text(ext.get("ca_bundle"), "ca_bundle"),
+        ca_bundle=ca_bundle,
         cert_expiry_warning_days=int(
             _number(ext.get("cert_expiry_warning_days"), "cert_expiry_warning_days", 30, 0, 3650)
         ),
