@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -131,9 +131,15 @@ class SalesforceClient:
 
     def url(self, path: str, token: AccessToken | None = None) -> str:
         """Absolute URL for ``path``: a full URL, a ``/services/...`` path or a data-API path."""
-        if path.startswith(("http://", "https://")):
-            return path
         base = (token or self.auth.token()).instance_url
+        if path.startswith(("http://", "https://")):
+            if urlsplit(path)[:2] != urlsplit(base)[:2]:
+                # The Authorization header goes with the request: never to another host.
+                raise ValueError(
+                    f"{path[:80]!r} is not on this org's instance {base}; the access token is only "
+                    "sent there. Give a path instead: sobjects/Account or /services/apexrest/..."
+                )
+            return path
         if path.startswith("/services/"):
             return base + path
         return base + self.data_path(path)

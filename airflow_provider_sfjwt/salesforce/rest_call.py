@@ -48,6 +48,12 @@ def call(
     there escapes the client's own retries. A GET (or ``idempotent=True``) is repeated up to
     ``max_retries``; a write is not, because it may have been applied.
     """
+    if "://" in path:
+        raise ValueError(
+            f"path {path[:80]!r} is a full URL; give it relative to the data API (limits, "
+            "sobjects/Account/describe) or from the instance root (/services/apexrest/...), so the "
+            "access token only ever goes to the org's instance"
+        )
     repeatable = method.upper() in IDEMPOTENT if idempotent is None else idempotent
     attempt = 0
     while True:
