@@ -75,13 +75,13 @@ class SalesforceSoqlSensor(BaseSensorOperator):
         return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        count = self.hook.get_conn().count(self.soql, include_deleted=self.include_deleted)
-        try:
+        try:  # checked before the query, so a bad threshold costs no API request
             threshold = int(self.threshold)
         except ValueError:
             raise ValueError(
                 f"threshold must be a whole number, got {self.threshold!r} after templating"
             ) from None
+        count = self.hook.get_conn().count(self.soql, include_deleted=self.include_deleted)
         done = COMPARISONS[self.comparison](count, threshold)
         self.log.info(
             "Count %d %s %d: %s",
