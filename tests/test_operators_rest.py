@@ -62,6 +62,13 @@ def test_query_operator_streams_to_file_and_returns_a_small_summary(emu, tmp_pat
     assert emu.stats.token_exchanges == 1
 
 
+def test_query_operator_refuses_an_unknown_format_at_parse_time():
+    with pytest.raises(ValueError, match="csv, jsonl, parquet"):
+        SalesforceQueryOperator(
+            task_id="q", soql="SELECT Id FROM Account", output_path="x", format="xlsx"
+        )
+
+
 def test_query_operator_include_deleted_uses_query_all(emu, tmp_path):
     emu.load("Account", [{"Name": "live"}, {"Name": "gone", "IsDeleted": True}])
     common = {"soql": "SELECT Name FROM Account", "format": "jsonl"}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.salesforce.extract import FORMATS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,6 +44,8 @@ class SalesforceQueryOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if "{{" not in format and format.lower() not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
         self.soql = soql
         self.output_path = output_path
         self.format = format
