@@ -27,7 +27,7 @@ _TOKEN_RE = re.compile(
   | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))
   | (?P<date>\d{4}-\d{2}-\d{2})
-  | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::\d+)?)
   | (?P<op><=|>=|!=|<>|=|<|>|\(|\)|,)
     """,
@@ -123,7 +123,8 @@ def _tokenize(soql: str) -> list[Tok]:
             value = re.sub(r"\\(.)", lambda e: _ESCAPES.get(e.group(1), "\\" + e.group(1)), body)
             toks.append(Tok("string", value, text, pos))
         elif kind == "number":
-            toks.append(Tok("number", float(text) if "." in text else int(text), text, pos))
+            is_float = "." in text or "e" in text.lower()
+            toks.append(Tok("number", float(text) if is_float else int(text), text, pos))
         elif kind in ("date", "datetime", "op"):
             toks.append(Tok(kind, text, text, pos))
         elif kind == "ident":
@@ -224,6 +225,12 @@ class _Parser:
         q.sobject = self.ident().value
         if self.kw("where"):
             q.where = self.expr()
+        t = self.peek()
+        if t.kind == "ident" and t.value.lower() == "with":  # WITH SECURITY_ENFORCED / USER_MODE
+            self.i += 1
+            mode = self.ident()
+            if mode.value.lower() not in ("security_enforced", "user_mode", "system_mode"):
+                raise self.fail(mode)
         if self.kw("order"):
             self.expect_kw("by")
             while True:

@@ -212,3 +212,8 @@ def test_fields_function(store):
     with pytest.raises(soql.SoqlError) as caught:
         soql.resolve(store, soql.parse("SELECT FIELDS(ALL) FROM Account"))
     assert caught.value.code == "MALFORMED_QUERY"
+
+
+def test_scientific_numbers_and_with_clause(store):
+    assert names(store, "WHERE AnnualRevenue >= 1e6") == ["Gamma 100%"]
+    assert names(store, "WHERE AnnualRevenue < 1.5E3 WITH SECURITY_ENFORCED") == ["Acme", "delta_x"]
