@@ -415,7 +415,8 @@ class Bulk(IngestProcessing):
         delim = DELIMITERS[job.delimiter]
         eol = LINE_ENDINGS[job.line_ending]
         rows = job.rows
-        stats = self.emu.stats
+        emu = self.emu
+        stats = emu.stats
 
         def blocks() -> Iterator[bytes]:
             head = encode.csv_header(q, delim, eol)  # type: ignore[arg-type]
@@ -423,7 +424,14 @@ class Bulk(IngestProcessing):
             first = True
             while pos < end or first:
                 stop = min(end, pos + BLOCK_ROWS)
-                text = encode.csv_rows(table, q, rows[pos:stop], delim, eol)  # type: ignore[arg-type]
+                block = rows[pos:stop]
+                text = emu.cached_block(
+                    "csv",
+                    q,
+                    block,
+                    (delim, eol),
+                    lambda block=block: encode.csv_rows(table, q, block, delim, eol),  # type: ignore[arg-type]
+                )
                 yield ((head + text) if first else text).encode()
                 stats._bump("records_served", stop - pos)
                 first = False

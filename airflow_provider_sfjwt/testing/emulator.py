@@ -22,6 +22,7 @@ from typing import Any
 
 from . import auth, data, rest
 from .bulk import Bulk
+from .cache import BlockCache
 from .faults import Faults, fail_body
 from .ids import ORG_PREFIX, make_id
 from .store import Store, now_datetime
@@ -106,6 +107,7 @@ class SalesforceEmulator:
         bulk_poll_transitions: int = 2,
         bulk_processing_seconds: float = 0.0,
         gzip: bool = False,
+        serialize_cache_mb: int = 512,
     ) -> None:
         self.tls = tls
         self.host = host
@@ -124,6 +126,7 @@ class SalesforceEmulator:
         self.faults = Faults()
         self.cursors = rest.Cursors()
         self.bulk = Bulk(self)
+        self.cache = BlockCache(serialize_cache_mb * 1024 * 1024)
         self.ca_cert_path: str | None = None
         self._apex: list[tuple[str, str, ApexHandler]] = []
         self._ssl_context: Any = None
@@ -191,6 +194,19 @@ class SalesforceEmulator:
                 self._conns.add(sock)
             else:
                 self._conns.discard(sock)
+
+    # ------------------------------------------------------------------ serialisation cache
+    def _generation(self, key: Any) -> tuple[int, ...]:
+        """Write versions of the tables a cached block was built from (``key[1]``)."""
+        return tuple(t.version if (t := self.store.get(n)) else -1 for n in key[1])
+
+    def cached_block(self, kind: str, q: Any, rows: Any, extra: tuple[Any, ...], make: Any) -> str:
+        """Serialised rows from the cache when ``rows`` is a plain table range, else ``make()``."""
+        if not isinstance(rows, range) or rows.step != 1:
+            return make()
+        names = (q.table.name, *sorted({r.parent.name for r in q.fields if r.parent is not None}))
+        key = (kind, names, tuple(r.name for r in q.fields), extra, rows.start, rows.stop)
+        return self.cache.get_or_make(key, self._generation(key), make, self._generation)
 
     # ------------------------------------------------------------------ clock
     def now(self) -> float:

@@ -336,7 +336,10 @@ def _page(emu: SalesforceEmulator, cur: Cursor, start: int, version: str, kind: 
     q, table = cur.query, cur.query.table
     assert table is not None
     end = min(start + cur.batch, len(cur.rows))
-    records = encode.json_records(table, q, cur.rows[start:end], version)
+    rows = cur.rows[start:end]
+    records = emu.cached_block(
+        "json", q, rows, (version,), lambda: encode.json_records(table, q, rows, version)
+    )
     emu.stats._bump("records_served", end - start)
     done = "true" if end >= len(cur.rows) else "false"
     head = f'{{"totalSize":{len(cur.rows)},"done":{done}'

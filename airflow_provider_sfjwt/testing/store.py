@@ -281,6 +281,7 @@ class Table:
             return existing
         self.fields[f.name.lower()] = f
         self.__dict__.pop("_kinds", None)
+        self.version += 1
         self.cols[f.name] = [self._default(f.name)] * self.size
         return f
 
@@ -354,6 +355,7 @@ class Table:
             if value is not None:
                 uidx[value] = i
         col[i] = value
+        self.version += 1
 
     def row(self, i: int) -> dict[str, Any]:
         return {name: col[i] for name, col in self.cols.items()}

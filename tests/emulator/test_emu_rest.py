@@ -312,3 +312,19 @@ def test_concurrent_clients_get_consistent_pages(emu, keys):
         t.join(30)
     assert not errors and counts == [9000] * 6
     assert emu.stats.token_exchanges == 6
+
+
+def test_serialisation_cache_hits_and_invalidation(emu, sf):
+    emu.generate_accounts(3000)
+    soql = "SELECT Id, Name, Owner.Name FROM Account"
+    first = fetch_all(emu, sf, soql)
+    misses = emu.cache.misses
+    again = fetch_all(emu, sf, soql)
+    assert [p["records"] for p in again] == [p["records"] for p in first]
+    assert emu.cache.misses == misses and emu.cache.hits >= 2
+    rec = first[0]["records"][0]
+    sf.patch(api(emu, f"sobjects/Account/{rec['Id']}"), json={"Name": "Changed"})
+    assert fetch_all(emu, sf, soql)[0]["records"][0]["Name"] == "Changed"
+    owner_id = next(r["OwnerId"] for r in emu.records("Account") if r["Id"] == rec["Id"])
+    emu.load("User", [{"Id": owner_id, "Name": "New Owner Name"}])  # a parent change, too
+    assert fetch_all(emu, sf, soql)[0]["records"][0]["Owner"]["Name"] == "New Owner Name"
