@@ -178,6 +178,7 @@ class SalesforceEmulator:
                 sock.shutdown(socket.SHUT_RDWR)
         self._server = None
         self.bulk.close()
+        self.cache.clear()
         if self._tls_dir:
             shutil.rmtree(self._tls_dir, ignore_errors=True)
             self._tls_dir = None
