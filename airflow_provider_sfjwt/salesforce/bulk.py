@@ -145,6 +145,7 @@ def create_query_job(client: SalesforceClient, soql: str, include_deleted: bool 
     Sent as safe to repeat: if the answer is lost, the worst case is one orphan job that nobody
     reads and that Salesforce deletes after a week.
     """
+    select_columns(soql)  # a non-SELECT or stacked statement is refused before any request
     body = {
         "operation": "queryAll" if include_deleted else "query",
         "query": soql,

@@ -103,7 +103,13 @@ def select_columns(soql: str) -> list[str]:
     (``COUNT()``); see the module docstring for aggregates, sub-queries and TYPEOF.
     Raises ``ValueError`` when the text is not a SELECT.
     """
-    items = _select_list(_tokens(soql))
+    tokens = _tokens(soql)
+    if any(kind == "other" and ";" in value for kind, value in tokens):
+        raise ValueError(
+            "SOQL has no statement separator, but this query has ';' outside a quoted string "
+            "(did a templated value break out of its quotes?)"
+        )
+    items = _select_list(tokens)
     is_aggregate = re.search(r"\bgroup\s+by\b", soql, re.IGNORECASE) is not None
     for item in items:
         if len(item) >= 2 and item[0][0] == "word" and item[1][0] == "open":

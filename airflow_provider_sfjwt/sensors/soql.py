@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.salesforce.soql import select_columns
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -75,6 +76,7 @@ class SalesforceSoqlSensor(BaseSensorOperator):
         return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
 
     def poke(self, context: Context) -> PokeReturnValue:
+        select_columns(self.soql)  # a non-SELECT or stacked statement: refused before any request
         try:  # checked before the query, so a bad threshold costs no API request
             threshold = int(self.threshold)
         except ValueError:
