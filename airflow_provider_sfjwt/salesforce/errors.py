@@ -272,7 +272,8 @@ class TokenEndpointUnreachableError(AuthenticationError):
     checks = (
         "the Login URL (connection host) is spelled right and reachable from this machine",
         "proxy settings (HTTPS_PROXY, NO_PROXY) and firewall egress to Salesforce",
-        "for TLS errors: corporate TLS interception needs its CA in REQUESTS_CA_BUNDLE",
+        "for TLS errors: a private CA or TLS-inspecting proxy needs its CA bundle in the "
+        "connection's ca_bundle (extra) or in REQUESTS_CA_BUNDLE",
         "request_timeout (connection extra) if the network is slow",
     )
 

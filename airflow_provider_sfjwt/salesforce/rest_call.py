@@ -20,6 +20,7 @@ from .errors import RetriesExhaustedError, TransportError
 from .files import atomic_output
 
 DEFAULT_MAX_INLINE_BYTES = 64 * 1024
+METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE", "HEAD")
 _CHUNK = 64 * 1024
 
 
@@ -48,6 +49,8 @@ def call(
     there escapes the client's own retries. A GET (or ``idempotent=True``) is repeated up to
     ``max_retries``; a write is not, because it may have been applied.
     """
+    if method.upper() not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if "://" in path:
         raise ValueError(
             f"path {path[:80]!r} is a full URL; give it relative to the data API (limits, "
