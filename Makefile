@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
 LINT_PATHS := airflow_provider_sfjwt tests tests_ui example_dags benchmarks scripts
 
-.PHONY: demo test lint format bench clean ui test-ui
+.PHONY: demo test lint format bench clean reliability ui test-ui
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test-ui: $(STAMP)
 	$(PY) -m pip install $(PIP_QUIET) -e '.[test,parquet,ui-test]' 2>&1 | grep -v "is ignored" || true
 	$(PY) -c "import playwright.sync_api"
 	$(PY) -m pytest -q -p no:cacheprovider tests_ui $(UI_TEST_ARGS)
+
+# Fault and bad-input matrices, TLS and the full leak scan; RELIABILITY.md regenerated from the run.
+reliability: $(STAMP)
+	-SFJWT_RELIABILITY_RESULTS=build/reliability.json SFJWT_FULL_LEAK_SCAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/reliability
+	$(PY) scripts/reliability_report.py build/reliability.json RELIABILITY.md
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
