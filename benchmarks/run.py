@@ -2,12 +2,14 @@
 
 For each N (default 100,000 and 1,000,000 Accounts) the emulator is filled to N rows and three
 children extract the same 8-field SOQL to CSV (see ``bench_rest``): the ``floor`` (a plain
-``requests`` loop), the ``core`` engine and the Airflow ``hook``. Runs are interleaved and
-repeated; the fastest run of each variant is compared, and the largest peak RSS is reported.
+``requests`` loop), the ``core`` engine and the Airflow ``hook``, in rounds whose order rotates.
+Wall time is judged by the median over rounds of each run's time over the floor's in the same
+round (robust to other load on the machine); best times, client CPU and the largest peak RSS
+are reported too.
 Token exchanges per run come from the emulator's counters. Results go to
 ``benchmarks/results.json`` and ``BENCHMARKS.md``.
 
-Usage: ``python -m benchmarks.run [--sizes 100000,1000000] [--repeat 2] [--no-bulk]``
+Usage: ``python -m benchmarks.run [--sizes 100000,1000000] [--repeat 3] [--no-bulk]``
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ def bench_rest(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
             emu.generate_accounts(n - loaded)
             loaded = n
             for attempt in range(repeat):
-                for variant in VARIANTS:
+                # Rotate who goes first, so a load change within a round favours no variant.
+                shift = attempt % len(VARIANTS)
+                for variant in VARIANTS[shift:] + VARIANTS[:shift]:
                     output = WORK / f"{variant}-{n}.csv"
                     before = emu.stats.token_exchanges
                     calls = emu.stats.api_calls
@@ -219,7 +223,8 @@ def write_report(data: dict[str, Any]) -> None:
         f"`{SOQL}` ({len(FIELDS)} fields) from the bundled emulator (same process for all "
         "variants, loaded once per N) to a local CSV file. Each run is a fresh child process; "
         "time covers the token exchange, every page and the file, not interpreter start-up. "
-        f"{data['rest']['repeat']} rounds, each running floor, core and hook back to back. "
+        f"{data['rest']['repeat']} rounds, each running floor, core and hook back to back (the "
+        "order rotates from round to round). "
         "'best' compares the fastest runs; 'paired' is the median over rounds of each run's "
         "time divided by the floor's in the same round, which cancels most of the load that "
         "other processes put on a shared machine; the verdicts use it. Client CPU is the "
@@ -274,11 +279,12 @@ def write_report(data: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated row counts")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per variant and size")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per size")
     parser.add_argument("--no-bulk", action="store_true", help="skip benchmarks/bench_bulk.py")
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     shutil.rmtree(WORK, ignore_errors=True)
+    load_before = os.getloadavg()[0]
     try:
         runs = bench_rest(sizes, max(1, args.repeat))
     finally:
@@ -286,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}",
+        f"Python {platform.python_version()}, 1-minute load average {load_before:.1f} at the "
+        f"start and {os.getloadavg()[0]:.1f} after the REST runs",
         "rest": {"soql": SOQL, "repeat": args.repeat, "summary": summarize(runs), "runs": runs},
         "bulk": [] if args.no_bulk else bench_bulk(sizes),
     }
