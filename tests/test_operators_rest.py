@@ -210,6 +210,18 @@ def test_collections_all_or_none_rolls_back_the_chunk(emu, tmp_path):
     assert emu.records("Contact") == []
 
 
+def test_collections_update_by_id(emu):
+    ids = emu.load("Account", [{"Name": "old"}, {"Name": "old too"}])
+    summary = SalesforceCollectionsOperator(
+        task_id="upd",
+        operation="update",
+        sobject="Account",
+        records=[{"Id": ids[0], "Name": 'new, "quoted"'}, {"Id": ids[1], "Name": "new 2"}],
+    ).execute({})
+    assert (summary["succeeded"], summary["failed"]) == (2, 0)
+    assert [r["Name"] for r in emu.records("Account")] == ['new, "quoted"', "new 2"]
+
+
 def test_collections_delete_by_id(emu):
     ids = emu.load("Account", [{"Name": "x"}, {"Name": "y"}])
     summary = SalesforceCollectionsOperator(
@@ -238,6 +250,8 @@ def test_collections_operator_checks_its_arguments():
         SalesforceCollectionsOperator(task_id="x", operation="insert", sobject="Account")
     with pytest.raises(ValueError, match="operation must be one of"):
         SalesforceCollectionsOperator(task_id="y", operation="merge", records=[])
+    with pytest.raises(ValueError, match="update needs sobject"):
+        SalesforceCollectionsOperator(task_id="u", operation="update", records=[])
     rendered = SalesforceCollectionsOperator(
         task_id="z", operation="insert", sobject="Account", records="[{'Name': 'x'}]"
     )

@@ -29,7 +29,7 @@ class SalesforceCollectionsOperator(BaseOperator):
 
     :param operation: ``insert``, ``update`` (needs ``Id``), ``upsert`` (needs
         ``external_id_field``) or ``delete`` (needs ``Id``).
-    :param sobject: API name of the object (``Contact``); not needed for update/delete.
+    :param sobject: API name of the object (``Contact``); needed except for delete.
     :param input_path: CSV or JSONL file (templated). Exactly one of input_path / records.
         CSV follows Bulk API conventions: an empty cell leaves the field unchanged, ``#N/A``
         sets it to null, a ``Account.External_Id__c`` column references a parent by external id.
@@ -73,6 +73,8 @@ class SalesforceCollectionsOperator(BaseOperator):
             raise ValueError(
                 "give exactly one of input_path (a CSV/JSONL file) or records (a list)"
             )
+        if operation.lower() != "delete" and not sobject:
+            raise ValueError(f"{operation} needs sobject, the object's API name (e.g. Contact)")
         if max_failed_records < 0:
             raise ValueError("max_failed_records must be 0 or more")
         self.operation = operation.lower()
