@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
 LINT_PATHS := airflow_provider_sfjwt tests tests_ui example_dags benchmarks scripts
 
-.PHONY: demo test lint format bench clean reliability ui test-ui
+.PHONY: demo test test-all lint format bench clean reliability ui test-ui
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,9 +42,13 @@ test-ui: $(STAMP)
 	$(PY) -c "import playwright.sync_api"
 	$(PY) -m pytest -q -p no:cacheprovider tests_ui $(UI_TEST_ARGS)
 
+# `make test` plus every cell of the fault matrix and the full `airflow dags test` leak scan.
+test-all: $(STAMP)
+	SFJWT_TEST_ALL=1 $(MAKE) test
+
 # Fault and bad-input matrices, TLS and the full leak scan; RELIABILITY.md regenerated from the run.
 reliability: $(STAMP)
-	-SFJWT_RELIABILITY_RESULTS=build/reliability.json SFJWT_FULL_LEAK_SCAN=1 $(PY) -m pytest -q -p no:cacheprovider tests/reliability
+	-SFJWT_RELIABILITY_RESULTS=build/reliability.json SFJWT_TEST_ALL=1 $(PY) -m pytest -q -p no:cacheprovider tests/reliability
 	$(PY) scripts/reliability_report.py build/reliability.json RELIABILITY.md
 
 bench: $(STAMP)

@@ -17,6 +17,7 @@ Kept fast on purpose: 35 rows in pages of 10, ``max_retries=3``, ``Retry-After``
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class Run:
     state: State
     seconds: float
     baseline_calls: int
+    succeeded: bool
 
 
 @dataclass(frozen=True)
@@ -158,8 +160,10 @@ def reauthenticated_once(run: Run) -> None:
 
 
 def waited_retry_after(count: int):
+    """A retried cell took at least ``count`` Retry-After waits (a refused create did not wait)."""
+
     def check(run: Run) -> None:
-        if run.column.key not in NOT_REPEATABLE or run.state.emu.stats.faults_injected == 0:
+        if run.succeeded:
             assert run.seconds >= count * RETRY_AFTER * 0.9, f"{run.seconds:.2f} s"
 
     return check
@@ -324,11 +328,22 @@ FAULTS += [
     ),
 ]
 
+# `make test` runs a slice - every fault against the REST query, every operator against the
+# faults that decide write safety - and `make test-all` / `make reliability` (SFJWT_TEST_ALL=1)
+# every cell: ~260 fresh emulators and real retry waits take a few minutes on two loaded cores.
+FULL = bool(os.environ.get("SFJWT_TEST_ALL"))
+SLICE_ROWS = {"revoked_mid", "http500_retry_after", "reset_mid_body", "bulk_job_failed"}
+
+
+def in_this_run(fault: Fault, column: Column) -> bool:
+    return FULL or column.key == "rest_query" or fault.key in SLICE_ROWS
+
+
 CELLS = [
     pytest.param(fault, column, id=f"{fault.key}-{column.key}")
     for fault in FAULTS
     for column in COLUMNS
-    if column.bulk or not fault.bulk_only
+    if (column.bulk or not fault.bulk_only) and in_this_run(fault, column)
 ]
 
 _baselines: dict[str, int] = {}
@@ -372,17 +387,15 @@ def test_fault_cell(fault: Fault, column: Column, tmp_path, tmp_path_factory, mo
     expect = fault.expect(column)
     cell.describe("faults", fault.key, fault.title, column.key, column.title, expect.text())
     base = baseline_calls(column, tmp_path_factory, monkeypatch) if "revoked" in fault.key else 0
-    holder: dict[str, SalesforceEmulator] = {}
 
     def install(state: State) -> None:
-        holder["emu"] = state.emu
         fault.install(state.emu, column, state, base)
 
     emu, state, result, error, seconds = _run_column(
         column, tmp_path, monkeypatch, fault.conn, install
     )
     try:
-        run = Run(emu, column, state, seconds, base)
+        run = Run(emu, column, state, seconds, base, succeeded=error is None)
         if expect.ok:
             assert error is None, f"expected success, got {type(error).__name__}: {error}"
             cell.outcome = "ok: " + column.check_ok(state, result)
