@@ -256,10 +256,12 @@ class SalesforceEmulator:
         if existing is not None:
             existing.active, existing.approved = active, approved
             existing.inactive_error = inactive_error
+            data.load_records(
+                self.store, "User", [{"Id": existing.user_id, "IsActive": active}], "", None
+            )
             return existing
         display = name or username.split("@")[0].replace(".", " ").title()
         first, _, last = display.partition(" ")
-        users = self.store.table("User")
         with self.store.lock:
             (uid,) = data.load_records(
                 self.store,
@@ -277,7 +279,6 @@ class SalesforceEmulator:
                 self.now_datetime(),
                 None,
             )
-        del users
         user = auth.User(username, uid, active, approved, inactive_error, display, username)
         with self.identity.lock:
             self.identity.users[username] = user
