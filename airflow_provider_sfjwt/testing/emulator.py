@@ -108,6 +108,7 @@ class SalesforceEmulator:
         bulk_processing_seconds: float = 0.0,
         gzip: bool = False,
         serialize_cache_mb: int = 512,
+        session_timeout: float | None = None,
     ) -> None:
         self.tls = tls
         self.host = host
@@ -118,6 +119,7 @@ class SalesforceEmulator:
         self.bulk_poll_transitions = bulk_poll_transitions
         self.bulk_processing_seconds = bulk_processing_seconds
         self.gzip = gzip
+        self.session_timeout = session_timeout  # seconds; None: tokens live until revoked
         self.clock_skew: float = 0.0
         self.org_id = make_id(ORG_PREFIX, 7)
         self.store = Store()
@@ -417,6 +419,11 @@ class SalesforceEmulator:
         if self.faults.take_revocation():
             self.identity.revoke_all()
         session = self.identity.session(auth.bearer(req))
+        timeout = self.session_timeout
+        if session is not None and timeout is not None and self.now() - session.issued_at > timeout:
+            with self.identity.lock:
+                self.identity.sessions.pop(session.token, None)
+            session = None
         if session is None:
             raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if self.faults.quota_exhausted or self.stats.api_calls >= self.daily_api_limit:

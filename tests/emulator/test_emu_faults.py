@@ -141,3 +141,16 @@ def test_daily_limit_counts_calls(keys):
         s.headers["Authorization"] = f"Bearer {token}"
         codes = [s.get(e.url + "/services/data/v66.0/limits").status_code for _ in range(4)]
         assert codes == [200, 200, 200, 403]
+
+
+def test_session_timeout(keys):
+    from emu_helpers import login
+
+    from airflow_provider_sfjwt.testing import SalesforceEmulator
+
+    with SalesforceEmulator(session_timeout=0.3) as e:
+        e.add_app("3MVG9test.consumer", keys.certificate_pem, ["etl@example.com"])
+        s = login(e, keys)
+        assert s.get(e.url + "/services/data/v66.0/limits").status_code == 200
+        time.sleep(0.4)
+        assert s.get(e.url + "/services/data/v66.0/limits").status_code == 401
