@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -100,4 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         emu.stop()
+        if not args.key_dir:  # a throwaway key in a temporary directory: remove it
+            key_file = str(conn["extra"]["private_key_ref"]).removeprefix("file:")  # type: ignore[index]
+            shutil.rmtree(os.path.dirname(key_file), ignore_errors=True)
     return 0
