@@ -184,13 +184,14 @@ class SalesforceJWTHook(BaseHook):
         )
 
     @staticmethod
-    def storage_path(path: Any) -> Any:
-        """A URI such as ``s3://bucket/key`` as an ObjectStoragePath (it resolves the store's
-        Airflow connection); local paths and ``file://`` stay as they are for the core."""
+    def storage_path(path: Any, conn_id: str | None = None) -> Any:
+        """A URI such as ``s3://bucket/key`` as an ObjectStoragePath (``conn_id`` names the
+        store's Airflow connection, else its default); local paths and ``file://`` stay as they
+        are for the core."""
         if isinstance(path, str) and "://" in path and not path.startswith("file://"):
             from airflow.sdk import ObjectStoragePath
 
-            return ObjectStoragePath(path)
+            return ObjectStoragePath(path, conn_id=conn_id)
         return path
 
     def describe(self, sobject: str) -> dict[str, Any]:

@@ -67,15 +67,6 @@ def default_deferrable() -> bool:
     return True
 
 
-def storage_path(path: Any, conn_id: str | None = None) -> Any:
-    """A local path as is; a URL string (``s3://...``) as an ``ObjectStoragePath``."""
-    if isinstance(path, str) and "://" in path and not path.startswith("file://"):
-        from airflow.sdk import ObjectStoragePath
-
-        return ObjectStoragePath(path, conn_id=conn_id)
-    return path
-
-
 def _raise_event_error(event: dict[str, Any]) -> None:
     state = str(event.get("state", ""))
     cls = BulkJobTimeoutError if event.get("timeout") else BulkJobError
@@ -186,7 +177,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         fmt = query_format(self.format)
         client = self._client()
-        path = storage_path(self.path, self.storage_conn_id)
+        path = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
         if not self.deferrable:
             return query_to_file(
                 client,
@@ -215,7 +206,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         result = download_results(
             client,
             job_id,
-            storage_path(self.path, self.storage_conn_id),
+            SalesforceJWTHook.storage_path(self.path, self.storage_conn_id),
             self.format,
             self.soql,
             self.max_records,
@@ -283,7 +274,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         failed_records_limit(self.max_failed_records, 0)  # a bad setting fails before any upload
         client = self._client()
-        source = storage_path(self.path, self.storage_conn_id)
+        source = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
         if not self.deferrable:
             try:
                 summary = ingest_file(
@@ -292,7 +283,9 @@ class SalesforceBulkIngestOperator(_BulkOperator):
                     self.operation,
                     source,
                     external_id_field=self.external_id_field,
-                    results_dir=storage_path(self.results_dir, self.storage_conn_id),
+                    results_dir=SalesforceJWTHook.storage_path(
+                        self.results_dir, self.storage_conn_id
+                    ),
                     poll_interval=self.poll_interval,
                     timeout=self.job_timeout,
                     keep_job=self.keep_job,
@@ -329,9 +322,9 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             self.sobject,
             self.operation,
             job_ids,
-            storage_path(self.path, self.storage_conn_id),
+            SalesforceJWTHook.storage_path(self.path, self.storage_conn_id),
             None,
-            storage_path(self.results_dir, self.storage_conn_id),
+            SalesforceJWTHook.storage_path(self.results_dir, self.storage_conn_id),
             event.get("jobs"),
         )
         if not self.keep_job:

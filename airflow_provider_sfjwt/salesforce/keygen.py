@@ -10,7 +10,6 @@ Plain Python, no Airflow: ``sfjwt keygen`` is a thin wrapper around :func:`write
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import tempfile
@@ -18,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from .errors import ConfigurationError
@@ -83,25 +80,6 @@ def parse_subject(subject: str) -> x509.Name:
     return x509.Name(attributes)
 
 
-def make_certificate(key: rsa.RSAPrivateKey, subject: x509.Name, days: int) -> x509.Certificate:
-    """A self-signed certificate with ``subject``; the core helper covers the common-name-only case."""
-    common_names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if len(subject) == 1 and common_names:
-        return self_signed_certificate(key, str(common_names[0].value), days=days)
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-
-
 def _write_file(path: Path, data: bytes, mode: int, force: bool) -> None:
     """Write ``data`` so that the file never exists with a wider ``mode``, even briefly.
 
@@ -163,7 +141,7 @@ def write_key_pair(
                 "once the app's certificate is replaced)",
             )
     key = generate_private_key(bits)
-    cert = make_certificate(key, subject or default_subject(), days)
+    cert = self_signed_certificate(key, subject or default_subject(), days)
     _write_file(key_file, private_key_to_pem(key, passphrase), 0o600, force)
     _write_file(cert_file, certificate_to_pem(cert), 0o644, force)
     return KeyPairFiles(
@@ -206,7 +184,7 @@ def renew_certificate(
         )
     pem = resolve_reference(f"file:{key_file}", "reuse-key")
     key = load_private_key(pem, passphrase, "reuse-key")
-    cert = make_certificate(key, subject or default_subject(), days)
+    cert = self_signed_certificate(key, subject or default_subject(), days)
     _write_file(cert_file, certificate_to_pem(cert), 0o644, force)
     return KeyPairFiles(
         key_path=key_file,

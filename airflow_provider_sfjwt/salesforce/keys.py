@@ -296,13 +296,18 @@ def private_key_to_pem(key: rsa.RSAPrivateKey, passphrase: str | None = None) ->
 
 def self_signed_certificate(
     key: rsa.RSAPrivateKey,
-    common_name: str,
+    subject: str | x509.Name,
     days: int = 365,
     not_before: dt.datetime | None = None,
 ) -> x509.Certificate:
-    """A self-signed certificate as Salesforce expects for the app's digital signature."""
+    """A self-signed certificate as Salesforce expects for the app's digital signature.
+
+    ``subject`` is a common name, or a full X.509 name (``sfjwt keygen --subject``).
+    """
     start = not_before or (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    if isinstance(subject, str):
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    name = subject
     return (
         x509.CertificateBuilder()
         .subject_name(name)
