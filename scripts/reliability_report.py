@@ -55,6 +55,14 @@ the DAG. A unicode username is valid input and works (last row).
 """
 
 
+TLS_NOTES = """Verification is always on (`verify=True`, the system store) unless the connection's
+`ca_bundle` extra or `REQUESTS_CA_BUNDLE` names a CA bundle. The emulator's https mode serves a
+certificate from its own CA, as a private CA or TLS-inspecting proxy would. A wrong certificate
+fails before any data moves, naming TLS and both CA settings; the right bundle works for the token
+endpoint, REST and Bulk API 2.0 calls alike.
+"""
+
+
 def short(cell: dict[str, Any]) -> str:
     if cell["status"] != "pass":
         return "**FAILED**"
@@ -63,6 +71,8 @@ def short(cell: dict[str, Any]) -> str:
         return "ok" if outcome.startswith("ok") else "refused"
     if outcome.startswith("ok"):
         return "ok"
+    if cell["matrix"] == "tls":
+        return "fails: TLS verification, CA setting named"
     detail = outcome.split(":", 1)[1].strip() if ":" in outcome else ""
     kind = outcome[outcome.find("(") + 1 : outcome.find(")")] if "(" in outcome else ""
     extra = "" if detail.startswith("no output") else f", {detail}"
@@ -108,6 +118,7 @@ def render(results: dict[str, Any]) -> str:
     sections = [
         ("faults", "## Matrix 1: faults x operators", FAULT_NOTES),
         ("inputs", "## Matrix 2: bad inputs x operators", INPUT_NOTES),
+        ("tls", "## TLS", TLS_NOTES),
     ]
     for key, heading, notes in sections:
         mine = [c for c in cells if c["matrix"] == key]

@@ -204,7 +204,7 @@ class CollectionsColumn(Column):
         names = self.names(state)
         assert_unique(names, "record")
         assert not [n for n in files_in(state.out_dir) if ".part-" in n]
-        return f"{len(names)} of {COLLECTION_RECORDS} records written, none twice"
+        return f"{len(names)}/{COLLECTION_RECORDS} written, none twice"
 
 
 class CollectionsInsert(CollectionsColumn):
@@ -274,7 +274,7 @@ class RestPost(Column):
 
     def check_failed(self, state: State, error: BaseException) -> str:
         assert len(state.apex_calls) <= 1, f"the POST ran {len(state.apex_calls)} times"
-        return f"Apex ran {len(state.apex_calls)} time(s), never twice"
+        return f"Apex ran {len(state.apex_calls)}x"
 
 
 class Sensor(Column):
@@ -403,7 +403,7 @@ class BulkIngest(Column):
         names = self.names(state)
         assert_unique(names, "record")
         assert not [n for n in files_in(state.out_dir) if ".part-" in n]
-        return f"{len(names)} of {INGEST_RECORDS} records written, none twice"
+        return f"{len(names)}/{INGEST_RECORDS} written, none twice"
 
 
 COLUMNS: list[Column] = [
