@@ -39,6 +39,7 @@ class SalesforceCollectionsOperator(BaseOperator):
     :param failed_records_path: where the failure report goes (``.csv`` or ``.jsonl``;
         templated). Written on every run, header only when nothing failed.
     :param max_failed_records: how many refused records are tolerated before the task fails.
+    :param storage_conn_id: Airflow connection for object-storage paths given as URIs.
     :returns: XCom ``{"operation", "sobject", "records", "succeeded", "failed", "chunks",
         "failed_records_path"}``.
     """
@@ -64,6 +65,7 @@ class SalesforceCollectionsOperator(BaseOperator):
         failed_records_path: str | None = None,
         max_failed_records: int = 0,
         salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
+        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -86,6 +88,7 @@ class SalesforceCollectionsOperator(BaseOperator):
         self.failed_records_path = failed_records_path
         self.max_failed_records = max_failed_records
         self.salesforce_conn_id = salesforce_conn_id
+        self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
@@ -93,13 +96,16 @@ class SalesforceCollectionsOperator(BaseOperator):
             "sobject": self.sobject,
             "external_id_field": self.external_id_field,
             "all_or_none": self.all_or_none,
-            "failed_records_path": hook.storage_path(self.failed_records_path)
+            "failed_records_path": hook.storage_path(self.failed_records_path, self.storage_conn_id)
             if self.failed_records_path
             else None,
         }
         if self.input_path is not None:
             summary = load_file(
-                hook.get_conn(), self.operation, hook.storage_path(self.input_path), **options
+                hook.get_conn(),
+                self.operation,
+                hook.storage_path(self.input_path, self.storage_conn_id),
+                **options,
             )
         else:
             if isinstance(self.records, str):

@@ -26,6 +26,8 @@ class SalesforceQueryOperator(BaseOperator):
         ``parquet`` (needs the ``parquet`` extra; columns typed from describe).
     :param include_deleted: use ``queryAll`` to include deleted and archived records.
     :param salesforce_conn_id: a ``salesforce_jwt`` connection.
+    :param storage_conn_id: Airflow connection for an object-storage ``output_path`` given as a
+        URI (default: the store's default connection).
     """
 
     template_fields: Sequence[str] = ("soql", "output_path", "format")
@@ -41,6 +43,7 @@ class SalesforceQueryOperator(BaseOperator):
         format: str = "csv",
         include_deleted: bool = False,
         salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
+        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -51,9 +54,13 @@ class SalesforceQueryOperator(BaseOperator):
         self.format = format
         self.include_deleted = include_deleted
         self.salesforce_conn_id = salesforce_conn_id
+        self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
         return hook.query_to_file(
-            self.soql, self.output_path, format=self.format, include_deleted=self.include_deleted
+            self.soql,
+            hook.storage_path(self.output_path, self.storage_conn_id),
+            format=self.format,
+            include_deleted=self.include_deleted,
         )

@@ -32,6 +32,7 @@ class SalesforceRestOperator(BaseOperator):
         ``{"status", "body"}`` when no output_path is set; bigger ones fail the task with a
         request to set output_path.
     :param idempotent: override whether the call may be repeated after an ambiguous failure.
+    :param storage_conn_id: Airflow connection for an object-storage ``output_path`` URI.
     """
 
     template_fields: Sequence[str] = ("path", "method", "query_params", "json", "output_path")
@@ -49,6 +50,7 @@ class SalesforceRestOperator(BaseOperator):
         max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
         idempotent: bool | None = None,
         salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
+        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -60,6 +62,7 @@ class SalesforceRestOperator(BaseOperator):
         self.max_inline_bytes = max_inline_bytes
         self.idempotent = idempotent
         self.salesforce_conn_id = salesforce_conn_id
+        self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
@@ -69,7 +72,9 @@ class SalesforceRestOperator(BaseOperator):
             self.path,
             params=self.query_params,
             json=self.json,
-            output_path=hook.storage_path(self.output_path) if self.output_path else None,
+            output_path=hook.storage_path(self.output_path, self.storage_conn_id)
+            if self.output_path
+            else None,
             max_inline_bytes=self.max_inline_bytes,
             idempotent=self.idempotent,
         )
