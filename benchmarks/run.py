@@ -268,7 +268,7 @@ def write_report(data: dict[str, Any]) -> None:
         "## Reproduce",
         "",
         "```",
-        "make bench                                   # REST and Bulk, 100k and 1M rows: ~6 minutes",
+        "make bench                                   # REST and Bulk, 100k and 1M rows: 2 to 6 minutes",
         "python -m benchmarks.run --sizes 20000 --repeat 1 --no-bulk   # a quick look",
         "```",
         "",
