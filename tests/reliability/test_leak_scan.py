@@ -245,15 +245,26 @@ class Standalone:
             time.sleep(1)
         raise AssertionError(f"timed out after {bound:.0f} s waiting for {what}")
 
+    def write(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:
+        """A write through the API; sqlite answers 'database is locked' (HTTP 500) now and then
+        while the scheduler and dag-processor write too, so a 5xx is tried again."""
+        for _ in range(10):
+            response = self.api(method, path, json=body)
+            if response.status_code < 500:
+                break
+            time.sleep(1)
+        assert response.ok, f"{method} {path}: HTTP {response.status_code} {response.text[:300]}"
+        return response
+
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         self.wait_until(f"DAG {dag_id} parsed", lambda: self.api("GET", f"dags/{dag_id}").ok, 180)
-        assert self.api("PATCH", f"dags/{dag_id}", json={"is_paused": False}).ok
-        run = self.api("POST", f"dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-        assert run.ok, run.text
+        self.write("PATCH", f"dags/{dag_id}", {"is_paused": False})
+        run = self.write("POST", f"dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
         return run.json()["dag_run_id"]
 
     def run_state(self, dag_id: str, run_id: str) -> str:
-        return self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+        response = self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}")
+        return response.json()["state"] if response.ok else "unknown (HTTP error, asked again)"
 
     def task_texts(self, dag_id: str, run_id: str) -> dict[str, str]:
         """XCom values and rendered template fields of every task of a run, as stored."""
