@@ -147,7 +147,11 @@ def dags_folder(tmp: Path) -> Path:
 
 
 @pytest.mark.timeout(600)
-def test_dags_test_runs_leak_nothing(org, tmp_path):
+def test_dags_test_runs_leak_nothing(org, tmp_path, cell):
+    cell.describe(
+        "leaks", "dags_test", f"`airflow dags test` of {len(DAGS_TEST_DAGS)} DAGs + `sfjwt doctor`",
+        "scan", "What was scanned", "no PEM line, passphrase, assertion or access token",
+    )  # fmt: skip
     env = migrated_home(tmp_path / "home", dags_folder(tmp_path))
     env.update(org.env)
     outputs: dict[str, str] = {}
@@ -169,8 +173,10 @@ def test_dags_test_runs_leak_nothing(org, tmp_path):
     outputs["sfjwt doctor"] = doctor.stdout + doctor.stderr
     outputs.update(read_tree(tmp_path / "home" / "logs"))
     assert org.emu.issued_tokens and org.emu.received_assertions
-    found = leaked(org.secrets(), outputs)
+    secrets = org.secrets()
+    found = leaked(secrets, outputs)
     assert not found, f"secrets leaked: {found}"
+    cell.outcome = f"clean: {len(outputs)} outputs and log files, {len(secrets)} secrets sought"
 
 
 class Standalone:
@@ -288,7 +294,11 @@ class Standalone:
 
 
 @pytest.mark.timeout(900)
-def test_real_scheduler_run_leaks_nothing(org, tmp_path):
+def test_real_scheduler_run_leaks_nothing(org, tmp_path, cell):
+    cell.describe(
+        "leaks", "standalone", f"`airflow standalone` (LocalExecutor), {len(EXAMPLES + PROBES)} DAGs",
+        "scan", "What was scanned", "no PEM line, passphrase, assertion or access token",
+    )  # fmt: skip
     air = Standalone(tmp_path / "home", dags_folder(tmp_path), org.env)
     texts: dict[str, str] = {}
     states: dict[str, str] = {}
@@ -327,5 +337,11 @@ def test_real_scheduler_run_leaks_nothing(org, tmp_path):
             assert word in task_logs, word
     assert any(".log.trigger." in name for name in texts), "no triggerer log: nothing deferred"
     assert org.emu.issued_tokens and org.emu.received_assertions
-    found = leaked(org.secrets(), texts)
+    secrets = org.secrets()
+    found = leaked(secrets, texts)
     assert not found, f"secrets leaked: {found}"
+    logs = sum(name.startswith(("dag_id=", "dag_processor")) for name in texts)
+    cell.outcome = (
+        f"clean: {logs} log files, XComs and rendered fields of {len(states)} runs, the "
+        f"processes' output and the sqlite database; {len(secrets)} secrets sought"
+    )
