@@ -20,7 +20,7 @@ def test_bulk_extract_runs_from_the_ui_deferred_then_successful(
     page: Page, airflow_ui: ui.AirflowUI, screenshots
 ) -> None:
     page.set_viewport_size({"width": 1400, "height": 640})
-    page.get_by_role("link", name="Dags").click()
+    page.get_by_test_id("nav-dags-link").click()  # stable whatever the UI language loads
     page.get_by_role("link", name=DAG_ID, exact=True).click()
     trigger = page.get_by_role("button", name="Trigger Dag")
     expect(trigger).to_have_count(1)  # the DAG list (one per DAG) has been replaced
