@@ -31,17 +31,13 @@ def test_dags_test_output_has_no_secrets(tmp_path, keypair):
 
         def conn(consumer_key=CONSUMER_KEY, password=PASSPHRASE):
             return json.dumps(
-                {
-                    "conn_type": "salesforce_jwt",
-                    "host": emu.url,
-                    "login": USERNAME,
-                    "password": password,
-                    "extra": {
-                        "consumer_key": consumer_key,
-                        "private_key": encrypted,
-                        "max_retries": 0,
-                    },
-                }
+                emu.connection(
+                    username=USERNAME,
+                    consumer_key=consumer_key,
+                    private_key_pem=encrypted,
+                    passphrase=password,
+                    max_retries=0,
+                )
             )
 
         env = migrated_home(tmp_path / "home", REPO / "tests" / "dags")

@@ -78,18 +78,14 @@ class Org:
 
         def conn(consumer_key: str = CONSUMER_KEY, password: str = PASSPHRASE) -> str:
             return json.dumps(
-                {
-                    "conn_type": "salesforce_jwt",
-                    "host": emu.url,
-                    "login": USERNAME,
-                    "password": password,
-                    "extra": {
-                        "consumer_key": consumer_key,
-                        "private_key": self.encrypted,
-                        "certificate": keypair.cert_pem,
-                        "max_retries": 1,
-                    },
-                }
+                emu.connection(
+                    username=USERNAME,
+                    consumer_key=consumer_key,
+                    private_key_pem=self.encrypted,
+                    passphrase=password,
+                    certificate=keypair.cert_pem,
+                    max_retries=1,
+                )
             )
 
         self.env = {
