@@ -11,6 +11,8 @@ child process so that peak RSS is that run's alone:
 * ``hook`` - ``SalesforceJWTHook().query_to_file`` with the connection from
   ``AIRFLOW_CONN_SALESFORCE_JWT_DEFAULT``: what a task does. Importing Airflow alone costs about
   110 MB of RSS, so its peak is reported next to the growth above that baseline.
+* ``peer`` - simple-salesforce ``query_all`` then ``csv.writer``, as the official provider's hook
+  does (minus its pandas DataFrame): run once per N against a TLS emulator, for memory.
 
 The child prints one JSON line; :func:`run_variant` starts it and reads it. Run a single child by
 hand with ``python -m benchmarks.bench_rest VARIANT OUTPUT`` and ``SFJWT_BENCH_CONN`` set.
@@ -60,28 +62,34 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _floor(conn: dict[str, Any], output: str) -> int:
-    import csv
-
+def _exchange(session: Any, conn: dict[str, Any]) -> dict[str, Any]:
+    """One JWT bearer exchange with PyJWT and ``requests``, as any hand-written client does."""
     import jwt
-    import requests
 
     extra = conn["extra"]
     key = Path(extra["private_key_ref"].removeprefix("file:")).read_text()
-    session = requests.Session()
     claims = {
         "iss": extra["consumer_key"],
         "sub": conn["login"],
         "aud": conn["host"],
         "exp": int(time.time()) + 150,
     }
-    token = session.post(
+    return session.post(
         conn["host"] + "/services/oauth2/token",
         data={
             "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
             "assertion": jwt.encode(claims, key, algorithm="RS256"),
         },
     ).json()
+
+
+def _floor(conn: dict[str, Any], output: str) -> int:
+    import csv
+
+    import requests
+
+    session = requests.Session()
+    token = _exchange(session, conn)
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     url: str | None = f"{token['instance_url']}/services/data/v66.0/query"
     params: dict[str, str] | None = {"q": SOQL}
@@ -119,14 +127,44 @@ def _hook(conn: dict[str, Any], output: str) -> int:
     return SalesforceJWTHook().query_to_file(SOQL, output)["rows"]
 
 
+def _peer(conn: dict[str, Any], output: str) -> int:
+    """What the official provider's ``SalesforceHook`` does: simple-salesforce ``query_all``
+    holds every record in memory before anything is written (the provider then also builds a
+    pandas DataFrame, so this is a lower bound of its cost). Needs the emulator in TLS mode:
+    simple-salesforce always builds https URLs; ``conn["ca_cert"]`` is the emulator's CA."""
+    import csv
+
+    import requests
+    from simple_salesforce import Salesforce
+
+    session = requests.Session()
+    session.verify = conn["ca_cert"]
+    session.trust_env = False  # REQUESTS_CA_BUNDLE from the environment would override verify
+    token = _exchange(session, conn)
+    sf = Salesforce(
+        instance_url=token["instance_url"],
+        session_id=token["access_token"],
+        version="66.0",
+        session=session,
+    )
+    records = sf.query_all(SOQL)["records"]
+    with open(output, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(FIELDS)
+        writer.writerows([r[f] for f in FIELDS] for r in records)
+    return len(records)
+
+
 def child(variant: str, output: str) -> dict[str, Any]:
     """Run one variant in this process; measure after imports so start-up is not timed."""
     conn = json.loads(os.environ[CONN_ENV])
-    run = {"floor": _floor, "core": _core, "hook": _hook}[variant]
+    run = {"floor": _floor, "core": _core, "hook": _hook, "peer": _peer}[variant]
     if variant == "hook":
         import airflow_provider_sfjwt.hooks.salesforce_jwt  # noqa: F401
     elif variant == "core":
         import airflow_provider_sfjwt.salesforce.extract  # noqa: F401
+    elif variant == "peer":
+        import simple_salesforce  # noqa: F401
     else:
         import csv  # noqa: F401
 
@@ -149,6 +187,19 @@ def child(variant: str, output: str) -> dict[str, Any]:
         "growth_rss_mb": round(peak - baseline, 1),
         "bytes": os.path.getsize(output),
     }
+
+
+def airflow_import_rss(env: dict[str, str]) -> float:
+    """Peak RSS (MB) of a process that only runs ``import airflow.sdk``: the floor under any
+    Airflow task, whatever provider it uses."""
+    code = (
+        "import airflow.sdk\n"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return round(int(done.stdout.strip().splitlines()[-1]) / 1024, 1)
 
 
 def run_variant(variant: str, conn: dict[str, Any], output: Path, env: dict[str, str]) -> dict:
