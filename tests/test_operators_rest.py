@@ -170,6 +170,7 @@ def test_collections_partial_failure_writes_report_and_fails_over_the_limit(emu,
         "failed": 3,
         "chunks": 3,
         "failed_records_path": str(report),
+        "retried": 0,
     }
     contacts = [r for r in emu.records("Contact") if not r["IsDeleted"]]
     assert len(contacts) == 447
@@ -210,6 +211,114 @@ def test_collections_all_or_none_rolls_back_the_chunk(emu, tmp_path):
     assert emu.records("Contact") == []
 
 
+def contacts(n: int) -> list[dict[str, str]]:
+    return [{"LastName": f"Locked {i}", "External_Id__c": f"L-{i:04d}"} for i in range(n)]
+
+
+def test_collections_locked_rows_are_sent_again_alone(emu, tmp_path, caplog):
+    emu.faults.lock_rows(3)  # the first 3 records of the first chunk
+    calls = emu.stats.api_calls
+    summary = SalesforceCollectionsOperator(
+        task_id="ups",
+        operation="upsert",
+        sobject="Contact",
+        external_id_field="External_Id__c",
+        records=contacts(450),
+        failed_records_path=str(tmp_path / "failed.csv"),
+    ).execute({})
+    assert (summary["succeeded"], summary["failed"], summary["retried"]) == (450, 0, 3)
+    assert emu.stats.api_calls - calls == 3 + 1  # three chunks, one resend of the 3 locked rows
+    stored = [r["External_Id__c"] for r in emu.records("Contact")]
+    assert sorted(stored) == [f"L-{i:04d}" for i in range(450)]  # each exactly once
+    assert read_csv(tmp_path / "failed.csv") == []
+    assert "3 record(s) refused with UNABLE_TO_LOCK_ROW; sending them again" in caplog.text
+
+
+def test_collections_rows_still_locked_after_the_retries_are_reported(emu, tmp_path):
+    emu.faults.lock_rows(1000)
+    report = tmp_path / "failed.csv"
+    records = [*contacts(2), {"FirstName": "no last name"}]
+    with pytest.raises(AirflowException, match="refused 3 of 3 records"):
+        SalesforceCollectionsOperator(
+            task_id="ins",
+            operation="insert",
+            sobject="Contact",
+            records=records,
+            failed_records_path=str(report),
+            transient_retries=2,
+        ).execute({})
+    failed = read_csv(report)
+    assert [(r["sf__row"], r["sf__error_code"]) for r in failed] == [
+        ("1", "UNABLE_TO_LOCK_ROW"),
+        ("2", "UNABLE_TO_LOCK_ROW"),
+        ("3", "UNABLE_TO_LOCK_ROW"),
+    ]
+    assert emu.records("Contact") == []
+    # transient_retries=0: one request, nothing sent again.
+    calls = emu.stats.api_calls
+    summary = SalesforceCollectionsOperator(
+        task_id="ins",
+        operation="insert",
+        sobject="Contact",
+        records=contacts(2),
+        transient_retries=0,
+        max_failed_records=2,
+    ).execute({})
+    assert (summary["failed"], summary["retried"], emu.stats.api_calls - calls) == (2, 0, 1)
+
+
+def test_collections_lock_with_a_real_error_resends_only_the_locked_row(emu, tmp_path):
+    emu.faults.lock_rows(1)
+    report = tmp_path / "failed.csv"
+    summary = SalesforceCollectionsOperator(
+        task_id="ins",
+        operation="insert",
+        sobject="Contact",
+        records=[*contacts(2), {"FirstName": "no last name"}],
+        failed_records_path=str(report),
+        max_failed_records=1,
+    ).execute({})
+    assert (summary["succeeded"], summary["failed"], summary["retried"]) == (2, 1, 1)
+    assert [(r["sf__row"], r["sf__error_code"]) for r in read_csv(report)] == [
+        ("3", "REQUIRED_FIELD_MISSING")
+    ]
+
+
+def test_collections_all_or_none_resends_a_chunk_rolled_back_by_a_lock(emu):
+    emu.faults.lock_rows(1)
+    summary = SalesforceCollectionsOperator(
+        task_id="ins",
+        operation="insert",
+        sobject="Contact",
+        records=contacts(5),
+        all_or_none=True,
+    ).execute({})
+    assert (summary["succeeded"], summary["failed"], summary["retried"]) == (5, 0, 5)
+    assert len(emu.records("Contact")) == 5
+    # A real error in the chunk: the rollback is not transient, nothing is sent again.
+    emu.faults.lock_rows(1)
+    summary = SalesforceCollectionsOperator(
+        task_id="ins",
+        operation="insert",
+        sobject="Contact",
+        records=[*contacts(2), {"FirstName": "no last name"}],
+        all_or_none=True,
+        max_failed_records=3,
+    ).execute({})
+    assert (summary["succeeded"], summary["failed"], summary["retried"]) == (0, 3, 0)
+    assert len(emu.records("Contact")) == 5
+
+
+def test_collections_delete_retries_a_locked_row(emu):
+    ids = emu.load("Account", [{"Name": "x"}, {"Name": "y"}])
+    emu.faults.lock_rows(1)
+    summary = SalesforceCollectionsOperator(
+        task_id="del", operation="delete", records=[{"Id": i} for i in ids]
+    ).execute({})
+    assert (summary["succeeded"], summary["failed"], summary["retried"]) == (2, 0, 1)
+    assert all(r["IsDeleted"] for r in emu.records("Account"))
+
+
 def test_collections_update_by_id(emu):
     ids = emu.load("Account", [{"Name": "old"}, {"Name": "old too"}])
     summary = SalesforceCollectionsOperator(
@@ -246,6 +355,10 @@ def test_csv_records_follow_bulk_conventions():
 
 
 def test_collections_operator_checks_its_arguments():
+    with pytest.raises(ValueError, match="transient_retries must be 0 or more"):
+        SalesforceCollectionsOperator(
+            task_id="x", operation="insert", sobject="Account", records=[], transient_retries=-1
+        )
     with pytest.raises(ValueError, match="exactly one of input_path"):
         SalesforceCollectionsOperator(task_id="x", operation="insert", sobject="Account")
     with pytest.raises(ValueError, match="operation must be one of"):

@@ -9,7 +9,13 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
-from airflow_provider_sfjwt.salesforce.load import OPERATIONS, load_collections, load_file
+from airflow_provider_sfjwt.salesforce.load import (
+    DEFAULT_TRANSIENT_RETRIES,
+    OPERATIONS,
+    TRANSIENT_ERROR_CODES,
+    load_collections,
+    load_file,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -26,6 +32,8 @@ class SalesforceCollectionsOperator(BaseOperator):
     record; refused records are written to ``failed_records_path`` with their input row number
     (``sf__row``) and Salesforce's ``sf__error_code``, ``sf__error_message`` and
     ``sf__error_fields``. The task fails when more than ``max_failed_records`` were refused.
+    Records refused only because they were locked for a moment (``UNABLE_TO_LOCK_ROW``: a
+    trigger, flow or parallel load held them) are sent again, alone, before they count.
 
     :param operation: ``insert``, ``update`` (needs ``Id``), ``upsert`` (needs
         ``external_id_field``) or ``delete`` (needs ``Id``).
@@ -39,9 +47,14 @@ class SalesforceCollectionsOperator(BaseOperator):
     :param failed_records_path: where the failure report goes (``.csv`` or ``.jsonl``;
         templated). Written on every run, header only when nothing failed.
     :param max_failed_records: how many refused records are tolerated before the task fails.
+    :param transient_retries: how many times records refused with a transient error code are
+        sent again (with the connection's backoff) before they count as failed; 0 turns it off.
+    :param transient_error_codes: the error codes treated as transient
+        (default ``("UNABLE_TO_LOCK_ROW",)``).
     :param storage_conn_id: Airflow connection for object-storage paths given as URIs.
     :returns: XCom ``{"operation", "sobject", "records", "succeeded", "failed", "chunks",
-        "failed_records_path"}``.
+        "failed_records_path", "retried"}`` (``retried``: records sent again after a transient
+        refusal, once per resend).
     """
 
     template_fields: Sequence[str] = (
@@ -64,6 +77,8 @@ class SalesforceCollectionsOperator(BaseOperator):
         all_or_none: bool = False,
         failed_records_path: str | None = None,
         max_failed_records: int = 0,
+        transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
+        transient_error_codes: Sequence[str] = TRANSIENT_ERROR_CODES,
         salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
         storage_conn_id: str | None = None,
         **kwargs: Any,
@@ -79,6 +94,8 @@ class SalesforceCollectionsOperator(BaseOperator):
             raise ValueError(f"{operation} needs sobject, the object's API name (e.g. Contact)")
         if max_failed_records < 0:
             raise ValueError("max_failed_records must be 0 or more")
+        if transient_retries < 0:
+            raise ValueError("transient_retries must be 0 or more (0: never send again)")
         self.operation = operation.lower()
         self.sobject = sobject
         self.input_path = input_path
@@ -87,6 +104,8 @@ class SalesforceCollectionsOperator(BaseOperator):
         self.all_or_none = all_or_none
         self.failed_records_path = failed_records_path
         self.max_failed_records = max_failed_records
+        self.transient_retries = transient_retries
+        self.transient_error_codes = tuple(transient_error_codes)
         self.salesforce_conn_id = salesforce_conn_id
         self.storage_conn_id = storage_conn_id
 
@@ -96,6 +115,8 @@ class SalesforceCollectionsOperator(BaseOperator):
             "sobject": self.sobject,
             "external_id_field": self.external_id_field,
             "all_or_none": self.all_or_none,
+            "transient_retries": self.transient_retries,
+            "transient_error_codes": self.transient_error_codes,
             "failed_records_path": hook.storage_path(self.failed_records_path, self.storage_conn_id)
             if self.failed_records_path
             else None,

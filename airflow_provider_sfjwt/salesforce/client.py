@@ -360,13 +360,13 @@ class SalesforceClient:
             if len(chunk) == COLLECTION_LIMIT:
                 yield (
                     chunk,
-                    self._collection_call(op, chunk, sobject, external_id_field, all_or_none),
+                    self.collection_request(op, chunk, sobject, external_id_field, all_or_none),
                 )
                 chunk = []
         if chunk:
-            yield chunk, self._collection_call(op, chunk, sobject, external_id_field, all_or_none)
+            yield chunk, self.collection_request(op, chunk, sobject, external_id_field, all_or_none)
 
-    def _collection_call(
+    def collection_request(
         self,
         op: str,
         chunk: list[Mapping[str, Any]],
@@ -374,6 +374,11 @@ class SalesforceClient:
         external_id_field: str | None,
         all_or_none: bool,
     ) -> list[dict[str, Any]]:
+        """One sObject Collections request for up to 200 records; Salesforce's per-record answers.
+
+        Also used on its own to send again the records of a chunk that were refused for a
+        transient reason (a locked row), without resending the ones already written.
+        """
         if op == "delete":
             ids = ",".join(str(r["Id"]) for r in chunk)
             response = self.request(

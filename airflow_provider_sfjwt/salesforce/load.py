@@ -6,6 +6,12 @@ row number and Salesforce's error code, message and fields, so it can be fixed a
 The report is written (header only when nothing failed) whenever a path is given, so a stale
 report from an earlier run never survives a clean run.
 
+Some refusals are not about the data: ``UNABLE_TO_LOCK_ROW`` means another transaction (a
+trigger, a flow, a parallel load) held the record or its parent for a moment. Those records, and
+only those, are sent again with backoff before they count as failed; the records of the chunk
+that were written are not repeated. With ``allOrNone`` the chunk was rolled back as a whole, so
+the whole chunk is sent again when every refusal in it was transient.
+
 Input records are prepared the way Bulk API 2.0 reads CSV, so one file works for both paths:
 a dotted key (``Account.External_Id__c``) becomes a nested relationship reference, and in CSV
 input an empty cell means "leave unchanged" while ``#N/A`` means "set to null".
@@ -15,20 +21,25 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .client import SalesforceClient
 from .files import Destination, RecordWriter, open_writer, read_records
+from .retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 OPERATIONS = ("insert", "update", "upsert", "delete")
 ERROR_COLUMNS = ("sf__row", "sf__error_code", "sf__error_message", "sf__error_fields")
 CSV_NULL = "#N/A"
+TRANSIENT_ERROR_CODES = ("UNABLE_TO_LOCK_ROW",)
+DEFAULT_TRANSIENT_RETRIES = 3
+ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class LoadSummary:
     failed: int
     chunks: int
     failed_records_path: str | None
+    retried: int = 0  # records sent again after a transient refusal (counted once per resend)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +104,73 @@ def _failure_rows(
         }
 
 
+def _error_codes(result: Mapping[str, Any]) -> set[str]:
+    return {str(e.get("statusCode")) for e in result.get("errors") or [{}]}
+
+
+def _to_resend(
+    results: list[dict[str, Any]], transient: Collection[str], all_or_none: bool
+) -> list[int]:
+    """Positions in a chunk to send again: records refused only for a transient reason.
+
+    With allOrNone nothing of the chunk was written; it is sent again as a whole when at least
+    one refusal was transient and every other record was only rolled back along with it.
+    """
+    refused = [i for i, r in enumerate(results) if not r.get("success")]
+    if all_or_none:
+        codes = set().union(*(_error_codes(results[i]) for i in refused)) if refused else set()
+        if codes & set(transient) and codes <= {*transient, ROLLED_BACK}:
+            return list(range(len(results)))
+        return []
+    return [i for i in refused if _error_codes(results[i]) <= set(transient)]
+
+
+def _send_chunk_again(
+    retry: RetryPolicy,
+    send: Callable[[list[Mapping[str, Any]]], Any],
+    chunk: list[Mapping[str, Any]],
+    results: list[dict[str, Any]],
+    where: str,
+    transient: Collection[str],
+    retries: int,
+    all_or_none: bool,
+) -> int:
+    """Resend transiently refused records of ``chunk`` up to ``retries`` times, updating
+    ``results`` in place; returns how many records were sent again in all."""
+    resent = 0
+    for attempt in range(retries):
+        again = _to_resend(results, transient, all_or_none)
+        if not again:
+            break
+        codes = sorted(set().union(*(_error_codes(results[i]) for i in again)) & set(transient))
+        wait = retry.delay(attempt)
+        log.warning(
+            "%s: %d record(s) refused with %s; sending them again in %.1f s (%d/%d)",
+            where,
+            len(again),
+            ", ".join(codes),
+            wait,
+            attempt + 1,
+            retries,
+        )
+        time.sleep(wait)
+        answers = send([chunk[i] for i in again])
+        _check_answers(answers, len(again), where)
+        for i, answer in zip(again, answers, strict=True):
+            results[i] = answer
+        resent += len(again)
+    return resent
+
+
+def _check_answers(results: Any, sent: int, where: str) -> None:
+    if not isinstance(results, list) or len(results) != sent:
+        count = len(results) if isinstance(results, list) else "no list of"
+        raise ValueError(
+            f"{where}: Salesforce answered {count} results for {sent} records; the outcome of "
+            "this chunk is unknown, check the records in Salesforce before loading again"
+        )
+
+
 def load_collections(
     client: SalesforceClient,
     operation: str,
@@ -102,13 +181,21 @@ def load_collections(
     all_or_none: bool = False,
     failed_records_path: Any = None,
     from_csv: bool = False,
+    transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
+    transient_error_codes: Collection[str] = TRANSIENT_ERROR_CODES,
 ) -> LoadSummary:
     """Send ``records`` in chunks of 200; write refused ones to ``failed_records_path``.
 
     ``sf__row`` in the report is the 1-based position of the record in the input (for a CSV
     file: the data row, header not counted). The report holds the record as given, then the
     ``sf__`` columns; its format follows the path's suffix (``.jsonl`` or CSV).
+
+    Records refused only with one of ``transient_error_codes`` are sent again, alone, up to
+    ``transient_retries`` times with the connection's backoff; what is still refused after that
+    is reported like any other failure.
     """
+    if transient_retries < 0:
+        raise ValueError("transient_retries must be 0 or more")
     op = operation.lower()
     if op not in OPERATIONS:
         raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}")
@@ -119,19 +206,28 @@ def load_collections(
             originals.append(record)
             yield prepare_record(record, from_csv)
 
-    total = succeeded = failed = chunks = 0
+    def send(batch: list[Mapping[str, Any]]) -> Any:
+        return client.collection_request(op, batch, sobject, external_id_field, all_or_none)
+
+    total = succeeded = failed = chunks = retried = 0
     with ExitStack() as stack:
         report: RecordWriter | None = None
         for chunk, results in client.collections(
             op, prepared(), sobject, external_id_field, all_or_none
         ):
             given = [originals.popleft() for _ in chunk]
-            if not isinstance(results, list) or len(results) != len(chunk):
-                raise ValueError(
-                    f"{op} chunk {chunks + 1}: Salesforce answered {len(results)} results for "
-                    f"{len(chunk)} records; the outcome of this chunk is unknown, check the "
-                    "records in Salesforce before loading again"
-                )
+            where = f"{op} chunk {chunks + 1}"
+            _check_answers(results, len(chunk), where)
+            retried += _send_chunk_again(
+                client.retry,
+                send,
+                chunk,
+                results,
+                where,
+                transient_error_codes,
+                transient_retries,
+                all_or_none,
+            )
             if report is None and failed_records_path is not None:
                 columns = list(dict.fromkeys(k for r in given for k in r if k != "attributes"))
                 report = stack.enter_context(
@@ -174,15 +270,17 @@ def load_collections(
         failed=failed,
         chunks=chunks,
         failed_records_path=None if failed_records_path is None else str(failed_records_path),
+        retried=retried,
     )
     log.info(
-        "%s %s: %d records in %d chunks, %d succeeded, %d failed%s",
+        "%s %s: %d records in %d chunks, %d succeeded, %d failed%s%s",
         op,
         sobject or "",
         total,
         chunks,
         succeeded,
         failed,
+        f" ({retried} sent again after a transient refusal)" if retried else "",
         f"; refused records in {failed_records_path}" if failed else "",
     )
     return summary

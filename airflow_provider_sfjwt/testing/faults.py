@@ -73,6 +73,7 @@ class Faults:
         self.quota_exhausted = False
         self._bulk: list[tuple[str, str | None, str]] = []  # (kind, job_id, message)
         self._revoke_now = False
+        self._locked_rows = 0
 
     # ------------------------------------------------------------------ public API
     def revoke_sessions(self, after_calls: int = 0) -> None:
@@ -123,6 +124,13 @@ class Faults:
         with self._lock:
             self._token = TokenError(error, description, status, count, html)
 
+    def lock_rows(self, count: int = 1) -> None:
+        """Refuse the next ``count`` records written through sObject Collections with
+        ``UNABLE_TO_LOCK_ROW``, as when a trigger or another load holds them; nothing of those
+        records is written, the rest of the request goes through."""
+        with self._lock:
+            self._locked_rows += count
+
     def exhaust_quota(self) -> None:
         """From now on API calls answer 403 REQUEST_LIMIT_EXCEEDED (until ``clear``)."""
         self.quota_exhausted = True
@@ -148,6 +156,7 @@ class Faults:
             self.quota_exhausted = False
             self._bulk.clear()
             self._revoke_now = False
+            self._locked_rows = 0
 
     # ------------------------------------------------------------------ used by the server
     def _add(self, rule: Rule) -> None:
@@ -187,6 +196,14 @@ class Faults:
                 if t.count <= 0:
                     self._token = None
             return t
+
+    def take_row_lock(self) -> bool:
+        """Called per record written through Collections: True when it must be refused locked."""
+        with self._lock:
+            if self._locked_rows <= 0:
+                return False
+            self._locked_rows -= 1
+            return True
 
     def take_revocation(self) -> bool:
         """Called per API call: True when all sessions must be invalidated before it runs."""

@@ -480,6 +480,8 @@ def _collection_write(
     with emu.store.lock:
         for record in records:
             try:
+                if emu.faults.take_row_lock():
+                    raise writes.Rejected(writes.LOCKED)
                 plan = _plan(emu, op, record, upsert_table, ext, batch)
                 plans.append(plan)
                 results.append({})
@@ -581,6 +583,8 @@ def _collection_delete(emu: SalesforceEmulator, req: Request) -> Response:
             n = normalize_id(rid)
             t = emu.store.table_for_id(n) if n else None
             try:
+                if emu.faults.take_row_lock():
+                    raise writes.Rejected(writes.LOCKED)
                 if n is None:
                     raise writes.Rejected(
                         writes.WriteError("MALFORMED_ID", f"malformed id {rid}", [])

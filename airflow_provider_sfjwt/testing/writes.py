@@ -40,6 +40,10 @@ ROLLED_BACK = WriteError(
     "Record rolled back because not all records were valid and the request was using AllOrNone header",
 )
 
+LOCKED = WriteError(
+    "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records"
+)
+
 
 @dataclass
 class Batch:

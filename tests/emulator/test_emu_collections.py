@@ -190,3 +190,17 @@ def test_malformed_json(emu, sf):
         api(emu, "composite/sobjects"), data="{nope", headers={"Content-Type": "application/json"}
     )
     assert resp.status_code == 400 and resp.json()[0]["errorCode"] == "JSON_PARSER_ERROR"
+
+
+def test_lock_rows_refuses_the_next_records_and_writes_the_rest(emu, sf):
+    emu.faults.lock_rows(2)
+    body = {"allOrNone": False, "records": [acc(Name=n) for n in ("A", "B", "C")]}
+    results = sf.post(api(emu, "composite/sobjects"), json=body).json()
+    assert codes(results) == ["UNABLE_TO_LOCK_ROW", "UNABLE_TO_LOCK_ROW", None]
+    assert results[0]["errors"][0]["message"].startswith("unable to obtain exclusive access")
+    assert [r["Name"] for r in emu.records("Account")] == ["C"]
+    again = sf.post(api(emu, "composite/sobjects"), json=body).json()
+    assert codes(again) == [None, None, None]  # the locks were used up
+    emu.faults.lock_rows(5)
+    emu.faults.clear()
+    assert codes(sf.post(api(emu, "composite/sobjects"), json=body).json()) == [None] * 3
