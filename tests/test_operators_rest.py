@@ -277,6 +277,7 @@ def test_collections_lock_with_a_real_error_resends_only_the_locked_row(emu, tmp
         records=[*contacts(2), {"FirstName": "no last name"}],
         failed_records_path=str(report),
         max_failed_records=1,
+        transient_error_codes="UNABLE_TO_LOCK_ROW",  # one code as a plain string
     ).execute({})
     assert (summary["succeeded"], summary["failed"], summary["retried"]) == (2, 1, 1)
     assert [(r["sf__row"], r["sf__error_code"]) for r in read_csv(report)] == [

@@ -15,6 +15,7 @@ from airflow_provider_sfjwt.salesforce.load import (
     TRANSIENT_ERROR_CODES,
     load_collections,
     load_file,
+    transient_codes,
 )
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class SalesforceCollectionsOperator(BaseOperator):
         failed_records_path: str | None = None,
         max_failed_records: int = 0,
         transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
-        transient_error_codes: Sequence[str] = TRANSIENT_ERROR_CODES,
+        transient_error_codes: str | Sequence[str] = TRANSIENT_ERROR_CODES,
         salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
         storage_conn_id: str | None = None,
         **kwargs: Any,
@@ -105,7 +106,7 @@ class SalesforceCollectionsOperator(BaseOperator):
         self.failed_records_path = failed_records_path
         self.max_failed_records = max_failed_records
         self.transient_retries = transient_retries
-        self.transient_error_codes = tuple(transient_error_codes)
+        self.transient_error_codes = sorted(transient_codes(transient_error_codes))
         self.salesforce_conn_id = salesforce_conn_id
         self.storage_conn_id = storage_conn_id
 

@@ -104,12 +104,17 @@ def _failure_rows(
         }
 
 
+def transient_codes(codes: str | Collection[str]) -> frozenset[str]:
+    """The error codes to treat as transient; one code may be given as a plain string."""
+    return frozenset([codes] if isinstance(codes, str) else codes)
+
+
 def _error_codes(result: Mapping[str, Any]) -> set[str]:
     return {str(e.get("statusCode")) for e in result.get("errors") or [{}]}
 
 
 def _to_resend(
-    results: list[dict[str, Any]], transient: Collection[str], all_or_none: bool
+    results: list[dict[str, Any]], transient: frozenset[str], all_or_none: bool
 ) -> list[int]:
     """Positions in a chunk to send again: records refused only for a transient reason.
 
@@ -119,10 +124,10 @@ def _to_resend(
     refused = [i for i, r in enumerate(results) if not r.get("success")]
     if all_or_none:
         codes = set().union(*(_error_codes(results[i]) for i in refused)) if refused else set()
-        if codes & set(transient) and codes <= {*transient, ROLLED_BACK}:
+        if codes & transient and codes <= transient | {ROLLED_BACK}:
             return list(range(len(results)))
         return []
-    return [i for i in refused if _error_codes(results[i]) <= set(transient)]
+    return [i for i in refused if _error_codes(results[i]) <= transient]
 
 
 def _send_chunk_again(
@@ -131,7 +136,7 @@ def _send_chunk_again(
     chunk: list[Mapping[str, Any]],
     results: list[dict[str, Any]],
     where: str,
-    transient: Collection[str],
+    transient: frozenset[str],
     retries: int,
     all_or_none: bool,
 ) -> int:
@@ -142,7 +147,7 @@ def _send_chunk_again(
         again = _to_resend(results, transient, all_or_none)
         if not again:
             break
-        codes = sorted(set().union(*(_error_codes(results[i]) for i in again)) & set(transient))
+        codes = sorted(set().union(*(_error_codes(results[i]) for i in again)) & transient)
         wait = retry.delay(attempt)
         log.warning(
             "%s: %d record(s) refused with %s; sending them again in %.1f s (%d/%d)",
@@ -182,7 +187,7 @@ def load_collections(
     failed_records_path: Any = None,
     from_csv: bool = False,
     transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
-    transient_error_codes: Collection[str] = TRANSIENT_ERROR_CODES,
+    transient_error_codes: str | Collection[str] = TRANSIENT_ERROR_CODES,
 ) -> LoadSummary:
     """Send ``records`` in chunks of 200; write refused ones to ``failed_records_path``.
 
@@ -196,6 +201,7 @@ def load_collections(
     """
     if transient_retries < 0:
         raise ValueError("transient_retries must be 0 or more")
+    transient = transient_codes(transient_error_codes)
     op = operation.lower()
     if op not in OPERATIONS:
         raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}")
@@ -224,7 +230,7 @@ def load_collections(
                 chunk,
                 results,
                 where,
-                transient_error_codes,
+                transient,
                 transient_retries,
                 all_or_none,
             )
