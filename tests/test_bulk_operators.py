@@ -250,3 +250,77 @@ def test_object_storage_paths_in_and_out(salesforce_emulator, tmp_path):
     assert (summary["records"], summary["failed"]) == (20, 2)
     assert len(read_rows(tmp_path / "reports" / "contacts.failedResults.csv")) == 2
     assert len(read_rows(tmp_path / "reports" / "contacts.successfulResults.csv")) == 18
+
+
+def ingest_op(source, tmp_path, deferrable, **kwargs):
+    return SalesforceBulkIngestOperator(
+        task_id="load",
+        sobject="Contact",
+        operation="upsert",
+        external_id_field="External_Id__c",
+        path=str(source),
+        results_dir=str(tmp_path / "out"),
+        deferrable=deferrable,
+        **FAST,
+        **kwargs,
+    )
+
+
+def run_ingest(op, deferrable):
+    if not deferrable:
+        return op.execute({})
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    return op.execute_complete({}, run_trigger(deferred.value.trigger))
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_ingest_loads_locked_rows_again_in_a_new_job(
+    salesforce_emulator, client, tmp_path, deferrable, caplog
+):
+    source = tmp_path / "c.csv"
+    write_contacts(source, 40, bad_every=10)  # rows 0, 10, 20, 30 lack LastName
+    salesforce_emulator.faults.lock_rows(3)  # rows 0, 1, 2 of the job are locked
+    summary = run_ingest(ingest_op(source, tmp_path, deferrable, max_failed_records=4), deferrable)
+    assert (summary["records"], summary["succeeded"], summary["failed"]) == (40, 36, 4)
+    assert summary["retried"] == 3 and len(summary["job_ids"]) == 2
+    assert summary["first_errors"] == {"REQUIRED_FIELD_MISSING": 4}
+    failed = read_rows(tmp_path / "out" / "c.failedResults.csv")
+    # Row 0 was locked, loaded again, then refused for its data: it is reported once, as that.
+    assert sorted(r["External_Id__c"] for r in failed) == [
+        "T-000000",
+        "T-000010",
+        "T-000020",
+        "T-000030",
+    ]
+    assert all(r["sf__Error"].startswith("REQUIRED_FIELD_MISSING") for r in failed)
+    succeeded = read_rows(tmp_path / "out" / "c.successfulResults.csv")
+    assert len(succeeded) == 36 and {"T-000001", "T-000002"} <= {
+        r["External_Id__c"] for r in succeeded
+    }
+    assert failed[0]["Title"] == "Buyer" and 'Head of "Ops",\nEMEA' in {
+        r["Title"] for r in succeeded
+    }  # the re-sent rows keep their quoted, multi-line values
+    stored = client.query("SELECT External_Id__c FROM Contact WHERE External_Id__c LIKE 'T-%'")
+    assert len({r["External_Id__c"] for r in stored}) == 36
+    assert "3 record(s) refused with UNABLE_TO_LOCK_ROW; loading them again" in caplog.text
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_ingest_rows_locked_through_every_round_count_as_failed(
+    salesforce_emulator, tmp_path, deferrable
+):
+    source = tmp_path / "c.csv"
+    write_contacts(source, 10)
+    salesforce_emulator.faults.lock_rows(1000)
+    op = ingest_op(source, tmp_path, deferrable, transient_retries=2)
+    with pytest.raises(TooManyFailedRecordsError, match="UNABLE_TO_LOCK_ROW x10"):
+        run_ingest(op, deferrable)
+    failed = read_rows(tmp_path / "out" / "c.failedResults.csv")
+    assert len(failed) == 10  # from the last round only, not 10 per round
+    assert {r["sf__Error"].split(":")[0] for r in failed} == {"UNABLE_TO_LOCK_ROW"}
+    assert len(op._job_ids) == 3  # the first job and two rounds, all known to on_kill
+
+    none = ingest_op(source, tmp_path, deferrable, transient_retries=0, max_failed_records=10)
+    summary = run_ingest(none, deferrable)
+    assert (summary["failed"], summary["retried"], len(summary["job_ids"])) == (10, 0, 1)

@@ -40,7 +40,13 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     ingest_file,
     query_format,
     query_to_file,
+    resubmit_transient_failures,
     start_ingest,
+)
+from airflow_provider_sfjwt.salesforce.retry import (
+    DEFAULT_TRANSIENT_RETRIES,
+    TRANSIENT_ERROR_CODES,
+    transient_codes,
 )
 from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
 
@@ -232,9 +238,16 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         Above it the task fails naming the failedResults file and the first error codes; at or
         below it the task succeeds and still logs and returns them.
     :param max_upload_bytes: upload size limit per job (default 100 MB of raw CSV).
+    :param transient_retries: rounds in which records refused with a transient error code
+        (``UNABLE_TO_LOCK_ROW``: a trigger, flow or other load held them) are loaded again in a
+        new job, with the connection's backoff, before they count as failed; 0 turns it off.
+        When deferred, these (small) retry jobs are waited for in the worker, after the trigger.
+    :param transient_error_codes: the error codes treated as transient.
 
     Returns (XCom) ``{"object", "operation", "job_ids", "records", "processed", "succeeded",
-    "failed", "unprocessed", "success_path", "failed_path", "unprocessed_path", "first_errors"}``.
+    "failed", "unprocessed", "success_path", "failed_path", "unprocessed_path", "first_errors",
+    "retried"}`` (``retried``: records loaded again after a transient refusal; ``job_ids``
+    includes their jobs).
     When the task fails on ``max_failed_records`` the same summary is pushed under the XCom key
     ``ingest_summary``.
     """
@@ -260,9 +273,13 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         results_dir: Any = None,
         max_failed_records: int | str = 0,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
+        transient_error_codes: str | Sequence[str] = TRANSIENT_ERROR_CODES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if transient_retries < 0:
+            raise ValueError("transient_retries must be 0 or more (0: never load again)")
         self.sobject = sobject
         self.operation = operation
         self.path = path
@@ -270,6 +287,8 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         self.results_dir = results_dir
         self.max_failed_records = max_failed_records
         self.max_upload_bytes = max_upload_bytes
+        self.transient_retries = transient_retries
+        self.transient_error_codes = sorted(transient_codes(transient_error_codes))
 
     def execute(self, context: Context) -> dict[str, Any]:
         failed_records_limit(self.max_failed_records, 0)  # a bad setting fails before any upload
@@ -292,6 +311,8 @@ class SalesforceBulkIngestOperator(_BulkOperator):
                     max_failed_records=self.max_failed_records,
                     max_upload_bytes=self.max_upload_bytes,
                     on_job=self._remember,
+                    transient_retries=self.transient_retries,
+                    transient_error_codes=self.transient_error_codes,
                 )
             except TooManyFailedRecordsError as exc:
                 self._report_failure(context, exc.summary)
@@ -315,8 +336,22 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         if event.get("status") != "success":
             _raise_event_error(event)
         job_ids = list(event["job_ids"])
-        self._job_ids = job_ids
+        self._job_ids = list(job_ids)  # on_kill also learns the retry jobs; job_ids stays as is
         client = self._client()
+        infos = event.get("jobs")
+        rounds = resubmit_transient_failures(
+            client,
+            self.sobject,
+            self.operation,
+            job_ids,
+            self.external_id_field,
+            self.transient_retries,
+            self.transient_error_codes,
+            self.poll_interval,
+            self.job_timeout,
+            on_job=self._remember,
+            infos=infos,
+        )
         summary = collect_ingest_results(
             client,
             self.sobject,
@@ -325,10 +360,12 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             SalesforceJWTHook.storage_path(self.path, self.storage_conn_id),
             None,
             SalesforceJWTHook.storage_path(self.results_dir, self.storage_conn_id),
-            event.get("jobs"),
+            infos,
+            rounds,
+            self.transient_error_codes,
         )
         if not self.keep_job:
-            for job_id in job_ids:
+            for job_id in summary["job_ids"]:
                 delete_job(client, INGEST, job_id)
         try:
             check_failed_records(summary, self.max_failed_records)

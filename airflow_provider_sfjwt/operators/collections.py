@@ -9,12 +9,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
-from airflow_provider_sfjwt.salesforce.load import (
+from airflow_provider_sfjwt.salesforce.load import OPERATIONS, load_collections, load_file
+from airflow_provider_sfjwt.salesforce.retry import (
     DEFAULT_TRANSIENT_RETRIES,
-    OPERATIONS,
     TRANSIENT_ERROR_CODES,
-    load_collections,
-    load_file,
     transient_codes,
 )
 

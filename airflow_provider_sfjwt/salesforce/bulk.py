@@ -21,6 +21,7 @@ import csv
 import io
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from .files import (
     read_records,
     split_csv,
 )
+from .retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES, transient_codes
 from .soql import select_columns
 
 log = logging.getLogger(__name__)
@@ -696,11 +698,16 @@ def save_job_results(
                 out.write(block)
 
 
+def _error_code(record: Mapping[str, Any]) -> str:
+    """The code of a failedResults row: ``sf__Error`` reads ``CODE:message:fields --``."""
+    return (record.get("sf__Error") or "UNKNOWN").split(":", 1)[0].strip() or "UNKNOWN"
+
+
 def error_codes(failed_path: Any, limit: int = 5) -> dict[str, int]:
     """The first ``limit`` distinct error codes in a failedResults file, with their counts."""
     counts: dict[str, int] = {}
     for record in read_records(failed_path, "csv"):
-        code = (record.get("sf__Error") or "UNKNOWN").split(":", 1)[0].strip() or "UNKNOWN"
+        code = _error_code(record)
         if code in counts:
             counts[code] += 1
         elif len(counts) < limit:
@@ -717,29 +724,47 @@ def collect_ingest_results(
     submitted: int | None = None,
     results_dir: Any = None,
     infos: Sequence[Mapping[str, Any]] | None = None,
+    retry_rounds: Sequence[Sequence[str]] = (),
+    transient_error_codes: str | Sequence[str] = TRANSIENT_ERROR_CODES,
 ) -> dict[str, Any]:
     """Save the three result files of finished ingest jobs and summarise them (small, for XCom).
 
     ``submitted`` (records uploaded) is known to whoever split the file; when it is not (a task
     resumed from the triggerer), it is processed plus the rows of the unprocessed-records file.
+    ``retry_rounds`` are the jobs of :func:`resubmit_transient_failures`: their successes join
+    the success file, and a record counts as failed only where it was not loaded again.
     """
     if infos is None:
         infos = [get_job(client, INGEST, job_id) for job_id in job_ids]
     processed = sum(int(i.get("numberRecordsProcessed") or 0) for i in infos)
     failed = sum(int(i.get("numberRecordsFailed") or 0) for i in infos)
+    retry_jobs = [job_id for jobs in retry_rounds for job_id in jobs]
+    all_jobs = [*job_ids, *retry_jobs]
     stem = _stem(source)
     targets: dict[str, Any] = {}
     for kind, resource in _RESULT_FILES.items():
         targets[kind] = _result_target(results_dir, source, f"{stem}.{resource}.csv")
-        save_job_results(client, job_ids, kind, targets[kind])
+        if kind == "failed" and retry_rounds:
+            failed = _save_final_failures(
+                client,
+                [job_ids, *retry_rounds],
+                transient_codes(transient_error_codes),
+                targets[kind],
+            )
+        else:
+            save_job_results(client, all_jobs, kind, targets[kind])
     if submitted is None:
         submitted = processed + sum(1 for _ in read_records(targets["unprocessed"], "csv"))
     paths = {kind: str(target) for kind, target in targets.items()}
     first_errors = error_codes(targets["failed"]) if failed else {}
+    retried = sum(
+        int(get_job(client, INGEST, job_id).get("numberRecordsProcessed") or 0)
+        for job_id in retry_jobs
+    )
     summary = {
         "object": sobject,
         "operation": operation,
-        "job_ids": list(job_ids),
+        "job_ids": all_jobs,
         "records": submitted,
         "processed": processed,
         "succeeded": processed - failed,
@@ -749,6 +774,7 @@ def collect_ingest_results(
         "failed_path": paths["failed"],
         "unprocessed_path": paths["unprocessed"],
         "first_errors": first_errors,
+        "retried": retried,
     }
     if failed:
         log.warning(
@@ -760,6 +786,122 @@ def collect_ingest_results(
             paths["failed"],
         )
     return summary
+
+
+# --- records refused for a transient reason ---------------------------------------------------
+
+
+def _local_failures(client: SalesforceClient, job_ids: Sequence[str], local: Path) -> list[str]:
+    """Save the failedResults of ``job_ids`` to ``local``; return its header (columns)."""
+    save_job_results(client, job_ids, "failed", local)
+    with local.open(encoding="utf-8-sig", newline="") as fh:
+        return next(csv.reader(fh), [])
+
+
+def _write_transient_failures(
+    client: SalesforceClient,
+    job_ids: Sequence[str],
+    transient: frozenset[str],
+    workdir: Path,
+    target: Path,
+) -> int:
+    """Write the input rows that ``job_ids`` refused with a transient code to ``target`` (a CSV
+    with the input's own columns, ready to load again); returns how many."""
+    local = workdir / "failed.csv"
+    columns = [c for c in _local_failures(client, job_ids, local) if not c.startswith("sf__")]
+    if not columns:  # no jobs (an input with a header only): nothing was refused
+        return 0
+    rows = (
+        [record.get(c) for c in columns]
+        for record in read_records(local, "csv")
+        if _error_code(record) in transient
+    )
+    with open_writer(target, "csv", columns) as writer:
+        return writer.write_rows(rows)
+
+
+def resubmit_transient_failures(
+    client: SalesforceClient,
+    sobject: str,
+    operation: str,
+    job_ids: Sequence[str],
+    external_id_field: str | None = None,
+    transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
+    transient_error_codes: str | Sequence[str] = TRANSIENT_ERROR_CODES,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_job: Callable[[str], None] | None = None,
+    infos: Sequence[Mapping[str, Any]] | None = None,
+) -> list[list[str]]:
+    """Load again, in new jobs, the records that finished jobs refused with a transient code.
+
+    Bulk API 2.0 retries a locked record a few times inside the job; what still comes back
+    ``UNABLE_TO_LOCK_ROW`` was held by a longer transaction (a trigger, a flow, another load).
+    Each round waits with the connection's backoff, loads only the rows the previous round
+    refused that way and waits for its jobs, at most ``transient_retries`` rounds. Returns the
+    job ids of each round (empty when nothing was refused that way). ``infos`` (the jobs' final
+    info) spares downloading the failures when no record failed at all.
+    """
+    if infos is not None and not any(int(i.get("numberRecordsFailed") or 0) for i in infos):
+        return []
+    transient = transient_codes(transient_error_codes)
+    deadline = time.monotonic() + timeout
+    rounds: list[list[str]] = []
+    previous = list(job_ids)
+    with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-retry-") as tmp:
+        for attempt in range(transient_retries):
+            retry_csv = Path(tmp) / f"retry-{attempt + 1}.csv"
+            count = _write_transient_failures(client, previous, transient, Path(tmp), retry_csv)
+            if not count:
+                break
+            wait = client.retry.delay(attempt)
+            log.warning(
+                "Bulk ingest into %s: %d record(s) refused with %s; loading them again in a new "
+                "job in %.1f s (%d/%d)",
+                sobject,
+                count,
+                ", ".join(sorted(transient)),
+                wait,
+                attempt + 1,
+                transient_retries,
+            )
+            time.sleep(wait)
+            again, _ = start_ingest(
+                client, sobject, operation, retry_csv, external_id_field, on_job=on_job
+            )
+            wait_for_jobs(
+                client, INGEST, again, poll_interval, max(0.0, deadline - time.monotonic())
+            )
+            rounds.append(again)
+            previous = again
+    return rounds
+
+
+def _save_final_failures(
+    client: SalesforceClient,
+    rounds: Sequence[Sequence[str]],
+    transient: frozenset[str],
+    target: Any,
+) -> int:
+    """One failedResults file over retry rounds: a row refused for a transient reason counts
+    only in the last round (earlier, it was loaded again); returns the rows written."""
+    with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-failed-") as tmp:
+        locals_ = [Path(tmp) / f"round-{n}.csv" for n in range(len(rounds))]
+        headers = [
+            _local_failures(client, jobs, local)
+            for jobs, local in zip(rounds, locals_, strict=True)
+        ]
+        columns = headers[0]  # every round loads the same columns
+        last = len(rounds) - 1
+
+        def rows() -> Iterator[list[Any]]:
+            for n, local in enumerate(locals_):
+                for record in read_records(local, "csv"):
+                    if n == last or _error_code(record) not in transient:
+                        yield [record.get(c) for c in columns]
+
+        with open_writer(target, "csv", columns) as writer:
+            return writer.write_rows(rows())
 
 
 def failed_records_limit(max_failed_records: int | str | None, submitted: int) -> int | None:
@@ -825,6 +967,8 @@ def ingest_file(
     max_failed_records: int | str | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     on_job: Callable[[str], None] | None = None,
+    transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
+    transient_error_codes: str | Sequence[str] = TRANSIENT_ERROR_CODES,
 ) -> dict[str, Any]:
     """Load a CSV (local or object-storage path) with Bulk API 2.0 and save the result files.
 
@@ -832,6 +976,8 @@ def ingest_file(
     successfulResults, failedResults and unprocessedrecords are saved as
     ``<name>.successfulResults.csv`` etc. in ``results_dir`` (default: next to the input).
     Jobs are aborted on timeout or interruption and deleted afterwards unless ``keep_job``.
+    Records refused with one of ``transient_error_codes`` are loaded again in new jobs, up to
+    ``transient_retries`` rounds (:func:`resubmit_transient_failures`).
     With ``max_failed_records`` set, more failures than that raise
     :class:`TooManyFailedRecordsError` (after the result files are saved).
     """
@@ -840,12 +986,35 @@ def ingest_file(
     job_ids, submitted = start_ingest(
         client, sobject, op, path, external_id_field, max_upload_bytes, on_job
     )
+    started = time.monotonic()
     infos = wait_for_jobs(client, INGEST, job_ids, poll_interval, timeout)
+    rounds = resubmit_transient_failures(
+        client,
+        sobject,
+        op,
+        job_ids,
+        external_id_field,
+        transient_retries,
+        transient_error_codes,
+        poll_interval,
+        max(0.0, timeout - (time.monotonic() - started)),
+        on_job,
+        infos,
+    )
     summary = collect_ingest_results(
-        client, sobject, op, job_ids, path, submitted, results_dir, infos
+        client,
+        sobject,
+        op,
+        job_ids,
+        path,
+        submitted,
+        results_dir,
+        infos,
+        rounds,
+        transient_error_codes,
     )
     if not keep_job:
-        for job_id in job_ids:
+        for job_id in summary["job_ids"]:
             delete_job(client, INGEST, job_id)
     check_failed_records(summary, max_failed_records)
     return summary

@@ -30,15 +30,13 @@ from typing import Any
 
 from .client import SalesforceClient
 from .files import Destination, RecordWriter, open_writer, read_records
-from .retry import RetryPolicy
+from .retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES, RetryPolicy, transient_codes
 
 log = logging.getLogger(__name__)
 
 OPERATIONS = ("insert", "update", "upsert", "delete")
 ERROR_COLUMNS = ("sf__row", "sf__error_code", "sf__error_message", "sf__error_fields")
 CSV_NULL = "#N/A"
-TRANSIENT_ERROR_CODES = ("UNABLE_TO_LOCK_ROW",)
-DEFAULT_TRANSIENT_RETRIES = 3
 ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
 
 
@@ -102,11 +100,6 @@ def _failure_rows(
             "sf__error_message": "; ".join(str(e.get("message", "")) for e in errors),
             "sf__error_fields": ",".join(sorted(fields)),
         }
-
-
-def transient_codes(codes: str | Collection[str]) -> frozenset[str]:
-    """The error codes to treat as transient; one code may be given as a plain string."""
-    return frozenset([codes] if isinstance(codes, str) else codes)
 
 
 def _error_codes(result: Mapping[str, Any]) -> set[str]:

@@ -9,9 +9,19 @@ from __future__ import annotations
 import email.utils
 import random
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+TRANSIENT_ERROR_CODES = ("UNABLE_TO_LOCK_ROW",)
+"""Per-record error codes that are about the moment, not the data: another transaction (a
+trigger, a flow, a parallel load) held the record or its parent. Such records are sent again."""
+DEFAULT_TRANSIENT_RETRIES = 3
+
+
+def transient_codes(codes: str | Collection[str]) -> frozenset[str]:
+    """The error codes to treat as transient; one code may be given as a plain string."""
+    return frozenset([codes] if isinstance(codes, str) else codes)
 
 
 @dataclass(frozen=True)

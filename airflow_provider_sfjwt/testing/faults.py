@@ -125,9 +125,9 @@ class Faults:
             self._token = TokenError(error, description, status, count, html)
 
     def lock_rows(self, count: int = 1) -> None:
-        """Refuse the next ``count`` records written through sObject Collections with
-        ``UNABLE_TO_LOCK_ROW``, as when a trigger or another load holds them; nothing of those
-        records is written, the rest of the request goes through."""
+        """Refuse the next ``count`` records written through sObject Collections or a Bulk
+        ingest job with ``UNABLE_TO_LOCK_ROW``, as when a trigger or another load holds them;
+        nothing of those records is written, the rest of the request or job goes through."""
         with self._lock:
             self._locked_rows += count
 
@@ -198,7 +198,7 @@ class Faults:
             return t
 
     def take_row_lock(self) -> bool:
-        """Called per record written through Collections: True when it must be refused locked."""
+        """Called per record written (Collections, Bulk ingest): True when it must be refused."""
         with self._lock:
             if self._locked_rows <= 0:
                 return False

@@ -156,6 +156,8 @@ class IngestProcessing:
             for row in batch:
                 rid = ""
                 try:
+                    if emu.faults.take_row_lock():
+                        raise writes.Rejected(writes.LOCKED)
                     values = self._values(table, columns, row)
                     rid = values.pop("Id", None) or ""
                     created = self._write_one(job, table, values, rid, now)
