@@ -21,6 +21,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.lineage import LineageMixin
 from airflow_provider_sfjwt.salesforce.bulk import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
@@ -85,7 +86,7 @@ def _raise_event_error(event: dict[str, Any]) -> None:
     )
 
 
-class _BulkOperator(BaseOperator):
+class _BulkOperator(LineageMixin, BaseOperator):
     """What both Bulk operators share: the connection, polling, deferral and ``on_kill``."""
 
     _kind = ""
@@ -185,7 +186,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         client = self._client()
         path = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
         if not self.deferrable:
-            return query_to_file(
+            result = query_to_file(
                 client,
                 self.soql,
                 path,
@@ -198,6 +199,8 @@ class SalesforceBulkQueryOperator(_BulkOperator):
                 keep_job=self.keep_job,
                 on_job=self._remember,
             )
+            self.record_extract(client.instance_url, self.soql, result)
+            return result
         job_id = create_query_job(client, self.soql, self.include_deleted)
         self._remember(job_id)
         self._defer([job_id])
@@ -220,6 +223,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         )
         if not self.keep_job:
             delete_job(client, QUERY, job_id)
+        self.record_extract(client.instance_url, self.soql, result)
         return result
 
 
@@ -317,6 +321,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             except TooManyFailedRecordsError as exc:
                 self._report_failure(context, exc.summary)
                 raise
+            self.record_load(client.instance_url, source, self.sobject)
             return self._report(summary)
         job_ids, _ = start_ingest(
             client,
@@ -372,6 +377,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         except TooManyFailedRecordsError:
             self._report_failure(context, summary)
             raise
+        self.record_load(client.instance_url, self.path, self.sobject)
         return self._report(summary)
 
     def _report(self, summary: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.lineage import LineageMixin
 from airflow_provider_sfjwt.salesforce.load import OPERATIONS, load_collections, load_file
 from airflow_provider_sfjwt.salesforce.retry import (
     DEFAULT_TRANSIENT_RETRIES,
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceCollectionsOperator(BaseOperator):
+class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
     """Insert, update, upsert or delete records in chunks of 200 through sObject Collections.
 
     For tens of thousands of records or more use ``SalesforceBulkIngestOperator``: Collections
@@ -148,4 +149,5 @@ class SalesforceCollectionsOperator(BaseOperator):
                 f"{summary.records} records, more than max_failed_records={self.max_failed_records}. "
                 f"{where} Fix the data, or raise max_failed_records if such rejects are expected."
             )
+        self.record_load(hook.get_conn().instance_url, self.input_path, self.sobject)
         return summary.as_dict()

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.lineage import LineageMixin
 from airflow_provider_sfjwt.salesforce.extract import FORMATS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceQueryOperator(BaseOperator):
+class SalesforceQueryOperator(LineageMixin, BaseOperator):
     """Run a SOQL query and write every record to ``output_path``, page by page.
 
     Memory holds one page whatever the result size, the file appears only when complete, and
@@ -58,9 +59,11 @@ class SalesforceQueryOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
-        return hook.query_to_file(
+        result = hook.query_to_file(
             self.soql,
             hook.storage_path(self.output_path, self.storage_conn_id),
             format=self.format,
             include_deleted=self.include_deleted,
         )
+        self.record_extract(hook.get_conn().instance_url, self.soql, result)
+        return result
