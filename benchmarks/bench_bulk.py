@@ -63,14 +63,17 @@ def _child(mode: str, spec: dict[str, Any]) -> dict[str, Any]:
     """
     if "out" in spec:
         Path(spec["out"]).unlink(missing_ok=True)
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_bulk", "--child", mode],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        cwd=HERE.parent,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="bench-tokens-") as tokens:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.bench_bulk", "--child", mode],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            cwd=HERE.parent,
+            check=False,
+            # A token store of its own per run: each run logs in once, like a fresh worker.
+            env={**os.environ, "SFJWT_TOKEN_CACHE_DIR": os.path.join(tokens, "store")},
+        )
     if proc.returncode:
         raise RuntimeError(f"bench child {mode} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

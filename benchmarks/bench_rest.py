@@ -207,6 +207,8 @@ def run_variant(variant: str, conn: dict[str, Any], output: Path, env: dict[str,
     child_env = dict(env)
     child_env[CONN_ENV] = json.dumps(conn)
     child_env["AIRFLOW_CONN_SALESFORCE_JWT_DEFAULT"] = json.dumps(conn)
+    # A token store of its own: each run logs in once, as a first task on a fresh worker does.
+    child_env["SFJWT_TOKEN_CACHE_DIR"] = str(output.parent / f"tokens-{time.time_ns()}")
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_rest", variant, str(output)],

@@ -81,6 +81,7 @@ def main() -> int:
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW_CONN_SALESFORCE_JWT_DEFAULT=json.dumps(connection),
             SFJWT_OUTPUT_DIR=str(output_dir),
+            SFJWT_TOKEN_CACHE_DIR=str(WORK / "tokens"),  # the demo's token store, not ~/.cache
         )
         step("Creating a fresh Airflow metadata database (sqlite)")
         out = airflow(["db", "migrate"], env)

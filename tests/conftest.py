@@ -46,14 +46,16 @@ def other_keypair() -> KeyPair:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_token_cache_and_masker():
-    """Each test starts with an empty process-wide token cache, so exchange counts are exact.
+def _fresh_token_cache_and_masker(tmp_path_factory, monkeypatch):
+    """Each test starts with an empty process-wide token cache and token store (a directory of
+    its own, inherited by the processes it starts), so exchange counts are exact.
 
     Airflow's secrets masker recompiles one regex of every secret ever registered on each new
     one; a long test session registers thousands (a token per exchange), so it is reset too.
     """
     from airflow.sdk._shared.secrets_masker.secrets_masker import _secrets_masker
 
+    monkeypatch.setenv("SFJWT_TOKEN_CACHE_DIR", str(tmp_path_factory.mktemp("tokens") / "store"))
     TOKEN_CACHE.clear()
     yield
     TOKEN_CACHE.clear()

@@ -16,6 +16,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
+from airflow_provider_sfjwt.salesforce.auth import TokenCache
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import SalesforceError
 from airflow_provider_sfjwt.salesforce.keys import certificate_info, certificate_matches_key
@@ -102,15 +103,23 @@ class SalesforceJWTHook(BaseHook):
     # --- connection test (UI Test button, `airflow connections test`) ---------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Token exchange plus one cheap REST call; the failure message is the mapped hint."""
+        """Token exchange plus one cheap REST call; the failure message is the mapped hint.
+
+        Always a real exchange (a private cache), so a key or app change shows at once instead of
+        hiding behind a token that tasks shared earlier.
+        """
+        client = None
         try:
-            client = self.get_conn()
+            client = SalesforceClient(self.settings, on_secret=mask_secret, cache=TokenCache())
             token = client.auth.token()
             versions = {v.get("version") for v in client.versions()}
         except SalesforceError as exc:
             return False, str(exc)
         except Exception as exc:  # the Test button must show something readable, never a trace
             return False, f"{type(exc).__name__}: {exc}"
+        finally:
+            if client is not None:
+                client.close()
         version = client.api_version
         if versions and version not in versions:
             newest = max(versions, key=lambda v: float(v or 0))

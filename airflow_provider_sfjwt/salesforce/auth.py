@@ -3,8 +3,9 @@
 Salesforce's JWT Bearer response has no ``expires_in`` and no refresh token: a token lives for the
 org's session timeout or until revoked. So the cache keeps a token until Salesforce rejects it
 (401 ``INVALID_SESSION_ID``), then exchanges again, once, for every thread that saw the same
-rejection (single flight). One exchange per process per token lifetime keeps users far from
-``LOGIN_RATE_EXCEEDED`` however many tasks and threads share the process.
+rejection (single flight). The process-wide cache also shares tokens with the other processes of
+the machine through an encrypted file (:mod:`.token_store`), since Airflow runs each task in a
+process of its own: a DAG of many tasks logs in once, far from ``LOGIN_RATE_EXCEEDED``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jwt
 import requests
@@ -27,6 +29,7 @@ from .errors import (
 )
 from .retry import RetryPolicy
 from .settings import ConnectionSettings, SecretSink
+from .token_store import TokenStore, default_directory
 
 log = logging.getLogger(__name__)
 
@@ -275,11 +278,18 @@ class _Slot:
 
 
 class TokenCache:
-    """Process-wide, thread-safe, single-flight token cache."""
+    """Thread-safe, single-flight token cache.
 
-    def __init__(self) -> None:
+    With ``shared=True`` (the process-wide :data:`TOKEN_CACHE`) a connection whose
+    ``token_cache`` is ``file`` also shares its token with the machine's other processes. Private
+    caches (``sfjwt doctor``, ``sfjwt token``, the connection test) always exchange for real.
+    """
+
+    def __init__(self, shared: bool = False) -> None:
         self._slots: dict[CacheKey, _Slot] = {}
         self._guard = threading.Lock()
+        self._stores: dict[Path, TokenStore] = {}
+        self.shared = shared
         self.exchanges = 0
 
     @staticmethod
@@ -302,7 +312,7 @@ class TokenCache:
             return token
         with slot.lock:
             if slot.token is None:
-                slot.token = self._exchange(slot, settings, exchanger)
+                slot.token = self._load_or_exchange(slot, settings, exchanger, None)
             return slot.token
 
     def refresh(
@@ -314,8 +324,37 @@ class TokenCache:
             if slot.token is not None and slot.token is not stale:
                 return slot.token
             slot.token = None
-            slot.token = self._exchange(slot, settings, exchanger)
+            slot.token = self._load_or_exchange(slot, settings, exchanger, stale)
             return slot.token
+
+    def _store(self, settings: ConnectionSettings) -> TokenStore | None:
+        if not self.shared or settings.token_cache != "file":
+            return None
+        directory = default_directory()
+        with self._guard:
+            return self._stores.setdefault(directory, TokenStore(directory))
+
+    def _load_or_exchange(
+        self,
+        slot: _Slot,
+        settings: ConnectionSettings,
+        exchanger: TokenExchanger,
+        stale: AccessToken | None,
+    ) -> AccessToken:
+        """The machine's stored token unless it is missing or the one just rejected (``stale``),
+        else a new exchange, stored for the others; under the store's lock, so processes that
+        start together share one exchange."""
+        store = self._store(settings)
+        if store is None:
+            return self._exchange(slot, settings, exchanger)
+        with store.locked(settings):
+            stored = store.load(settings)
+            if stored is not None and (stale is None or stored.access_token != stale.access_token):
+                slot.audience = stored.audience
+                return stored
+            token = self._exchange(slot, settings, exchanger)
+            store.save(settings, token)
+            return token
 
     def _exchange(
         self, slot: _Slot, settings: ConnectionSettings, exchanger: TokenExchanger
@@ -330,14 +369,18 @@ class TokenCache:
         return token
 
     def clear(self) -> None:
-        """Forget every token and audience, and zero the exchange counter."""
+        """Forget every token and audience (stored files too), and zero the exchange counter."""
         with self._guard:
             self._slots.clear()
+            for store in self._stores.values():
+                store.clear()
+            self._stores.clear()
             self.exchanges = 0
 
 
-TOKEN_CACHE = TokenCache()
-"""The one cache of this process, shared by every hook, thread and client."""
+TOKEN_CACHE = TokenCache(shared=True)
+"""The one cache of this process, shared by every hook, thread and client (and, through the
+token store, by the other processes of the machine)."""
 
 
 class JWTAuth:

@@ -24,6 +24,8 @@ PRODUCTION_AUDIENCE = "https://login.salesforce.com"
 SANDBOX_AUDIENCE = "https://test.salesforce.com"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
+TOKEN_CACHE_MODES = ("file", "process")
+"""``file``: tasks on one machine share a token through an encrypted file; ``process``: no sharing."""
 MAX_FIELD_LENGTH = 1024
 MAX_PEM_LENGTH = 64 * 1024
 
@@ -170,6 +172,7 @@ class ConnectionSettings:
     max_api_usage_percent: float | None = None
     ca_bundle: str | None = None
     cert_expiry_warning_days: int = 30
+    token_cache: str = "file"
 
     def __repr__(self) -> str:
         return (
@@ -303,6 +306,14 @@ def parse_connection(
             "put the PEM bundle of your private CA or TLS-inspecting proxy there (on every worker), "
             "or remove ca_bundle to use the system store or REQUESTS_CA_BUNDLE",
         )
+    token_cache = str(ext.get("token_cache") or "file").strip().lower()
+    if token_cache not in TOKEN_CACHE_MODES:
+        raise ConfigurationError(
+            "token_cache",
+            f"is {token_cache!r}",
+            "use 'file' (the default: processes on one machine share an encrypted token) or "
+            "'process' (each process logs in for itself)",
+        )
     settings = ConnectionSettings(
         login_url=login_url,
         username=username,
@@ -324,6 +335,7 @@ def parse_connection(
             _number(ext.get("cert_expiry_warning_days"), "cert_expiry_warning_days", 30, 0, 3650)
         ),
         key_field=key_field,
+        token_cache=token_cache,
     )
     # Parse the key now, so every key problem is reported before any network call.
     settings.load_private_key()
