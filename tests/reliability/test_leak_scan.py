@@ -296,6 +296,7 @@ def test_real_scheduler_run_leaks_nothing(org, tmp_path, cell):
         "scan", "What was scanned", "no PEM line, passphrase, assertion or access token",
     )  # fmt: skip
     air = Standalone(tmp_path / "home", dags_folder(tmp_path), org.env)
+    exchanges_before = org.emu.stats.token_exchanges
     texts: dict[str, str] = {}
     states: dict[str, str] = {}
     try:
@@ -337,7 +338,13 @@ def test_real_scheduler_run_leaks_nothing(org, tmp_path, cell):
     found = leaked(secrets, texts)
     assert not found, f"secrets leaked: {found}"
     logs = sum(name.startswith(("dag_id=", "dag_processor")) for name in texts)
+    task_logs = sum(name.startswith("dag_id=") and ".log" in name for name in texts)
+    # Every task is a process of its own; they share one token through the token store. The
+    # connection-check and credential-health DAGs exchange for real on purpose (2 more).
+    exchanges = org.emu.stats.token_exchanges - exchanges_before
+    assert exchanges <= 3, f"{exchanges} token exchanges for {task_logs} task logs"
     cell.outcome = (
         f"clean: {logs} log files, XComs and rendered fields of {len(states)} runs, the "
-        f"processes' output and the sqlite database; {len(secrets)} secrets sought"
+        f"processes' output and the sqlite database; {len(secrets)} secrets sought; "
+        f"{exchanges} token exchanges for {task_logs} task logs"
     )
