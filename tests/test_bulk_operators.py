@@ -188,28 +188,36 @@ def test_trigger_on_kill_aborts_pending_jobs(salesforce_emulator, client):
     assert get_job(client, "query", job_id)["state"] == "Aborted"
 
 
+def ingest_op(source, tmp_path, deferrable, **kwargs):
+    return SalesforceBulkIngestOperator(
+        task_id="load",
+        sobject="Contact",
+        operation="upsert",
+        external_id_field="External_Id__c",
+        path=str(source),
+        results_dir=str(tmp_path / "out"),
+        deferrable=deferrable,
+        **FAST,
+        **kwargs,
+    )
+
+
+def run_ingest(op, deferrable):
+    if not deferrable:
+        return op.execute({})
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    return op.execute_complete({}, run_trigger(deferred.value.trigger))
+
+
 @pytest.mark.parametrize("deferrable", [False, True])
 def test_ingest_outcome_follows_max_failed_records(salesforce_emulator, tmp_path, deferrable):
     source = tmp_path / "c.csv"
     write_contacts(source, 40, bad_every=10)  # 4 of 40 fail: 10 %
 
     def run(limit):
-        op = SalesforceBulkIngestOperator(
-            task_id="load",
-            sobject="Contact",
-            operation="upsert",
-            external_id_field="External_Id__c",
-            path=str(source),
-            results_dir=str(tmp_path / "out"),
-            max_failed_records=limit,
-            deferrable=deferrable,
-            **FAST,
-        )
-        if not deferrable:
-            return op.execute({})
-        with pytest.raises(TaskDeferred) as deferred:
-            op.execute({})
-        return op.execute_complete({}, run_trigger(deferred.value.trigger))
+        op = ingest_op(source, tmp_path, deferrable, max_failed_records=limit)
+        return run_ingest(op, deferrable)
 
     with pytest.raises(TooManyFailedRecordsError) as err:
         run("5%")
@@ -250,28 +258,6 @@ def test_object_storage_paths_in_and_out(salesforce_emulator, tmp_path):
     assert (summary["records"], summary["failed"]) == (20, 2)
     assert len(read_rows(tmp_path / "reports" / "contacts.failedResults.csv")) == 2
     assert len(read_rows(tmp_path / "reports" / "contacts.successfulResults.csv")) == 18
-
-
-def ingest_op(source, tmp_path, deferrable, **kwargs):
-    return SalesforceBulkIngestOperator(
-        task_id="load",
-        sobject="Contact",
-        operation="upsert",
-        external_id_field="External_Id__c",
-        path=str(source),
-        results_dir=str(tmp_path / "out"),
-        deferrable=deferrable,
-        **FAST,
-        **kwargs,
-    )
-
-
-def run_ingest(op, deferrable):
-    if not deferrable:
-        return op.execute({})
-    with pytest.raises(TaskDeferred) as deferred:
-        op.execute({})
-    return op.execute_complete({}, run_trigger(deferred.value.trigger))
 
 
 @pytest.mark.parametrize("deferrable", [False, True])

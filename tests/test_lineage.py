@@ -47,6 +47,10 @@ def names(datasets) -> list[tuple[str, str]]:
     return [(d.namespace, d.name) for d in datasets]
 
 
+def org_namespace(emu) -> str:
+    return "salesforce://" + emu.url.split("://", 1)[1]
+
+
 def schema(dataset) -> list[str]:
     return [f.name for f in dataset.facets["schema"].fields]
 
@@ -61,7 +65,7 @@ def test_query_operator_reports_object_in_and_file_out(salesforce_emulator, tmp_
     assert op.get_openlineage_facets_on_complete(None) is None  # nothing ran yet
     op.execute({})
     lineage = op.get_openlineage_facets_on_complete(None)
-    org = "salesforce://" + salesforce_emulator.url.split("://", 1)[1]
+    org = org_namespace(salesforce_emulator)
     assert names(lineage.inputs) == [(org, "Account")]
     assert names(lineage.outputs) == [("file", str(tmp_path / "a.csv"))]
     assert schema(lineage.outputs[0]) == ["Id", "Name", "Owner.Name"]
@@ -89,7 +93,7 @@ def test_bulk_query_deferred_reports_lineage_after_the_trigger(salesforce_emulat
 def test_loads_report_file_in_and_object_out(salesforce_emulator, tmp_path):
     source = tmp_path / "contacts.csv"
     write_contacts(source, 5)
-    org = "salesforce://" + salesforce_emulator.url.split("://", 1)[1]
+    org = org_namespace(salesforce_emulator)
     collections = SalesforceCollectionsOperator(
         task_id="c",
         operation="upsert",
@@ -140,7 +144,7 @@ def test_openlineage_provider_emits_our_datasets_for_a_dag_run(tmp_path, keypair
             ),
         )
         out = run_airflow(["dags", "test", "salesforce_extract_accounts"], env)
-        org = "salesforce://" + emu.url.split("://", 1)[1]
+        org = org_namespace(emu)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
     done = {
