@@ -76,12 +76,15 @@ class DagRunResult:
 
 
 def run_dag(
-    dag_id: str, conf: dict[str, Any] | None = None, folder: Path = EXAMPLE_DAGS
+    dag_id: str,
+    conf: dict[str, Any] | None = None,
+    folder: Path = EXAMPLE_DAGS,
+    logical_date: Any = None,
 ) -> DagRunResult:
     """Run one DAG to completion with ``dag.test()``; return its state and task states."""
     ensure_db()
     dag = load_dag(dag_id, folder)
-    run = dag.test(run_conf=conf)
+    run = dag.test(run_conf=conf, **({"logical_date": logical_date} if logical_date else {}))
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 

@@ -537,3 +537,39 @@ def test_example_apex_rest(emu, tmp_path):
     assert run.xcom("score_accounts") == {"status": 200, "body": {"score": 7}}
     describe = json.loads((tmp_path / "account_describe.json").read_text())
     assert describe["name"] == "Account"
+
+
+def test_example_incremental_extract_reads_its_interval_only(emu, tmp_path):
+    day = datetime(2026, 3, 11, tzinfo=timezone.utc)  # @daily: the run of the 10th's data
+    emu.load(
+        "Account",
+        [
+            {"Name": "before", "Industry": "Banking", "SystemModstamp": "2026-03-09T23:59:59Z"},
+            {
+                "Name": 'O\'Brien \\ "Bank"',
+                "Industry": "Banking",
+                "SystemModstamp": "2026-03-10T00:00:00Z",
+            },
+            {"Name": "energy", "Industry": "Energy", "SystemModstamp": "2026-03-10T12:00:00Z"},
+            {
+                "Name": "quote",
+                "Industry": "Bank' OR Name != '",
+                "SystemModstamp": "2026-03-10T13:00:00Z",
+            },
+            {"Name": "after", "Industry": "Banking", "SystemModstamp": "2026-03-11T00:00:00Z"},
+        ],
+    )
+    conf = {"output_dir": str(tmp_path), "industries": ["Banking", "Bank' OR Name != '"]}
+    run = run_dag("salesforce_incremental_extract", conf=conf, logical_date=day)
+    assert run.state == "success", run.task_states
+    rows = read_csv(tmp_path / "accounts_changed_2026-03-10.csv")
+    assert [r["Name"] for r in rows] == ['O\'Brien \\ "Bank"', "quote"]
+    run = run_dag(
+        "salesforce_incremental_extract", conf={"output_dir": str(tmp_path)}, logical_date=day
+    )
+    assert run.state == "success", run.task_states
+    assert [r["Name"] for r in read_csv(tmp_path / "accounts_changed_2026-03-10.csv")] == [
+        'O\'Brien \\ "Bank"',
+        "energy",
+        "quote",
+    ]
