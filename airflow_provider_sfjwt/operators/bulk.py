@@ -343,6 +343,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         job_ids = list(event["job_ids"])
         self._job_ids = list(job_ids)  # on_kill also learns the retry jobs; job_ids stays as is
         client = self._client()
+        source = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
         infos = event.get("jobs")
         rounds = resubmit_transient_failures(
             client,
@@ -362,7 +363,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             self.sobject,
             self.operation,
             job_ids,
-            SalesforceJWTHook.storage_path(self.path, self.storage_conn_id),
+            source,
             None,
             SalesforceJWTHook.storage_path(self.results_dir, self.storage_conn_id),
             infos,
@@ -377,7 +378,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         except TooManyFailedRecordsError:
             self._report_failure(context, summary)
             raise
-        self.record_load(client.instance_url, self.path, self.sobject)
+        self.record_load(client.instance_url, source, self.sobject)
         return self._report(summary)
 
     def _report(self, summary: dict[str, Any]) -> dict[str, Any]:
