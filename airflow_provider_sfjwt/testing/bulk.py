@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -407,27 +407,26 @@ class Bulk(IngestProcessing):
     def _query_results(self, req: Request, job: Job) -> Response:
         self._check_results(req, job)
         start, end = self._range(req, job)
-        q, table = job.query, job.query.table  # type: ignore[union-attr]
+        q = job.query
+        assert q is not None and q.table is not None, "query jobs keep their query"
+        table = q.table
         delim = DELIMITERS[job.delimiter]
         eol = LINE_ENDINGS[job.line_ending]
         rows = job.rows
         emu = self.emu
         stats = emu.stats
 
+        def encode_block(block: Sequence[int]) -> Callable[[], str]:
+            return lambda: encode.csv_rows(table, q, block, delim, eol)
+
         def blocks() -> Iterator[bytes]:
-            head = encode.csv_header(q, delim, eol)  # type: ignore[arg-type]
+            head = encode.csv_header(q, delim, eol)
             pos = start
             first = True
             while pos < end or first:
                 stop = min(end, pos + BLOCK_ROWS)
                 block = rows[pos:stop]
-                text = emu.cached_block(
-                    "csv",
-                    q,
-                    block,
-                    (delim, eol),
-                    lambda block=block: encode.csv_rows(table, q, block, delim, eol),  # type: ignore[arg-type]
-                )
+                text = emu.cached_block("csv", q, block, (delim, eol), encode_block(block))
                 yield ((head + text) if first else text).encode()
                 stats.increment("records_served", stop - pos)
                 first = False
@@ -446,7 +445,7 @@ class Bulk(IngestProcessing):
         start, _ = self._range(req, job)
         size = int(req.query.get("maxRecords") or self.default_max_records)
         base = f"/services/data/v{job.version}/jobs/query/{job.id}"
-        pages = []
+        pages: list[dict[str, str]] = []
         pos = start
         while pos < len(job.rows) and len(pages) < 5:
             pages.append({"resultUrl": f"{base}/results?locator={_locator(pos)}&maxRecords={size}"})

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .ids import normalize_id
-from .schema import ACCOUNT_TYPES, TIERS
+from .schema import ACCOUNT_TYPES, INDUSTRIES, TIERS
 from .store import Store, Table, infer_field, normalize_date, normalize_datetime
 
 _ADJ = [
@@ -95,30 +95,6 @@ _SPECIAL_NAMES = (
     "Café Olé; Ltd",
     "Ærø Fisk ApS",
 )
-_INDUSTRIES = [
-    "Agriculture",
-    "Apparel",
-    "Banking",
-    "Biotechnology",
-    "Chemicals",
-    "Communications",
-    "Construction",
-    "Consulting",
-    "Education",
-    "Electronics",
-    "Energy",
-    "Engineering",
-    "Entertainment",
-    "Finance",
-    "Healthcare",
-    "Insurance",
-    "Manufacturing",
-    "Media",
-    "Retail",
-    "Technology",
-    "Transportation",
-    "Utilities",
-]
 _CITIES = (  # city, country, state, postal code
     ("San Francisco", "United States", "CA", "94105"),
     ("New York", "United States", "NY", "10001"),
@@ -285,7 +261,7 @@ def generate_accounts(store: Store, n: int, seed: int = 0) -> list[str]:
         for j in rng.sample(range(n), min(n, max(1, n // 40))):
             names[j] = rng.choice(_SPECIAL_NAMES)
         numbers, w = _with_nulls([f"AC-{k:06d}" for k in range(5000)], 0.1)
-        industries, wi = _with_nulls(list(_INDUSTRIES), 0.08)
+        industries, wi = _with_nulls(list(INDUSTRIES), 0.08)
         revenue, wr = _with_nulls([round(rng.lognormvariate(15, 2), 2) for _ in range(4000)], 0.15)
         employees, we = _with_nulls([int(rng.lognormvariate(4, 1.8)) for _ in range(3000)], 0.2)
         created = _datetime_pool(rng, 20000, dt.datetime(2019, 1, 1), 2700)
@@ -296,7 +272,7 @@ def generate_accounts(store: Store, n: int, seed: int = 0) -> list[str]:
         tiers, wt = _with_nulls(list(TIERS), 0.3)
         streets, ws = _with_nulls([f"{k} {_STREETS[k % 5]}" for k in range(1, 400)], 0.1)
         created_col = rng.choices(created, k=n)
-        cols = {
+        cols: dict[str, list[Any]] = {
             "Id": ids,
             "Name": names,
             "AccountNumber": rng.choices(numbers, w, k=n),
@@ -350,7 +326,7 @@ def generate_contacts(store: Store, n: int, seed: int = 0) -> list[str]:
         activity, wa = _with_nulls(_date_pool(dt.date(2024, 1, 1), 900), 0.5)
         descs, wd = _with_nulls(_descriptions(rng, 2000), 0.7)
         acc_pool, wacc = _with_nulls(acc_ids, 0.05)
-        cols = {
+        cols: dict[str, list[Any]] = {
             "Id": ids,
             "FirstName": first,
             "LastName": last,

@@ -163,7 +163,9 @@ class SalesforceEmulator(OrgData):
         """Write versions of the tables a cached block was built from (``key[1]``)."""
         return tuple(t.version if (t := self.store.get(n)) else -1 for n in key[1])
 
-    def cached_block(self, kind: str, q: Any, rows: Any, extra: tuple[Any, ...], make: Any) -> str:
+    def cached_block(
+        self, kind: str, q: Any, rows: Any, extra: tuple[Any, ...], make: Callable[[], str]
+    ) -> str:
         """Serialised rows from the cache when ``rows`` is a plain table range, else ``make()``.
 
         Formula values change without a write (a parent renamed, a day passed): never cached."""

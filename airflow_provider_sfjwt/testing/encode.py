@@ -20,7 +20,7 @@ from . import soql_eval
 from .soql import Query, Ref
 from .store import Table
 
-_enc = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_enc = json.encoder.encode_basestring
 
 
 def _jval(v: Any) -> str:
@@ -154,7 +154,7 @@ def csv_header(q: Query, delimiter: str = ",", eol: str = "\n") -> str:
     return delimiter.join('"' + ref.name + '"' for ref in q.fields) + eol
 
 
-class _Memo(dict):
+class _Memo(dict[Any, Any]):
     """value -> encoded cell, computed on first use; ``map(memo.__getitem__, values)`` runs in C."""
 
     def __init__(self, compute: Any) -> None:

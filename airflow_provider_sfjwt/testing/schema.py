@@ -221,13 +221,16 @@ def _label(name: str) -> str:
 
 def system_fields() -> list[Field]:
     """Id, IsDeleted and the audit fields every object has (read-only, set by the org)."""
-    audit = {"nillable": False, "createable": False, "updateable": False}
+
+    def audit(name: str, kind: str, label: str) -> Field:
+        return Field(name, kind, nillable=False, createable=False, updateable=False, label=label)
+
     return [
-        Field("Id", "id", length=18, label="Record ID", **audit),
-        Field("IsDeleted", "boolean", label="Deleted", **audit),
-        Field("CreatedDate", "datetime", label="Created Date", **audit),
-        Field("LastModifiedDate", "datetime", label="Last Modified Date", **audit),
-        Field("SystemModstamp", "datetime", label="System Modstamp", **audit),
+        replace(audit("Id", "id", "Record ID"), length=18),
+        audit("IsDeleted", "boolean", "Deleted"),
+        audit("CreatedDate", "datetime", "Created Date"),
+        audit("LastModifiedDate", "datetime", "Last Modified Date"),
+        audit("SystemModstamp", "datetime", "System Modstamp"),
     ]
 
 
@@ -270,6 +273,23 @@ def address_fields(prefix: str, label: str) -> list[Field]:
 
 def _owner() -> Field:
     return Field("OwnerId", "reference", "User", "Owner", nillable=False, label="Owner ID")
+
+
+def _full_name() -> Field:
+    """Contact and User ``Name``: first and last name joined, read-only."""
+    return Field(
+        "Name", createable=False, updateable=False, length=121, label="Full Name", name_field=True
+    )
+
+
+def _last_activity() -> Field:
+    return Field(
+        "LastActivityDate", "date", createable=False, updateable=False, label="Last Activity"
+    )
+
+
+def _external_id() -> Field:
+    return Field("External_Id__c", external_id=True, unique=True, length=64, label="External Id")
 
 
 def _days_since_activity(row: Row) -> Any:
@@ -338,14 +358,7 @@ TIERS = ("Platinum", "Gold", "Silver", "Bronze")
 STANDARD_SCHEMAS: dict[str, list[Field]] = {
     "User": [
         Field("Username", nillable=False, unique=True, required=True, length=80),
-        Field(
-            "Name",
-            createable=False,
-            updateable=False,
-            length=121,
-            label="Full Name",
-            name_field=True,
-        ),
+        _full_name(),
         Field("FirstName", length=40, label="First Name"),
         Field("LastName", nillable=False, required=True, length=80, label="Last Name"),
         Field("Email", "email", length=128),
@@ -368,13 +381,7 @@ STANDARD_SCHEMAS: dict[str, list[Field]] = {
         Field("Phone", "phone", length=40, label="Account Phone"),
         *address_fields("Billing", "Billing"),
         Field("Description", "textarea", length=32000, label="Account Description"),
-        Field(
-            "LastActivityDate",
-            "date",
-            createable=False,
-            updateable=False,
-            label="Last Activity",
-        ),
+        _last_activity(),
         Field("Active__c", "boolean", nillable=False, label="Active"),
         Field("Tier__c", "picklist", length=255, label="Tier", picklist=TIERS, restricted=True),
         Field(
@@ -389,19 +396,12 @@ STANDARD_SCHEMAS: dict[str, list[Field]] = {
             compute=_days_since_activity,
         ),
         _owner(),
-        Field("External_Id__c", external_id=True, unique=True, length=64, label="External Id"),
+        _external_id(),
     ],
     "Contact": [
         Field("FirstName", length=40, label="First Name"),
         Field("LastName", nillable=False, required=True, length=80, label="Last Name"),
-        Field(
-            "Name",
-            createable=False,
-            updateable=False,
-            length=121,
-            label="Full Name",
-            name_field=True,
-        ),
+        _full_name(),
         Field("Email", "email", length=80),
         Field("Phone", "phone", length=40, label="Business Phone"),
         Field("Title", length=128),
@@ -410,13 +410,7 @@ STANDARD_SCHEMAS: dict[str, list[Field]] = {
         Field("Birthdate", "date"),
         Field("HasOptedOutOfEmail", "boolean", nillable=False, label="Email Opt Out"),
         Field("Description", "textarea", length=32000, label="Contact Description"),
-        Field(
-            "LastActivityDate",
-            "date",
-            createable=False,
-            updateable=False,
-            label="Last Activity",
-        ),
+        _last_activity(),
         Field(
             "Account_Name__c",
             createable=False,
@@ -427,7 +421,7 @@ STANDARD_SCHEMAS: dict[str, list[Field]] = {
             compute=lambda row: row["Account.Name"],
         ),
         _owner(),
-        Field("External_Id__c", external_id=True, unique=True, length=64, label="External Id"),
+        _external_id(),
     ],
 }
 

@@ -106,7 +106,7 @@ def _record_type(record: Any) -> str | None:
     if isinstance(record, dict):
         attrs = record.get("attributes")
         if isinstance(attrs, dict) and isinstance(attrs.get("type"), str):
-            return attrs["type"]
+            return str(attrs["type"])
     return None
 
 
@@ -193,14 +193,14 @@ def _plan(
     value = record.get(ext.name)
     if value in (None, ""):
         raise Rejected(WriteError("MISSING_ARGUMENT", f"{ext.name} not specified", []))
-    row = (
+    match = (
         t.unique_index(ext.name).get(value)
         if ext.name != "Id"
         else t.index.get(normalize_id(value) or "")
     )
-    if row is not None and row not in t.purged:
+    if match is not None and match not in t.purged:
         body = {k: v for k, v in record.items() if k != "Id"}
-        row, written = writes.plan_update(emu.store, t, t.cols["Id"][row], body, batch)
+        row, written = writes.plan_update(emu.store, t, t.cols["Id"][match], body, batch)
         return ("upsert-update", t, row, written)
     return ("upsert-create", t, writes.plan_create(emu.store, t, record, batch))
 

@@ -72,7 +72,7 @@ def _in_days(get: Callable[[int], Any], cmp: str, lo: str, hi: str) -> Callable[
         v = get(i)
         if v is None:
             return False
-        d = v[:10]
+        d = str(v)[:10]
         if cmp == "=":
             return lo <= d < hi
         if cmp == "!=":

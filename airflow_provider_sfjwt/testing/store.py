@@ -144,7 +144,7 @@ class Table:
 
     def fields_where(self, kind: str) -> list[Field]:
         """Fields that are ``required``, ``unique`` or ``boolean``, cached (writes check them per row)."""
-        cache = self.__dict__.setdefault("_kinds", {})
+        cache: dict[str, list[Field]] = self.__dict__.setdefault("_kinds", {})
         found = cache.get(kind)
         if found is None:
             if kind == "boolean":

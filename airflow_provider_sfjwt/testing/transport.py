@@ -168,7 +168,19 @@ class Server(ThreadingHTTPServer):
             while not self._stop_requested:
                 for key, _ in selector.select():
                     if key.fileobj is self and not self._stop_requested:
-                        self._handle_request_noblock()
+                        self._accept()
+
+    def _accept(self) -> None:
+        """Take one pending connection and hand it to a handler thread."""
+        try:
+            request, client_address = self.get_request()
+        except OSError:
+            return
+        try:
+            self.process_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
 
     def stop(self, thread: threading.Thread | None) -> None:
         """End :meth:`run` (running in ``thread``) and close the listening socket."""

@@ -256,6 +256,6 @@ def check(f: Field, value: Any) -> None:
 def _fits(f: Field, value: Any) -> bool:
     """Digits left of the decimal point within the field's precision minus scale."""
     if f.type == "int":
-        return abs(value) < 10 ** (f.digits or 9)
+        return bool(abs(value) < 10 ** (f.digits or 9))
     whole = (f.precision or 18) - f.scale
-    return abs(value) < 10**whole
+    return bool(abs(value) < 10**whole)

@@ -265,7 +265,7 @@ def apply_update(table: Table, row: int, written: dict[str, Any], now: str) -> s
     table.set(row, "LastModifiedDate", now)
     table.set(row, "SystemModstamp", now)
     table.version += 1
-    return table.cols["Id"][row]
+    return str(table.cols["Id"][row])
 
 
 def plan_delete(table: Table, record_id: Any) -> int:

@@ -160,6 +160,10 @@ def test_soql_the_emulator_does_not_evaluate_says_so(emu, ssf):
         ("SELECT CALENDAR_YEAR(CreatedDate), COUNT(Id) FROM Account GROUP BY CALENDAR_YEAR(CreatedDate)", "CALENDAR_YEAR"),
         ("SELECT Industry, COUNT(Id) FROM Account GROUP BY ROLLUP(Industry)", "ROLLUP"),
         ("SELECT TYPEOF Owner WHEN User THEN Name END FROM Account", "TYPEOF"),
+        ("SELECT Id FROM Account USING SCOPE Mine", "USING SCOPE"),
+        ("SELECT Id FROM Account WHERE Industry INCLUDES ('Banking')", "INCLUDES"),
+        ("SELECT a.Name FROM Account a", "object aliases"),
+        ("SELECT Account.Owner.Name FROM Contact", "relationship paths deeper than one level"),
     ]:  # fmt: skip
         status, code, message, _ = refused(lambda s=soql: ssf.query(s))
         assert (status, code) == (501, "NOT_IMPLEMENTED") and feature in message, soql

@@ -26,6 +26,8 @@ REFUSED = [
      "invalid ID field: not-an-id"),
     ("SELECT Id FROM Account WHERE OwnerId IN ('005000000000000', 'x')",
      "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field: x"),
+    ("SELECT Id FROM Account WHERE Id LIKE '001%'", "INVALID_QUERY_FILTER_OPERATOR",
+     "invalid operator on id field"),
     ("SELECT Id FROM Account WHERE Description = 'x'", "INVALID_FIELD",
      "field 'Description' can not be filtered in a query call"),
     ("SELECT Name FROM Account ORDER BY Description", "INVALID_FIELD",

@@ -36,6 +36,8 @@ RULES = [
     ("Contact", "Email", "not-an-email", "INVALID_EMAIL_ADDRESS", "Email: invalid email address"),
     ("Account", "Tier__c", "Diamond", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
      "Tier: bad value for restricted picklist field: Diamond"),
+    ("Account", "NumberOfEmployees", "123456789", "NUMBER_OUTSIDE_VALID_RANGE",
+     "Employees: value outside of valid range on numeric field: 123456789"),
 ]  # fmt: skip
 GOOD = [
     ("Account", "NumberOfEmployees", "12", 12),
