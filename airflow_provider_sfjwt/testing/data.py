@@ -388,6 +388,11 @@ def load_records(
             f = t.field(k)
             if f is None:
                 f = t.add_field(infer_field(k, (r.get(k) for r in rows)))
+            if f.virtual:
+                raise ValueError(
+                    f"{t.name}.{f.name} is computed when read (formula or compound field); "
+                    "load its source fields instead"
+                )
             canon[k] = f.name
         out: list[str] = []
         for r in rows:
