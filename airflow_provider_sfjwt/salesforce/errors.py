@@ -8,12 +8,46 @@ assertions or tokens.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 
 class SalesforceError(Exception):
     """Base of every error this provider raises on purpose."""
+
+
+PREVIEW_CHARS = 8
+
+
+def shown(value: object, shape: re.Pattern[str] | None = None) -> str:
+    """How a validation message may quote what the user typed: never the whole of a long value.
+
+    A value in the wrong field is often a secret pasted there (a PEM line in ``audience``, the
+    passphrase in the Login URL), and the message travels to task logs, the UI's Test button
+    and tracebacks, where the masker may not reach (and never reaches a lower-cased copy). So
+    a message shows at most the first few characters (half the value, at most 8) and the
+    length. A value that has the ``shape`` the field expects (a path, a variable name) is shown
+    whole: it is then what it claims to be, and naming it helps the user find it.
+    """
+    text = str(value)
+    if (
+        shape is not None
+        and len(text) <= 255
+        and shape.fullmatch(text)
+        and not _KEY_MATERIAL.search(text)
+    ):
+        return repr(text)
+    keep = min(PREVIEW_CHARS, len(text) // 2)
+    unit = "character" if len(text) == 1 else "characters"
+    return f"{text[:keep]!r}... ({len(text)} {unit})" if keep else f"a value of {len(text)} {unit}"
+
+
+_KEY_MATERIAL = re.compile(r"[A-Za-z0-9+=]{40,}")  # a run of base64 as long as in a PEM line
+PATH_SHAPE = re.compile(r"[^\s\x00-\x1f]+")
+"""A file path: one line, no spaces."""
+NAME_SHAPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
+"""An environment variable or Airflow Variable name."""
 
 
 class ConfigurationError(SalesforceError, ValueError):

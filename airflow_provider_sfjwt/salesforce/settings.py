@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import DEFAULT_API_VERSION
-from .errors import ConfigurationError
+from .errors import PATH_SHAPE, ConfigurationError, shown
 from .keys import VariableGetter, load_certificate, load_private_key, pem_lines, resolve_reference
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
@@ -53,7 +53,8 @@ def is_loopback(host: str) -> bool:
 
 def validate_login_url(value: str | None) -> str:
     """The token host as ``scheme://host[:port][/site-path]`` without a trailing slash."""
-    url = (value or "").strip() or DEFAULT_LOGIN_URL
+    typed = (value or "").strip()
+    url = typed or DEFAULT_LOGIN_URL
     if "://" not in url:
         url = "https://" + url
     if len(url) > MAX_FIELD_LENGTH:
@@ -75,13 +76,13 @@ def validate_login_url(value: str | None) -> str:
     if host and not valid_host:
         raise ConfigurationError(
             field_name,
-            f"(Login URL) {url!r} does not name a valid host and port",
+            f"(Login URL) {shown(typed)} does not name a valid host and port",
             f"use {DEFAULT_LOGIN_URL}, {SANDBOX_AUDIENCE} or your My Domain URL",
         )
     if parts.scheme not in ("https", "http") or not host:
         raise ConfigurationError(
             field_name,
-            f"(Login URL) {url!r} is not an http(s) URL",
+            f"(Login URL) {shown(typed)} is not an http(s) URL",
             f"use {DEFAULT_LOGIN_URL}, {SANDBOX_AUDIENCE} or your My Domain URL",
         )
     if parts.username or parts.password:
@@ -149,7 +150,7 @@ def _number(value: Any, name: str, default: float, lo: float, hi: float) -> floa
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigurationError(name, f"must be a number (got {str(value)[:20]!r})", "") from None
+        raise ConfigurationError(name, f"must be a number, not {shown(value)}", "") from None
     if not lo <= number <= hi:
         raise ConfigurationError(name, f"must be between {lo:g} and {hi:g} (got {number:g})", "")
     return number
@@ -226,7 +227,14 @@ def parse_connection(
     get_variable: VariableGetter | None = None,
     on_secret: SecretSink | None = None,
 ) -> ConnectionSettings:
-    """Validate the connection's fields and resolve the key reference. No network."""
+    """Validate the connection's fields and resolve the key reference. No network.
+
+    Secrets go to ``on_secret`` as soon as they are in hand, before any check that could fail
+    and quote a field: the passphrase first, the key once its reference is resolved.
+    """
+    passphrase = password or None
+    if on_secret and passphrase:
+        on_secret(passphrase)
     ext = parse_extra(extra)
     login_url = validate_login_url(_text(host, "host"))
     consumer_key = _text(ext.get("consumer_key"), "consumer_key")
@@ -273,13 +281,10 @@ def parse_connection(
     pem = inline if inline else resolve_reference(ref or "", "private_key_ref", get_variable)
     if len(pem) > MAX_PEM_LENGTH:
         raise ConfigurationError(key_field, "is far too large to be a private key", "")
-    passphrase = password or None
     if on_secret:
         for line in pem_lines(pem):
             on_secret(line)
         on_secret(pem)
-        if passphrase:
-            on_secret(passphrase)
     cert = _text(ext.get("certificate"), "certificate")
     if cert and not cert.lstrip().startswith("-----"):
         cert = resolve_reference(cert, "certificate", get_variable)
@@ -289,12 +294,14 @@ def parse_connection(
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ConfigurationError(
                 "audience",
-                f"{audience!r} is not a URL",
+                f"{shown(audience)} is not a URL",
                 f"leave it empty to derive it, or use {PRODUCTION_AUDIENCE} / {SANDBOX_AUDIENCE}",
             )
     api_version = str(ext.get("api_version") or DEFAULT_API_VERSION).strip().lstrip("vV")
     if not api_version.replace(".", "", 1).isdigit():
-        raise ConfigurationError("api_version", f"{api_version!r} is not a version like 66.0", "")
+        raise ConfigurationError(
+            "api_version", f"{shown(api_version)} is not a version like 66.0", ""
+        )
     if "." not in api_version:
         api_version += ".0"
     usage = ext.get("max_api_usage_percent")
@@ -302,15 +309,16 @@ def parse_connection(
     if ca_bundle and not os.path.exists(ca_bundle):
         raise ConfigurationError(
             "ca_bundle",
-            f"points to {ca_bundle!r}, which does not exist on this machine",
+            f"points to {shown(ca_bundle, PATH_SHAPE)}, which does not exist on this machine",
             "put the PEM bundle of your private CA or TLS-inspecting proxy there (on every worker), "
             "or remove ca_bundle to use the system store or REQUESTS_CA_BUNDLE",
         )
-    token_cache = str(ext.get("token_cache") or "file").strip().lower()
+    raw_cache = str(ext.get("token_cache") or "file").strip()
+    token_cache = raw_cache.lower()
     if token_cache not in TOKEN_CACHE_MODES:
         raise ConfigurationError(
             "token_cache",
-            f"is {token_cache!r}",
+            f"is {shown(raw_cache)}",
             "use 'file' (the default: processes on one machine share an encrypted token) or "
             "'process' (each process logs in for itself)",
         )
