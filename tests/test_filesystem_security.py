@@ -274,3 +274,29 @@ def test_keygen_never_writes_through_a_planted_link(tmp_path, capsys):
     assert main(["keygen", "--key", str(key), "--cert", str(cert), "--force"]) == 0
     assert victim.read_text() == "precious"
     assert stat.S_ISREG(key.lstat().st_mode) and stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_an_oversized_token_file_is_not_read(salesforce_emulator, tmp_path, monkeypatch):
+    store = tmp_path / "tokens"
+    store.mkdir(mode=0o700)
+    use_store(monkeypatch, store)
+    name = store / token_store._file_name(settings_of(salesforce_emulator))
+    name.write_bytes(b"\0" * (token_store.MAX_FILE_BYTES + 1))
+    exchange(salesforce_emulator)  # a miss: exchanged, and a real token file replaces it
+    assert name.stat().st_size < 4096
+    exchange(salesforce_emulator)
+    assert salesforce_emulator.stats.token_exchanges == 1
+
+
+def test_an_output_that_is_a_hard_link_to_the_input_is_refused(salesforce_emulator, tmp_path):
+    from airflow_provider_sfjwt.salesforce.load import load_file
+
+    source = tmp_path / "in.csv"
+    source.write_text("LastName\nA\nB\n")
+    report = tmp_path / "report.csv"
+    os.link(source, report)
+    client = SalesforceClient(settings_of(salesforce_emulator), cache=TokenCache())
+    with pytest.raises(ValueError, match="is the input file"):
+        load_file(client, "insert", source, sobject="Contact", failed_records_path=report)
+    assert source.read_text() == "LastName\nA\nB\n"
+    assert salesforce_emulator.stats.token_requests == 0

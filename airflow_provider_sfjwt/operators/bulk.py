@@ -44,6 +44,7 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     resubmit_transient_failures,
     start_ingest,
 )
+from airflow_provider_sfjwt.salesforce.files import Destination
 from airflow_provider_sfjwt.salesforce.retry import (
     DEFAULT_TRANSIENT_RETRIES,
     TRANSIENT_ERROR_CODES,
@@ -185,6 +186,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         fmt = query_format(self.format)
         client = self._client()
         path = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
+        Destination(path)  # a path that cannot be written is refused before the job exists
         if not self.deferrable:
             result = query_to_file(
                 client,

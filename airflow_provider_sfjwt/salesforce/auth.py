@@ -25,10 +25,12 @@ from .errors import (
     AuthenticationError,
     TokenEndpointError,
     TokenEndpointUnreachableError,
+    UntrustedAnswerError,
     classify_token_error,
+    quoted,
 )
 from .retry import RetryPolicy
-from .settings import ConnectionSettings, SecretSink
+from .settings import ConnectionSettings, SecretSink, instance_url_problem
 from .token_store import TokenStore, default_directory
 
 log = logging.getLogger(__name__)
@@ -226,6 +228,17 @@ class TokenExchanger:
                 clock_skew=self.last_clock_skew,
             )
         if status == 200 and body.get("access_token") and body.get("instance_url"):
+            problem = instance_url_problem(body["instance_url"], self.settings)
+            if problem is not None:
+                raise UntrustedAnswerError(
+                    f"JWT token exchange with {self.token_url} answered instance_url "
+                    f"{quoted(repr(body['instance_url']), 200)}, which {problem}. The access "
+                    "token was not used: every API call would carry it there.",
+                    token_url=self.token_url,
+                    status=status,
+                    audiences_tried=(audience,),
+                    clock_skew=self.last_clock_skew,
+                )
             token = AccessToken(
                 access_token=body["access_token"],
                 instance_url=str(body["instance_url"]).rstrip("/"),
@@ -349,7 +362,12 @@ class TokenCache:
             if shared is None:  # unsafe directory or a stuck lock: this process logs in alone
                 return self._exchange(slot, settings, exchanger)
             stored = shared.load()
-            if stored is not None and (stale is None or stored.access_token != stale.access_token):
+            if (
+                stored is not None
+                and (stale is None or stored.access_token != stale.access_token)
+                # stored under an older instance_domains: checked again, as a fresh answer is
+                and instance_url_problem(stored.instance_url, settings) is None
+            ):
                 slot.audience = stored.audience
                 return stored
             token = self._exchange(slot, settings, exchanger)

@@ -598,6 +598,7 @@ def query_to_file(
     Returns ``{"path", "rows", "job_id", "format", "columns"}``.
     """
     fmt = query_format(format)
+    Destination(path)  # a path that cannot be written is refused before the job exists
     job_id = create_query_job(client, soql, include_deleted)
     if on_job:
         on_job(job_id)

@@ -50,6 +50,19 @@ NAME_SHAPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
 """An environment variable or Airflow Variable name."""
 
 
+SERVER_TEXT_CHARS = 2048
+
+
+def quoted(text: str, limit: int = SERVER_TEXT_CHARS) -> str:
+    """Text a server sent, for a message: at most ``limit`` characters, and how much was cut.
+
+    A broken or hostile server can answer hundreds of megabytes; the message lands in task logs.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit:,} more characters not shown]"
+
+
 class ConfigurationError(SalesforceError, ValueError):
     """Bad input found before any network call; names the connection field and the fix."""
 
@@ -296,6 +309,25 @@ class TokenEndpointError(AuthenticationError):
         "or the org's My Domain URL",
         "https://status.salesforce.com for maintenance",
         "proxy settings (HTTPS_PROXY, NO_PROXY) on this machine",
+    )
+
+
+class UntrustedAnswerError(TokenEndpointError):
+    """The token endpoint answered something this client will not act on (see ``meaning``)."""
+
+    meaning = (
+        "The token endpoint's answer failed a safety check (an instance URL outside Salesforce's "
+        "domains, a redirect, a body beyond the size limit), so nothing of it was used and no "
+        "token or assertion went anywhere else. A proxy rewriting answers, a Login URL that is "
+        "not the org's token endpoint, or an attack."
+    )
+    checks = (
+        "the Login URL (connection host) is https://login.salesforce.com, https://test.salesforce.com "
+        "or the org's My Domain URL",
+        "proxy settings (HTTPS_PROXY, NO_PROXY): a proxy must not redirect or rewrite Salesforce's "
+        "answers",
+        "for a private Salesforce deployment on a domain of its own: list that domain in the "
+        "connection extra instance_domains",
     )
 
 

@@ -41,6 +41,30 @@ _UI_HOSTS = (
 
 _DNS_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
+SALESFORCE_DOMAINS = (
+    "salesforce.com",
+    "force.com",
+    "salesforce.mil",
+    "cloudforce.com",
+    "site.com",
+    "salesforce-setup.com",
+)
+"""Domains an ``instance_url`` may be on without ``instance_domains``: Salesforce's own, as its
+documentation lists them for allow-lists (My Domain ``*.my.salesforce.com``, Government Cloud
+Plus ``*.salesforce.mil``, Experience Cloud ``*.site.com`` and ``*.force.com``, Setup
+``*.salesforce-setup.com``, older ``*.cloudforce.com``)."""
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name or an IP address (lower case, no port)."""
+    if _DNS_NAME.fullmatch(host):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -70,7 +94,7 @@ def validate_login_url(value: str | None) -> str:
     field_name = "host"
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number
-        valid_host = bool(_DNS_NAME.fullmatch(host)) or bool(ipaddress.ip_address(host))
+        valid_host = _valid_host(host)
     except ValueError:
         valid_host = False
     if host and not valid_host:
@@ -119,6 +143,45 @@ def validate_login_url(value: str | None) -> str:
     return f"{parts.scheme}://{parts.netloc.lower()}{path}"
 
 
+def instance_url_problem(value: object, settings: ConnectionSettings) -> str | None:
+    """Why ``value`` (a token answer's ``instance_url``) must not receive the bearer token, or None.
+
+    Every API call carries the token to this URL, so it is checked like the Login URL and more:
+    https (http only when the Login URL is http, so loopback: the emulator), a valid host, no user
+    info, query or fragment, and a host on Salesforce's domains, the Login URL's own host or a
+    domain the connection names in ``instance_domains``.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_FIELD_LENGTH:
+        return "is not a URL"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "contains spaces or control characters"
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return "does not name a valid host and port"
+    login = urlsplit(settings.login_url)
+    # http only after an http Login URL, which is loopback (the emulator): never a downgrade.
+    if parts.scheme != "https" and not (parts.scheme == login.scheme == "http"):
+        return "is not https"
+    if not host or not _valid_host(host):
+        return "does not name a valid host"
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return "carries a user name or password"
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        return "has a query or fragment"
+    allowed = (*SALESFORCE_DOMAINS, *settings.instance_domains)
+    if host != (login.hostname or "").lower() and not any(
+        host == d or host.endswith("." + d) for d in allowed
+    ):
+        return (
+            f"is on {host}, which is neither a Salesforce domain nor the Login URL's host; for a "
+            "private deployment, name its domain in the connection's instance_domains"
+        )
+    return None
+
+
 def audience_candidates(login_url: str, explicit: str | None) -> tuple[str, ...]:
     """The audiences to try, in order (see design.md, 'audience')."""
     if explicit:
@@ -156,6 +219,26 @@ def _number(value: Any, name: str, default: float, lo: float, hi: float) -> floa
     return number
 
 
+def _domains(value: Any) -> tuple[str, ...]:
+    """``instance_domains``: a list, or one comma-separated string, of domains (``*.`` optional)."""
+    if value in (None, "", []):
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ConfigurationError("instance_domains", "must be a list of domains", "")
+    domains = []
+    for item in items:
+        domain = str(item).strip().lower().removeprefix("*.").strip(".")
+        if not domain or not _valid_host(domain):
+            raise ConfigurationError(
+                "instance_domains",
+                f"has {shown(item)}, which is not a domain",
+                'list domains such as ["sfdc.example.gov"]: each allows itself and its subdomains',
+            )
+        domains.append(domain)
+    return tuple(domains)
+
+
 @dataclass(frozen=True, repr=False)
 class ConnectionSettings:
     """Validated connection values. Holds the key text, so its repr shows none of it."""
@@ -174,6 +257,7 @@ class ConnectionSettings:
     ca_bundle: str | None = None
     cert_expiry_warning_days: int = 30
     token_cache: str = "file"
+    instance_domains: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -322,6 +406,7 @@ def parse_connection(
             "use 'file' (the default: processes on one machine share an encrypted token) or "
             "'process' (each process logs in for itself)",
         )
+    instance_domains = _domains(ext.get("instance_domains"))
     settings = ConnectionSettings(
         login_url=login_url,
         username=username,
@@ -344,6 +429,7 @@ def parse_connection(
         ),
         key_field=key_field,
         token_cache=token_cache,
+        instance_domains=instance_domains,
     )
     # Parse the key now, so every key problem is reported before any network call.
     settings.load_private_key()

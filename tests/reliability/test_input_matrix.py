@@ -158,6 +158,11 @@ def rows(tmp_root: Path) -> list[BadInput]:
         serialization.load_pem_private_key(kp.private_key_pem.encode(), None), PASSPHRASE
     ).decode()
     no_key = {"private_key": ""}
+    source = tmp_root / "load.csv"
+    source.write_text("LastName\n" + "".join(f"INPUT-{i}\n" for i in range(300)))
+    link = tmp_root / "report.csv"
+    if not link.is_symlink():
+        link.symlink_to(source)
     pem = kp.private_key_pem
     line = pem_lines(pem)[3]
     passphrase = "Tr0ub4dor&3:horse#battery"
@@ -286,6 +291,18 @@ def rows(tmp_root: Path) -> list[BadInput]:
         arg_row("input_missing", "input file does not exist", ("/no/such/input.csv",),
                 collections={"records": None, "input_path": "/no/such/input.csv"},
                 bulk_ingest={"path": "/no/such/input.csv"}),
+        arg_row("report_is_input", "failed_records_path is the input file", ("is the input file",),
+                collections={"records": None, "input_path": str(source),
+                             "failed_records_path": str(source)}),
+        arg_row("report_links_to_input", "failed_records_path is a link to the input file",
+                ("is the input file",),
+                collections={"records": None, "input_path": str(source),
+                             "failed_records_path": str(link)}),
+        arg_row("output_file_url_host", "output path file://127.0.0.2/... (a host)",
+                ("names the host", "file:///path"),
+                rest_query={"output_path": "file://127.0.0.2/tmp/sfjwt-never-written.csv"},
+                bulk_query={"path": "file://127.0.0.2/tmp/sfjwt-never-written.csv"},
+                collections={"records": None, "input_path": "file://127.0.0.2/tmp/in.csv"}),
         arg_row("rest_full_url", "REST path is a URL on another host", ("full URL",),
                 rest={"path": "https://attacker.example.com/collect"}),
         arg_row("rest_method", "REST method 'FETCH'", ("method",), rest={"method": "FETCH"}),
@@ -350,6 +367,9 @@ def test_input_cell(row_key, column, bad_inputs, emu, tmp_path, monkeypatch, cel
     after = (emu.stats.token_requests, emu.stats.api_calls, len(emu.records("Account")))
     assert after == before, f"network or writes happened: {before} -> {after}"
     assert files_in(out) == [], files_in(out)
+    for args in row.args.values():  # an input the task was given is still whole
+        if "input_path" in args and args["input_path"].endswith("load.csv"):
+            assert Path(args["input_path"]).read_text().count("\n") == 301
     key_lines = pem_lines(shared_key_pair().private_key_pem)
     assert not [line for line in key_lines if line in message or line in repr(error)]
     if row.pasted:
