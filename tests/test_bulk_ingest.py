@@ -6,21 +6,18 @@ import csv
 
 import pytest
 
-from airflow_provider_sfjwt.salesforce.bulk import (
-    TooManyFailedRecordsError,
-    get_job,
-    ingest_file,
-)
-from airflow_provider_sfjwt.salesforce.errors import ApiError
+from airflow_provider_sfjwt.salesforce.bulk import BulkJobs, ingest_file
+from airflow_provider_sfjwt.salesforce.errors import ApiError, TooManyFailedRecordsError
+from airflow_provider_sfjwt.testing.wiring import CONN_ID
 
 FAST = {"poll_interval": 0.01, "timeout": 30}
 
 
 @pytest.fixture
-def client(salesforce_emulator):
+def client(emu):
     from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 
-    return SalesforceJWTHook(salesforce_emulator.conn_id).get_conn()
+    return SalesforceJWTHook(CONN_ID).get_conn()
 
 
 def write_contacts(path, n: int, bad_every: int = 0) -> None:
@@ -73,7 +70,7 @@ def test_upsert_saves_results_and_reports_partial_failure(client, tmp_path):
     assert len(loaded) == 90 and loaded["T-000001"] == "Müller-1"
     for job_id in summary["job_ids"]:  # deleted afterwards
         with pytest.raises(ApiError):
-            get_job(client, "ingest", job_id)
+            BulkJobs(client).get("ingest", job_id)
 
 
 def test_max_failed_records_fails_after_saving_the_report(client, tmp_path):
@@ -128,13 +125,11 @@ def test_big_file_is_split_into_several_jobs_and_results_are_joined(client, tmp_
     assert len(contacts_in_salesforce(client)) == 594
 
 
-def test_session_revoked_before_upload_resends_the_whole_part(
-    salesforce_emulator, client, tmp_path
-):
+def test_session_revoked_before_upload_resends_the_whole_part(emu, client, tmp_path):
     source = tmp_path / "c.csv"
     write_contacts(source, 300)
     client.auth.token()
-    salesforce_emulator.faults.revoke_sessions(after_calls=1)  # the PUT of the CSV gets a 401
+    emu.faults.revoke_sessions(after_calls=1)  # the PUT of the CSV gets a 401
     summary = ingest_file(
         client, "Contact", "upsert", source, external_id_field="External_Id__c", **FAST
     )
@@ -162,9 +157,9 @@ def test_bad_operation_is_refused_before_any_call(client, tmp_path):
         ingest_file(client, "Contact", "upsert", tmp_path / "none.csv")
 
 
-def test_header_only_file_loads_nothing_and_says_so(salesforce_emulator, client, tmp_path):
+def test_header_only_file_loads_nothing_and_says_so(emu, client, tmp_path):
     source = tmp_path / "empty.csv"
     source.write_text("External_Id__c,LastName\n", encoding="utf-8")
     summary = ingest_file(client, "Contact", "upsert", source, external_id_field="External_Id__c")
     assert summary["job_ids"] == [] and summary["records"] == summary["processed"] == 0
-    assert salesforce_emulator.stats.bulk_ingest_jobs == 0
+    assert emu.stats.bulk_ingest_jobs == 0

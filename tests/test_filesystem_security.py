@@ -43,8 +43,8 @@ def shared_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def settings_of(emu):
-    conn = emu.conn
+def settings_of(handle):
+    conn = handle.conn
     return parse_connection(
         host=conn["host"], login=conn["login"], password=None, extra=conn["extra"]
     )
@@ -77,7 +77,7 @@ def test_a_parent_another_user_owns_is_refused_and_cannot_steer_deletes(
     with caplog.at_level(logging.WARNING):
         exchange(salesforce_emulator)
         exchange(salesforce_emulator)
-    assert salesforce_emulator.stats.token_exchanges == 2  # no sharing, but work goes on
+    assert salesforce_emulator.emulator.stats.token_exchanges == 2  # no sharing, but work goes on
     assert f"{parent} belongs to user id {other_user[0]}" in caplog.text
     assert caplog.text.count("not shared between tasks") == 1  # one warning per process
     assert not store.exists()  # nothing created under their directory
@@ -119,7 +119,7 @@ def test_a_parent_others_may_write_is_refused_unless_sticky(
     exchange(salesforce_emulator)
     exchange(salesforce_emulator)
     assert len(stored_files(parent / "tokens")) == 1
-    assert salesforce_emulator.stats.token_exchanges == 2  # the third reused the second's
+    assert salesforce_emulator.emulator.stats.token_exchanges == 2  # the third reused the second's
 
 
 def test_a_link_we_made_in_a_safe_directory_is_followed(salesforce_emulator, tmp_path, monkeypatch):
@@ -129,7 +129,7 @@ def test_a_link_we_made_in_a_safe_directory_is_followed(salesforce_emulator, tmp
     use_store(monkeypatch, tmp_path / "link")
     exchange(salesforce_emulator)
     exchange(salesforce_emulator)
-    assert salesforce_emulator.stats.token_exchanges == 1
+    assert salesforce_emulator.emulator.stats.token_exchanges == 1
     assert len(stored_files(real)) == 1
 
 
@@ -162,7 +162,7 @@ def test_a_link_at_the_token_name_is_never_read_nor_written_through(
     assert victim.read_text() == "precious"
     assert stat.S_ISREG(name.lstat().st_mode)  # the link was replaced by our own file
     exchange(salesforce_emulator)
-    assert salesforce_emulator.stats.token_exchanges == 1
+    assert salesforce_emulator.emulator.stats.token_exchanges == 1
 
 
 @pytest.mark.timeout(60)
@@ -209,7 +209,7 @@ def test_a_lock_held_forever_costs_a_private_exchange_not_a_hang(
         holder.kill()
         holder.wait()
     assert waited >= LOCK_TIMEOUT * 0.9, waited
-    assert salesforce_emulator.stats.token_exchanges == 1
+    assert salesforce_emulator.emulator.stats.token_exchanges == 1
     assert "held the Salesforce token lock" in caplog.text and str(lock) in caplog.text
     assert stored_files(store) == []  # the private exchange does not write the store
 
@@ -285,7 +285,7 @@ def test_an_oversized_token_file_is_not_read(salesforce_emulator, tmp_path, monk
     exchange(salesforce_emulator)  # a miss: exchanged, and a real token file replaces it
     assert name.stat().st_size < 4096
     exchange(salesforce_emulator)
-    assert salesforce_emulator.stats.token_exchanges == 1
+    assert salesforce_emulator.emulator.stats.token_exchanges == 1
 
 
 def test_an_output_that_is_a_hard_link_to_the_input_is_refused(salesforce_emulator, tmp_path):
@@ -299,4 +299,4 @@ def test_an_output_that_is_a_hard_link_to_the_input_is_refused(salesforce_emulat
     with pytest.raises(ValueError, match="is the input file"):
         load_file(client, "insert", source, sobject="Contact", failed_records_path=report)
     assert source.read_text() == "LastName\nA\nB\n"
-    assert salesforce_emulator.stats.token_requests == 0
+    assert salesforce_emulator.emulator.stats.token_requests == 0

@@ -27,8 +27,7 @@ def other_host() -> Iterator[SalesforceEmulator]:
         yield emu
 
 
-def client_for(emu: SalesforceEmulator, cache: TokenCache | None = None, **extra: Any):
-    conn = emu.conn  # type: ignore[attr-defined]
+def client_for(conn: dict[str, Any], cache: TokenCache | None = None, **extra: Any):
     settings = parse_connection(
         host=conn["host"],
         login=conn["login"],
@@ -58,35 +57,37 @@ def hostile_instance_urls(emu: SalesforceEmulator, other: SalesforceEmulator) ->
 
 
 def test_an_instance_url_outside_the_rules_never_gets_the_token(salesforce_emulator, other_host):
-    for instance_url in hostile_instance_urls(salesforce_emulator, other_host):
-        salesforce_emulator.faults.token_instance_url(instance_url, count=1)
-        client = client_for(salesforce_emulator)
+    emu = salesforce_emulator.emulator
+    for instance_url in hostile_instance_urls(emu, other_host):
+        emu.faults.token_instance_url(instance_url, count=1)
+        client = client_for(salesforce_emulator.conn)
         with pytest.raises(UntrustedAnswerError) as caught:
             client.limits()
         message = str(caught.value)
         assert repr(instance_url) in message and "instance_domains" in message, message
     nothing_reached(other_host)
-    assert salesforce_emulator.stats.api_calls == 0
+    assert emu.stats.api_calls == 0
 
 
 def test_another_loopback_host_is_named_with_the_setting(salesforce_emulator, other_host):
-    salesforce_emulator.faults.token_instance_url(other_host.url, count=1)
+    salesforce_emulator.emulator.faults.token_instance_url(other_host.url, count=1)
     with pytest.raises(UntrustedAnswerError, match="127.0.0.2, which is neither a Salesforce"):
-        client_for(salesforce_emulator).limits()
+        client_for(salesforce_emulator.conn).limits()
     nothing_reached(other_host)
 
 
 def test_instance_domains_allows_a_private_deployment(salesforce_emulator):
     """``localhost`` is another host name for the emulator: allowed only when listed."""
     other_name = salesforce_emulator.url.replace("127.0.0.1", "localhost")
-    salesforce_emulator.faults.token_instance_url(other_name)
+    salesforce_emulator.emulator.faults.token_instance_url(other_name)
+    conn = salesforce_emulator.conn
     with pytest.raises(UntrustedAnswerError):
-        client_for(salesforce_emulator).limits()
-    client = client_for(salesforce_emulator, instance_domains=["*.localhost", "localhost"])
+        client_for(conn).limits()
+    client = client_for(conn, instance_domains=["*.localhost", "localhost"])
     assert client.limits()
     assert client.instance_url == other_name
     with pytest.raises(ConfigurationError, match="instance_domains"):
-        client_for(salesforce_emulator, instance_domains=["not a domain"])
+        client_for(conn, instance_domains=["not a domain"])
 
 
 def test_https_login_never_accepts_an_http_instance():
@@ -97,18 +98,17 @@ def test_https_login_never_accepts_an_http_instance():
         emu.add_app("3MVG9tls", keys.certificate_pem, ["tls@example.com"])
         emu.faults.token_instance_url(emu.url.replace("https://", "http://"))
         conn = emu.connection(private_key_pem=keys.private_key_pem, ca_bundle=emu.ca_cert_path)
-        emu.conn = conn  # type: ignore[attr-defined]
         with pytest.raises(UntrustedAnswerError, match="which is not https"):
-            client_for(emu).limits()
+            client_for(conn).limits()
         assert emu.stats.api_calls == 0
 
 
 def test_a_stored_token_is_checked_again_against_the_connection(salesforce_emulator):
     """A token stored while ``instance_domains`` allowed its host is not reused without it."""
-    other_name = salesforce_emulator.url.replace("127.0.0.1", "localhost")
-    salesforce_emulator.faults.token_instance_url(other_name, count=1)
-    shared = TokenCache(shared=True)
-    client_for(salesforce_emulator, shared, instance_domains="localhost").limits()
-    client = client_for(salesforce_emulator, TokenCache(shared=True))
-    assert client.instance_url == salesforce_emulator.url
-    assert salesforce_emulator.stats.token_exchanges == 2
+    emu, conn = salesforce_emulator.emulator, salesforce_emulator.conn
+    other_name = emu.url.replace("127.0.0.1", "localhost")
+    emu.faults.token_instance_url(other_name, count=1)
+    client_for(conn, TokenCache(shared=True), instance_domains="localhost").limits()
+    client = client_for(conn, TokenCache(shared=True))
+    assert client.instance_url == emu.url
+    assert emu.stats.token_exchanges == 2

@@ -68,10 +68,10 @@ def test_values_without_a_literal_are_refused():
     assert soql_date(dt.datetime(2026, 2, 3, 4, 5, tzinfo=dt.timezone.utc)) == "2026-02-03"
 
 
-def test_each_value_matches_exactly_itself_in_salesforce(salesforce_emulator):
+def test_each_value_matches_exactly_itself_in_salesforce(emu):
     from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 
-    salesforce_emulator.load("Account", [{"Name": name} for name in [*TRICKY, "500 off", "other"]])
+    emu.load("Account", [{"Name": name} for name in [*TRICKY, "500 off", "other"]])
     client = SalesforceJWTHook().get_conn()
 
     def names(where: str) -> list[str]:
@@ -88,11 +88,11 @@ def test_each_value_matches_exactly_itself_in_salesforce(salesforce_emulator):
     assert names(f"Name LIKE {soql_like('Zür', after='%')}") == ["Zürich – naïve"]
 
 
-def test_numbers_round_trip_through_the_parser(salesforce_emulator):
+def test_numbers_round_trip_through_the_parser(emu):
     """Tiny and huge numbers reach Salesforce's parser as plain decimals, never an exponent."""
     from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 
-    salesforce_emulator.load("Account", [{"Name": "small", "AnnualRevenue": 0.5}])
+    emu.load("Account", [{"Name": "small", "AnnualRevenue": 0.5}])
     client = SalesforceJWTHook().get_conn()
     for bound in (1e-7, Decimal("1E-7")):
         soql = f"SELECT Name FROM Account WHERE AnnualRevenue > {soql_quote(bound)}"
