@@ -22,7 +22,7 @@ from . import auth, data, query, replication, rest, sobject_collections
 from .bulk import Bulk
 from .cache import BlockCache
 from .controls import OrgData
-from .faults import Faults, fail_body
+from .faults import Faults, fault_response
 from .ids import ORG_PREFIX, make_id
 from .stats import Stats
 from .store import Store, now_datetime
@@ -34,6 +34,8 @@ OLDEST_VERSION = 31
 CURRENT_VERSION = 68
 DEFAULT_API_VERSIONS = tuple(f"{v}.0" for v in range(OLDEST_VERSION, CURRENT_VERSION + 1))
 _VERSION_RE = re.compile(r"^v(\d+\.\d)$")
+_QUERY_PAGE_RE = re.compile(r"/query(All)?/[^/]+-\d+$")
+_NEXT_URL_RE = re.compile(rb'"nextRecordsUrl":"[^"]*"')
 ApexHandler = Callable[[Request], "tuple[int, Any]"]
 
 NOT_EMULATED = {
@@ -332,13 +334,7 @@ class SalesforceEmulator(OrgData):
             sleep(fired.delay, lambda: self._stopping)
         if fired.fail is not None:
             self.stats.increment("faults_injected")
-            body, ctype = fail_body(fired.fail)
-            headers = []
-            if fired.fail.retry_after is not None:
-                ra = fired.fail.retry_after
-                headers.append(("Retry-After", str(int(ra)) if float(ra).is_integer() else str(ra)))
-            resp = Response(fired.fail.status, body, ctype, headers)
-            return self._finish(req, resp), None
+            return self._finish(req, fault_response(fired.fail)), None
         try:
             resp = self._route(req)
         except ErrorReply as exc:
@@ -355,9 +351,26 @@ class SalesforceEmulator(OrgData):
 
     def _finish(self, req: Request, resp: Response) -> Response:
         self.stats.record_status(resp.status)
+        if self.faults.repeating_cursors or self.faults.record_count is not None:
+            resp = self._hostile_cursor(req, resp)
         if req.path.startswith(("/services/data/v", "/services/apexrest")):
             used = self.daily_api_limit if self.faults.quota_exhausted else self.stats.api_calls
             resp.headers.append(("Sforce-Limit-Info", f"api-usage={used}/{self.daily_api_limit}"))
+        return resp
+
+    def _hostile_cursor(self, req: Request, resp: Response) -> Response:
+        """``faults.repeat_cursors`` and ``faults.wrong_record_count`` applied to an answer."""
+        if resp.status != 200:
+            return resp
+        locator = req.query.get("locator")
+        if self.faults.repeating_cursors and locator and req.path.endswith("/results"):
+            resp.headers = [(k, v) for k, v in resp.headers if k != "Sforce-Locator"]
+            resp.headers.append(("Sforce-Locator", locator))
+        elif self.faults.repeating_cursors and _QUERY_PAGE_RE.search(req.path):
+            resp.body = _NEXT_URL_RE.sub(f'"nextRecordsUrl":"{req.path}"'.encode(), resp.body)
+        if self.faults.record_count is not None and req.path.endswith("/results"):
+            resp.headers = [(k, v) for k, v in resp.headers if k != "Sforce-NumberOfRecords"]
+            resp.headers.append(("Sforce-NumberOfRecords", str(self.faults.record_count)))
         return resp
 
     def _authenticate(self, req: Request) -> None:
