@@ -40,6 +40,7 @@ from .files import (
     Destination,
     atomic_output,
     csv_chunks_to_records,
+    is_local_path,
     open_writer,
     read_records,
     split_csv,
@@ -670,7 +671,7 @@ def start_ingest(
 def _result_target(results_dir: Any, source: Any, name: str) -> Any:
     if results_dir is None:
         return Destination(source).sibling(name)
-    if isinstance(results_dir, (str, os.PathLike)):
+    if is_local_path(results_dir):
         return Path(os.fspath(results_dir)) / name
     return results_dir / name
 

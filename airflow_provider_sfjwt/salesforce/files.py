@@ -86,6 +86,17 @@ _ARROW_BATCH = 5000
 # --- destinations ------------------------------------------------------------------------------
 
 
+def is_local_path(value: Any) -> bool:
+    """A ``str`` or ``os.PathLike`` naming a local file, not a storage object.
+
+    A universal-pathlib object (Airflow's ObjectStoragePath) is ``os.PathLike`` too with
+    universal-pathlib < 0.3 (Airflow 3.0 and 3.1), and ``os.fspath()`` of a ``file://`` one is
+    ``file:/tmp/x``: taken as a local path, a relative directory named ``file:``. Anything with a
+    storage ``protocol`` goes through its own methods instead.
+    """
+    return isinstance(value, (str, os.PathLike)) and not hasattr(value, "protocol")
+
+
 class Destination:
     """A file location: a local path, or a duck-typed pathlib-like object for remote storage.
 
@@ -110,7 +121,7 @@ class Destination:
                     "or a local path"
                 )
             target = urllib.request.url2pathname(parsed.path)
-        if isinstance(target, (str, os.PathLike)):
+        if is_local_path(target):
             self.target = pathlib.Path(os.fspath(target))
             self.is_local = True
         elif all(hasattr(target, attr) for attr in ("open", "name", "parent")):
@@ -1095,6 +1106,12 @@ def _read_csv(source: Destination) -> Iterator[dict[str, Any]]:
             yield {k: (v or None) for k, v in zip(columns, row, strict=False)}
 
 
+def _lines(handle: IO[bytes]) -> Iterator[bytes]:
+    """A binary file's lines through ``readline`` alone: some storage wrappers' file objects (the
+    ObjectStoragePath of Airflow 3.0) have no ``__iter__`` and cannot be looped over."""
+    return iter(handle.readline, b"")
+
+
 def _read_jsonl(source: Destination) -> Iterator[dict[str, Any]]:
     with source.open("rb") as raw:
         skipped = 0
@@ -1110,7 +1127,7 @@ def _read_jsonl(source: Destination) -> Iterator[dict[str, Any]]:
             return
         if first.startswith(b"\xef\xbb\xbf"):
             first = first[3:]
-        for number, line in enumerate(chain([first], raw), start=1 + skipped):
+        for number, line in enumerate(chain([first], _lines(raw)), start=1 + skipped):
             if not line.strip():
                 continue
             try:
@@ -1179,7 +1196,7 @@ def split_csv(path: Any, max_bytes: int = 100 * 1024 * 1024) -> Iterator[CsvPart
     """
     source = Destination(path)
     with source.open("rb") as raw:
-        records = _iter_csv_records(raw)
+        records = _iter_csv_records(_lines(raw))
         header = next(records, None)
         if header is None:
             return
