@@ -1,29 +1,33 @@
-"""Everything Airflow that moved between Airflow 3 releases, imported from one place.
+"""What differs between Airflow 3 releases, handled in one place.
 
-The provider supports every Airflow 3 release (3.0 to 3.3). Between them, names moved: 3.0 has no
-``airflow.sdk.BaseHook`` (it is ``airflow.hooks.base``), 3.0 and 3.1 raise and catch the task
-exceptions (``AirflowFailException``, ``TaskDeferred``, ...) from ``airflow.exceptions`` while 3.2+
-use ``airflow.sdk.exceptions``, the plugin base class moved to ``airflow.sdk.plugins_manager`` in
-3.3, and so on. Every such import is made here, newest location first, so the rest of the code
-imports one stable name from ``airflow_provider_sfjwt.compat`` and never tries two paths itself.
-This is what Airflow's own providers do with ``airflow.providers.common.compat``; that package is
-not a dependency here because its map follows Airflow 2 as much as Airflow 3.
+The provider supports every Airflow 3 release (3.0 to 3.3), and between them names moved: 3.0 has
+no ``airflow.sdk.BaseHook`` (it is ``airflow.hooks.base``); 3.0 and 3.1 raise and catch the task
+exceptions (``AirflowFailException``, ``TaskDeferred``, ...) from ``airflow.exceptions``, 3.2 and
+later from ``airflow.sdk.exceptions``; the plugin base class and ``conf`` moved under
+``airflow.sdk`` in 3.2. Every such import is made here, newest location first, so the rest of
+the code imports one stable name from this module and never tries two paths itself. This is what
+Airflow's own providers do with ``airflow.providers.common.compat``; that package is not a
+dependency here because its map serves Airflow 2 as much as Airflow 3.
 
 Newest first matters for the exceptions: the class a task raises must be the one the running
 task runner catches, and where both locations exist the old one is a deprecated alias.
 
-Names that are the same on every Airflow 3 release (``airflow.sdk.BaseOperator``, ``dag``,
-``Variable``, ``airflow.triggers.base.BaseTrigger``, ...) are imported directly where they are used.
-The last section serves the test-suite: Airflow internals that tests inspect (the secrets masker,
-the providers manager, the DAG bag) moved too, and tests reach them only through here.
+Also here, because each is a difference between releases: the connection form for 3.0 and 3.1
+(built from the hook's methods there, from the provider info later), blocking work in a trigger
+(safe from any thread only from 3.3), and connection lookups outside a task (3.0's Task SDK reads
+no metadata database there). Names that are the same on every Airflow 3 release
+(``airflow.sdk.BaseOperator``, ``dag``, ``Variable``, ``airflow.triggers.base.BaseTrigger``, ...)
+are imported directly where they are used. The last section serves the test-suite: Airflow
+internals that tests inspect (the secrets masker, the providers manager, the DAG bag) moved too,
+and tests reach them only through here.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import airflow
 from packaging.version import Version
@@ -54,7 +58,6 @@ _MOVED: dict[str, tuple[str, ...]] = {
     "AirflowFailException": _EXCEPTIONS,
     "AirflowNotFoundException": _EXCEPTIONS,
     "AirflowRescheduleException": _EXCEPTIONS,
-    "AirflowSkipException": _EXCEPTIONS,
     "TaskDeferred": _EXCEPTIONS,
     # The one way the provider registers a secret with Airflow's masker: inside a task it also
     # tells the supervisor, whose log output is then masked too.
@@ -63,19 +66,17 @@ _MOVED: dict[str, tuple[str, ...]] = {
     "AirflowPlugin": ("airflow.sdk.plugins_manager", "airflow.plugins_manager"),
 }
 
-if TYPE_CHECKING:
-    from airflow.sdk import BaseHook, ObjectStoragePath
-    from airflow.sdk.configuration import conf
-    from airflow.sdk.exceptions import (
-        AirflowException,
-        AirflowFailException,
-        AirflowNotFoundException,
-        AirflowRescheduleException,
-        AirflowSkipException,
-        TaskDeferred,
-    )
-    from airflow.sdk.log import mask_secret
-    from airflow.sdk.plugins_manager import AirflowPlugin
+if TYPE_CHECKING:  # the newest locations, for type checkers; `as` marks them re-exported
+    from airflow.sdk import BaseHook as BaseHook
+    from airflow.sdk import ObjectStoragePath as ObjectStoragePath
+    from airflow.sdk.configuration import conf as conf
+    from airflow.sdk.exceptions import AirflowException as AirflowException
+    from airflow.sdk.exceptions import AirflowFailException as AirflowFailException
+    from airflow.sdk.exceptions import AirflowNotFoundException as AirflowNotFoundException
+    from airflow.sdk.exceptions import AirflowRescheduleException as AirflowRescheduleException
+    from airflow.sdk.exceptions import TaskDeferred as TaskDeferred
+    from airflow.sdk.log import mask_secret as mask_secret
+    from airflow.sdk.plugins_manager import AirflowPlugin as AirflowPlugin
 
 
 def __getattr__(name: str) -> Any:
@@ -87,21 +88,25 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = [
-    "AIRFLOW_VERSION",
-    "AirflowException",
-    "AirflowFailException",
-    "AirflowNotFoundException",
-    "AirflowPlugin",
-    "AirflowRescheduleException",
-    "AirflowSkipException",
-    "BaseHook",
-    "ObjectStoragePath",
-    "TaskDeferred",
-    "conf",
-    "first_import",
-    "mask_secret",
-]
+# --- blocking work in a trigger -----------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+async def in_worker_thread(func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` in a worker thread, so that the triggerer's event loop goes on meanwhile.
+
+    Blocking code that asks Airflow for something (a connection, a Variable, masking a new
+    token) sends a request to the triggerer's supervisor over a socket the event loop owns. Up to
+    3.2 such a request made from a thread reaches that loop only when the thread was started by
+    asgiref's ``sync_to_async``, the bridge the triggerer itself uses; from any other thread
+    (``asyncio.to_thread``) it reads the socket from a second event loop, concurrent triggers get
+    each other's answers ("Response read out of order") and the triggerer exits. 3.3 accepts
+    requests from any thread. asgiref comes with Airflow on every release.
+    """
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(func, thread_sensitive=False)(*args)
 
 
 # --- connections and Variables outside a task (the sfjwt command) ------------------------------

@@ -8,13 +8,14 @@ release from importing a name that exists only there.
 from __future__ import annotations
 
 import ast
+import asyncio
 from pathlib import Path
 
 import pytest
 from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt import compat
-from airflow_provider_sfjwt.compat import AIRFLOW_VERSION, TaskDeferred
+from airflow_provider_sfjwt.compat import AIRFLOW_VERSION, TaskDeferred, in_worker_thread
 from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
 
 REPO = Path(__file__).resolve().parent.parent
@@ -113,7 +114,7 @@ def test_deferral_raises_the_exception_compat_exports():
 
 def test_exceptions_are_the_ones_the_task_runner_handles():
     """Where both locations exist the old one must be an alias of the new, not another class."""
-    for name in ("AirflowFailException", "AirflowRescheduleException", "AirflowSkipException"):
+    for name in ("AirflowFailException", "AirflowNotFoundException", "AirflowRescheduleException"):
         assert getattr(compat, name) is compat.first_import(name, "airflow.exceptions"), name
         assert issubclass(getattr(compat, name), compat.AirflowException)
 
@@ -129,3 +130,22 @@ def test_masking_goes_through_one_primitive():
 def test_version_is_a_release():
     assert AIRFLOW_VERSION.major == 3
     assert not AIRFLOW_VERSION.is_prerelease
+
+
+def test_trigger_threads_reach_the_triggerers_event_loop():
+    """What a trigger's blocking code does when it asks Airflow for a connection: the sync bridge
+    of the triggerer (asgiref's async_to_sync) must run the request on the trigger's own loop,
+    which owns the supervisor socket; on a second loop, concurrent requests get mixed up."""
+    from asgiref.sync import async_to_sync
+
+    async def main() -> list[bool]:
+        loop = asyncio.get_running_loop()
+        seen: list[bool] = []
+
+        async def request() -> None:
+            seen.append(asyncio.get_running_loop() is loop)
+
+        await asyncio.gather(*(in_worker_thread(async_to_sync(request)) for _ in range(4)))
+        return seen
+
+    assert asyncio.run(main()) == [True] * 4

@@ -2,7 +2,8 @@
 
 The triggerer runs many triggers on one event loop, so nothing here may block it: the
 connection lookup, key loading, token exchange and every HTTP poll run in a worker thread
-(``asyncio.to_thread``) and the loop only ever awaits. No new dependency is needed for that.
+(:func:`~airflow_provider_sfjwt.compat.in_worker_thread`, whose threads may ask Airflow for the
+connection on every release) and the loop only ever awaits.
 
 What is serialised (and so stored in the metadata DB) is only the connection id, the job ids,
 their kind, the poll interval and the deadline: never a key, token or assertion. The triggerer
@@ -18,6 +19,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_sfjwt.compat import in_worker_thread
 from airflow_provider_sfjwt.salesforce.bulk import (
     DEFAULT_POLL_INTERVAL,
     JOB_KINDS,
@@ -82,7 +84,7 @@ class SalesforceBulkJobTrigger(BaseTrigger):
 
     async def _get_client(self) -> SalesforceClient:
         if self._client is None:
-            self._client = await asyncio.to_thread(self._make_client)
+            self._client = await in_worker_thread(self._make_client)
         return self._client
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -91,7 +93,7 @@ class SalesforceBulkJobTrigger(BaseTrigger):
         jobs: dict[str, dict[str, Any]] = {}
         while self._pending:
             for job_id in list(self._pending):
-                info = await asyncio.to_thread(get_job, client, self.kind, job_id)
+                info = await in_worker_thread(get_job, client, self.kind, job_id)
                 state = str(info.get("state", ""))
                 if state not in TERMINAL_STATES:
                     continue
@@ -149,7 +151,7 @@ class SalesforceBulkJobTrigger(BaseTrigger):
 
     async def _abort_pending(self, client: SalesforceClient) -> None:
         for job_id in list(self._pending):
-            await asyncio.to_thread(abort_quietly, client, self.kind, job_id)
+            await in_worker_thread(abort_quietly, client, self.kind, job_id)
         self._pending.clear()
 
     async def on_kill(self) -> None:

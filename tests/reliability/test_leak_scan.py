@@ -193,10 +193,14 @@ class Standalone:
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
             AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__API__PORT=str(self.port),
+            # one worker, as `make ui` runs it: 3.0 starts four by default, and on two busy cores
+            # their start-up times out again and again before one serves
+            AIRFLOW__API__WORKERS="1",
             AIRFLOW__API__BASE_URL=self.base,
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="tests.reliability.sqlite_settings.CONNECT_ARGS",
             PYTHONPATH=str(REPO),
             # standalone starts its components as `airflow ...` from PATH
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),

@@ -1,0 +1,8 @@
+"""sqlite settings for the real-scheduler run (``[database] sql_alchemy_connect_args``).
+
+Every component of ``airflow standalone`` writes the one sqlite file. sqlite's default wait for a
+lock is 5 s; on two busy cores a writer can hold it longer, and Airflow 3.0's scheduler exits on
+the first "database is locked". A longer wait keeps the run going; nothing else changes.
+"""
+
+CONNECT_ARGS = {"timeout": 60}
