@@ -193,9 +193,6 @@ class Standalone:
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
             AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__API__PORT=str(self.port),
-            # one worker, as `make ui` runs it: 3.0 starts four by default, and on two busy cores
-            # their start-up times out again and again before one serves
-            AIRFLOW__API__WORKERS="1",
             AIRFLOW__API__BASE_URL=self.base,
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
@@ -233,7 +230,8 @@ class Standalone:
             self.proc.wait(10)
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.http.request(method, f"{self.base}/api/v2/{path}", timeout=30, **kwargs)
+        # generous: a request may wait up to 30 s for the sqlite lock (sqlite_settings.py)
+        return self.http.request(method, f"{self.base}/api/v2/{path}", timeout=120, **kwargs)
 
     def wait_until(self, what: str, probe, bound: float) -> Any:
         deadline = time.monotonic() + bound
