@@ -100,6 +100,13 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "logs in for itself.",
         examples=["file", "process"],
     ),
+    "instance_domains": _field(
+        "Instance Domains",
+        "Rarely needed: comma-separated domains besides Salesforce's own on which the token "
+        "answer's instance URL may be, for a private deployment. Each allows itself and its "
+        "subdomains.",
+        examples=["sfdc.example.gov"],
+    ),
     "cert_expiry_warning_days": _field(
         "Certificate Warning (days)",
         "Warn in the task log when the certificate expires within this many days.",

@@ -8,28 +8,20 @@ button. So these compare the declaration with what Airflow made of it, not with 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from packaging.version import Version
 
 from airflow_provider_sfjwt import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_sfjwt.compat import AIRFLOW_VERSION
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
-from .airflow_cli import REPO, migrated_home
+from .airflow_cli import REPO, ApiServer, migrated_home
 
 ADMIN, PASSWORD = "admin", "form-test-password"
 CONSUMER_KEY = "3MVG9FORMTEST.consumer"
@@ -50,93 +42,47 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ApiServer:
-    """``airflow api-server`` on a free loopback port, with a bearer token for its API."""
+class Api:
+    """Airflow's REST API as the UI calls it: JSON, with a bearer token of the admin user."""
 
-    def __init__(self, home: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        passwords = home / "passwords.json"
-        passwords.write_text(json.dumps({ADMIN: PASSWORD}))
-        env = migrated_home(home, REPO / "example_dags")
-        env.update(
-            AIRFLOW__CORE__TEST_CONNECTION="Enabled",
-            AIRFLOW__CORE__AUTH_MANAGER=(
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-            ),
-            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{ADMIN}:admin",
-            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
-            AIRFLOW__API__HOST="127.0.0.1",
-            AIRFLOW__API__PORT=str(self.port),
-            AIRFLOW__API__WORKERS="1",
-            AIRFLOW__API_AUTH__JWT_SECRET="form-test-jwt-secret-0123456789abcdef",
-            AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        )
-        self.log_path = home / "api-server.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server"],
-            env=env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    def __init__(self, base: str) -> None:
+        self.base = base
         self.token = ""
-
-    def wait_ready(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"api-server exited:\n{self.log_tail()}"
-            try:
-                self.token = self.call(
-                    "POST", "/auth/token", {"username": ADMIN, "password": PASSWORD}
-                )["access_token"]
-                return
-            except (urllib.error.URLError, OSError, ValueError):
-                time.sleep(0.5)
-        raise AssertionError(f"api-server not up within {timeout} s:\n{self.log_tail()}")
+        self.token = self.call("POST", "/auth/token", {"username": ADMIN, "password": PASSWORD})[
+            "access_token"
+        ]
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        request = urllib.request.Request(
-            self.url + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        response = requests.request(
+            method, self.base + path, json=body, headers=headers, timeout=120
         )
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.load(response)
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self._log.close()
+        assert response.ok, f"{method} {path}: HTTP {response.status_code} {response.text[:500]}"
+        return response.json()
 
 
 @pytest.fixture(scope="module")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server = ApiServer(tmp_path_factory.mktemp("form_home"))
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    home = tmp_path_factory.mktemp("form_home")
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({ADMIN: PASSWORD}))
+    env = migrated_home(home, REPO / "example_dags")
+    env.update(
+        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+        AIRFLOW__CORE__AUTH_MANAGER=(
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{ADMIN}:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+        AIRFLOW__API__WORKERS="1",
+        AIRFLOW__API_AUTH__JWT_SECRET="form-test-jwt-secret-0123456789abcdef",
+    )
+    with ApiServer(env, _free_port()) as server:
+        yield Api(server.base)
 
 
 @pytest.fixture(scope="module")
-def served_form(api_server: ApiServer) -> dict[str, Any]:
+def served_form(api_server: Api) -> dict[str, Any]:
     hooks = api_server.call("GET", "/ui/connections/hook_meta")
     forms = [h for h in hooks if h["connection_type"] == "salesforce_jwt"]
     assert len(forms) == 1, [h["connection_type"] for h in hooks]

@@ -35,6 +35,7 @@ DESIGN_EXTRA_FIELDS = {
     "ca_bundle",
     "token_cache",
     "cert_expiry_warning_days",
+    "instance_domains",
 }
 STANDARD_FIELDS = {  # form name: (label, placeholder)
     "host": ("Login URL", "https://login.salesforce.com"),
