@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import ExitStack
@@ -30,7 +29,14 @@ from typing import Any
 
 from .client import SalesforceClient
 from .readers import read_records
-from .retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES, RetryPolicy, transient_codes
+from .retry import (
+    DEFAULT_TRANSIENT_RETRIES,
+    TRANSIENT_ERROR_CODES,
+    Refused,
+    RetryPolicy,
+    resend_refused,
+    transient_codes,
+)
 from .storage import Destination
 from .writers import RecordWriter, open_writer
 
@@ -137,29 +143,19 @@ def _send_chunk_again(
 ) -> int:
     """Resend transiently refused records of ``chunk`` up to ``retries`` times, updating
     ``results`` in place; returns how many records were sent again in all."""
-    resent = 0
-    for attempt in range(retries):
+
+    def refused() -> Refused[list[int]] | None:
         again = _to_resend(results, transient, all_or_none)
-        if not again:
-            break
-        codes = sorted(set().union(*(_error_codes(results[i]) for i in again)) & transient)
-        wait = retry.delay(attempt)
-        log.warning(
-            "%s: %d record(s) refused with %s; sending them again in %.1f s (%d/%d)",
-            where,
-            len(again),
-            ", ".join(codes),
-            wait,
-            attempt + 1,
-            retries,
-        )
-        time.sleep(wait)
+        codes = set().union(*(_error_codes(results[i]) for i in again)) & transient
+        return Refused(again, len(again), codes) if again else None
+
+    def send_again(again: list[int]) -> None:
         answers = send([chunk[i] for i in again])
         _check_answers(answers, len(again), where)
         for i, answer in zip(again, answers, strict=True):
             results[i] = answer
-        resent += len(again)
-    return resent
+
+    return resend_refused(retry, retries, where, "sending them again", refused, send_again)
 
 
 def _check_answers(results: Any, sent: int, where: str) -> None:

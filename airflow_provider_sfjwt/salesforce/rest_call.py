@@ -17,6 +17,7 @@ import requests
 
 from .client import IDEMPOTENT, SalesforceClient
 from .errors import RetriesExhaustedError, TransportError
+from .retry import Retryable
 from .storage import atomic_output
 
 DEFAULT_MAX_INLINE_BYTES = 64 * 1024
@@ -58,8 +59,8 @@ def call(
             "access token only ever goes to the org's instance"
         )
     repeatable = method.upper() in IDEMPOTENT if idempotent is None else idempotent
-    attempt = 0
-    while True:
+
+    def attempt(number: int) -> dict[str, Any]:
         try:
             return call_once(client, method, path, idempotent=idempotent, **kwargs)
         except (
@@ -75,13 +76,15 @@ def call(
                     "repeated. Check the outcome in Salesforce, or set idempotent=True if the "
                     "endpoint is safe to call twice."
                 ) from None
-            if attempt >= client.retry.max_retries:
-                raise RetriesExhaustedError(
-                    f"{what}, {attempt + 1} times. Raise max_retries (now "
+            raise Retryable(
+                f"the answer was cut off mid-body ({type(exc).__name__})",
+                exhausted=lambda tries: RetriesExhaustedError(
+                    f"{what}, {tries} times. Raise max_retries (now "
                     f"{client.retry.max_retries}) if the network is unstable."
-                ) from None
-            client.retry.sleep(attempt)
-            attempt += 1
+                ),
+            ) from None
+
+    return client.retry.run(f"{method.upper()} {path}", attempt)
 
 
 def call_once(
