@@ -24,6 +24,7 @@ import requests
 from .errors import (
     CLOCK_SKEW_TOLERANCE,
     AuthenticationError,
+    InvalidInputError,
     TokenEndpointError,
     TokenEndpointUnreachableError,
     classify_token_error,
@@ -52,7 +53,7 @@ def build_assertion(
 ) -> str:
     """Sign a fresh RS256 assertion: iss = consumer key, sub = username, aud, exp."""
     if not 0 < lifetime <= MAX_ASSERTION_LIFETIME:
-        raise ValueError(
+        raise InvalidInputError(
             f"assertion lifetime must be 1..{MAX_ASSERTION_LIFETIME} s, got {lifetime}"
         )
     issued = int(now if now is not None else time.time())

@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from .auth import TOKEN_CACHE, AccessToken, JWTAuth, TokenCache
 from .errors import (
     ApiError,
+    InvalidInputError,
     QuotaGuardError,
     RequestLimitExceededError,
     RetriesExhaustedError,
@@ -135,7 +136,7 @@ class SalesforceClient:
         if path.startswith(("http://", "https://")):
             if urlsplit(path)[:2] != urlsplit(base)[:2]:
                 # The Authorization header goes with the request: never to another host.
-                raise ValueError(
+                raise InvalidInputError(
                     f"{path[:80]!r} is not on this org's instance {base}; the access token is only "
                     "sent there. Give a path instead: sobjects/Account or /services/apexrest/..."
                 )
@@ -337,13 +338,13 @@ class SalesforceClient:
         """
         op = operation.lower()
         if op not in ("insert", "update", "upsert", "delete"):
-            raise ValueError(
+            raise InvalidInputError(
                 f"operation must be insert, update, upsert or delete, not {operation!r}"
             )
         if op in ("insert", "upsert") and not sobject:
-            raise ValueError(f"{op} needs the sObject name")
+            raise InvalidInputError(f"{op} needs the sObject name")
         if op == "upsert" and not external_id_field:
-            raise ValueError("upsert needs external_id_field")
+            raise InvalidInputError("upsert needs external_id_field")
         chunk: list[Mapping[str, Any]] = []
         for record in records:
             chunk.append(record)

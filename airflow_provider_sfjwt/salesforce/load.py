@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .client import SalesforceClient
+from .errors import InvalidInputError, UnexpectedResponseError
 from .readers import read_records
 from .retry import (
     DEFAULT_TRANSIENT_RETRIES,
@@ -161,7 +162,7 @@ def _send_chunk_again(
 def _check_answers(results: Any, sent: int, where: str) -> None:
     if not isinstance(results, list) or len(results) != sent:
         count = len(results) if isinstance(results, list) else "no list of"
-        raise ValueError(
+        raise UnexpectedResponseError(
             f"{where}: Salesforce answered {count} results for {sent} records; the outcome of "
             "this chunk is unknown, check the records in Salesforce before loading again"
         )
@@ -191,11 +192,13 @@ def load_collections(
     is reported like any other failure.
     """
     if transient_retries < 0:
-        raise ValueError("transient_retries must be 0 or more")
+        raise InvalidInputError("transient_retries must be 0 or more")
     transient = transient_codes(transient_error_codes)
     op = operation.lower()
     if op not in OPERATIONS:
-        raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}")
+        raise InvalidInputError(
+            f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}"
+        )
     originals: deque[Mapping[str, Any]] = deque()
 
     def prepared() -> Iterator[dict[str, Any]]:

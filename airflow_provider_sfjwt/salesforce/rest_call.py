@@ -16,17 +16,13 @@ from typing import Any
 import requests
 
 from .client import IDEMPOTENT, SalesforceClient
-from .errors import RetriesExhaustedError, TransportError
+from .errors import InvalidInputError, ResponseTooLargeError, RetriesExhaustedError, TransportError
 from .retry import Retryable
 from .storage import atomic_output
 
 DEFAULT_MAX_INLINE_BYTES = 64 * 1024
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE", "HEAD")
 _CHUNK = 64 * 1024
-
-
-class ResponseTooLargeError(ValueError):
-    """A response exceeded the inline limit and no output path was given."""
 
 
 def _decode(body: bytes, content_type: str) -> Any:
@@ -51,9 +47,9 @@ def call(
     ``max_retries``; a write is not, because it may have been applied.
     """
     if method.upper() not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        raise InvalidInputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if "://" in path:
-        raise ValueError(
+        raise InvalidInputError(
             f"path {path[:80]!r} is a full URL; give it relative to the data API (limits, "
             "sobjects/Account/describe) or from the instance root (/services/apexrest/...), so the "
             "access token only ever goes to the org's instance"

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import TooManyFailedRecordsError
+from ..errors import InvalidInputError, TooManyFailedRecordsError
 from ..readers import read_records
 from ..retry import Refused, resend_refused
 from ..storage import FilePath
@@ -171,7 +171,7 @@ def failed_records_limit(max_failed_records: int | str | None, submitted: int) -
             raise ValueError
         return count
     except ValueError:
-        raise ValueError(
+        raise InvalidInputError(
             f"max_failed_records must be a count (0, 100) or a percentage of the records sent "
             f"('5%'), not {max_failed_records!r}"
         ) from None
