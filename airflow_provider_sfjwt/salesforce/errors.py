@@ -35,6 +35,7 @@ The tree::
     ├── RetriesExhaustedError - a transient failure outlasted max_retries
     ├── TransportError - connection, timeout or TLS failure, or a write cut off once sent
     ├── ResponseTooLargeError - a REST answer too large to return inline
+    ├── UnsafeStoreError - a token store directory others could tamper with
     ├── BulkJobError - a Bulk API 2.0 job ended Failed or Aborted
     │   └── BulkJobTimeoutError
     └── TooManyFailedRecordsError - an ingest refused more records than allowed
@@ -471,6 +472,11 @@ class RetriesExhaustedError(SalesforceError):
 
 class TransportError(SalesforceError):
     """Connection refused or reset, timeout or TLS failure talking to the instance."""
+
+
+class UnsafeStoreError(SalesforceError):
+    """The token store directory, or a directory above it, cannot be trusted (the message says
+    why). The store is then not used: tokens are not shared between processes."""
 
 
 class ResponseTooLargeError(SalesforceError):
