@@ -208,7 +208,6 @@ class Standalone:
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="tests.reliability.sqlite_settings.CONNECT_ARGS",
             PYTHONPATH=str(REPO),
             # standalone starts its components as `airflow ...` from PATH
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
@@ -241,8 +240,7 @@ class Standalone:
             self.proc.wait(10)
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        # generous: a request may wait up to 30 s for the sqlite lock (sqlite_settings.py)
-        return self.http.request(method, f"{self.base}/api/v2/{path}", timeout=120, **kwargs)
+        return self.http.request(method, f"{self.base}/api/v2/{path}", timeout=30, **kwargs)
 
     def wait_until(self, what: str, probe, bound: float) -> Any:
         deadline = time.monotonic() + bound
