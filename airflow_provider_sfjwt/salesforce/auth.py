@@ -20,6 +20,7 @@ from typing import Any
 
 import jwt
 import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .errors import (
     CLOCK_SKEW_TOLERANCE,
@@ -46,7 +47,7 @@ TOKEN_PATH = "/services/oauth2/token"
 
 
 def build_assertion(
-    private_key,
+    private_key: rsa.RSAPrivateKey,
     consumer_key: str,
     username: str,
     audience: str,

@@ -99,11 +99,10 @@ def _records_from_csv_text(
             raise UnexpectedResponseError(
                 f"CSV record has {len(row)} fields, header has {width}: {row!r}"
             )
-        if "" in row:
-            row = [v or None for v in row]
-        record = dict(zip(columns, row, strict=False))
+        values: list[str | None] = [v or None for v in row] if "" in row else list(row)
+        record: dict[str, Any] = dict(zip(columns, values, strict=False))
         for i, convert in converters.items():
-            value = row[i]
+            value = values[i]
             if value:
                 record[columns[i]] = convert(value)
         yield record

@@ -33,6 +33,7 @@ from .errors import (
     RetriesExhaustedError,
     SessionExpiredError,
     TransportError,
+    UnexpectedResponseError,
 )
 from .retry import Retryable, RetryPolicy
 from .settings import ConnectionSettings, SecretSink
@@ -96,6 +97,29 @@ def api_errors(response: requests.Response) -> tuple[str, str]:
         code = body.get("errorCode") or body.get("error") or "UNKNOWN"
         return (str(code), str(body.get("message") or body.get("error_description") or ""))
     return ("UNKNOWN", str(body)[:300])
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object; :class:`UnexpectedResponseError` naming ``what`` if not."""
+    if not isinstance(value, dict):
+        raise UnexpectedResponseError(
+            f"{what}: Salesforce answered {type(value).__name__}, not a JSON object"
+        )
+    return value
+
+
+def json_records(value: Any, what: str) -> list[dict[str, Any]]:
+    """``value`` if it is a list of JSON objects; :class:`UnexpectedResponseError` if not.
+
+    Nothing is guessed from an answer of another shape: for a write, the outcome is unknown.
+    """
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise UnexpectedResponseError(
+            f"{what}: Salesforce answered {type(value).__name__}, not a list of JSON objects; "
+            "for a write the outcome is unknown, so check the records in Salesforce before "
+            "loading again"
+        )
+    return value
 
 
 class SalesforceClient:
@@ -280,19 +304,23 @@ class SalesforceClient:
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params).json()
 
+    def get_object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A GET whose answer must be a JSON object; :class:`UnexpectedResponseError` if not."""
+        return json_object(self.get_json(path, params), f"GET {path}")
+
     # --- resources ------------------------------------------------------------------------
 
     def versions(self) -> list[dict[str, Any]]:
-        return self.get_json("/services/data/")
+        return json_records(self.get_json("/services/data/"), "GET /services/data/")
 
     def limits(self) -> dict[str, Any]:
-        return self.get_json("limits")
+        return self.get_object("limits")
 
     def describe(self, sobject: str) -> dict[str, Any]:
-        return self.get_json(f"sobjects/{quote(sobject)}/describe")
+        return self.get_object(f"sobjects/{quote(sobject)}/describe")
 
     def identity(self) -> dict[str, Any]:
-        return self.get_json("/services/oauth2/userinfo")
+        return self.get_object("/services/oauth2/userinfo")
 
     def query_pages(
         self, soql: str, include_deleted: bool = False, batch_size: int | None = None
@@ -370,6 +398,7 @@ class SalesforceClient:
         Also used on its own to send again the records of a chunk that were refused for a
         transient reason (a locked row), without resending the ones already written.
         """
+        what = f"sObject Collections {op} of {len(chunk)} records"
         if op == "delete":
             ids = ",".join(str(r["Id"]) for r in chunk)
             response = self.request(
@@ -378,7 +407,7 @@ class SalesforceClient:
                 params={"ids": ids, "allOrNone": str(all_or_none).lower()},
                 idempotent=True,
             )
-            return response.json()
+            return json_records(response.json(), what)
         body_records = []
         for record in chunk:
             item = {k: v for k, v in record.items() if k != "attributes"}
@@ -386,15 +415,17 @@ class SalesforceClient:
             body_records.append(item)
         body = {"allOrNone": all_or_none, "records": body_records}
         if op == "insert":
-            return self.request("POST", "composite/sobjects", json=body, idempotent=False).json()
-        if op == "update":
-            return self.request("PATCH", "composite/sobjects", json=body, idempotent=True).json()
-        return self.request(
-            "PATCH",
-            f"composite/sobjects/{quote(sobject or '')}/{quote(external_id_field or '')}",
-            json=body,
-            idempotent=True,
-        ).json()
+            response = self.request("POST", "composite/sobjects", json=body, idempotent=False)
+        elif op == "update":
+            response = self.request("PATCH", "composite/sobjects", json=body, idempotent=True)
+        else:
+            response = self.request(
+                "PATCH",
+                f"composite/sobjects/{quote(sobject or '')}/{quote(external_id_field or '')}",
+                json=body,
+                idempotent=True,
+            )
+        return json_records(response.json(), what)
 
     def apex(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call an Apex REST endpoint (``/services/apexrest/<path>``)."""

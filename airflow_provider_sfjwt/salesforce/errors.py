@@ -279,7 +279,12 @@ class InvalidAssertionError(AuthenticationError):
         "Salesforce could not verify the signed assertion: the certificate uploaded to the app does "
         "not belong to this key, the consumer key names another app, or exp is off."
     )
-    checks = (CHECK_CERTIFICATE, CHECK_CONSUMER_KEY, CHECK_CLOCK, CHECK_JWT_ENABLED)
+    checks: tuple[str, ...] = (
+        CHECK_CERTIFICATE,
+        CHECK_CONSUMER_KEY,
+        CHECK_CLOCK,
+        CHECK_JWT_ENABLED,
+    )
 
 
 class ExpiredAssertionError(InvalidAssertionError):

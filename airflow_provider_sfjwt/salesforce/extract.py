@@ -14,14 +14,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypedDict, TypeVar, cast
 
 from .client import SalesforceClient
 from .soql import select_columns
+from .storage import FilePath
 from .writers import check_format, open_writer
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,15 @@ _END = object()
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
 _PARENS = re.compile(r"\([^()]*\)")
 _FROM = re.compile(r"\bFROM\s+([A-Za-z_][\w]*)", re.IGNORECASE)
+
+
+class ExtractResult(TypedDict):
+    """What an extract wrote: small, so it can go to XCom."""
+
+    path: str
+    rows: int
+    columns: list[str]
+    format: str
 
 
 def from_object(soql: str) -> str | None:
@@ -115,11 +124,11 @@ def prefetched(items: Iterator[T]) -> Iterator[T]:
     only between yields, never concurrently with itself.
     """
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-prefetch")
-    future = pool.submit(next, items, _END)
+    future: Future[T | object] = pool.submit(next, items, _END)
     try:
         while (item := future.result()) is not _END:
             future = pool.submit(next, items, _END)
-            yield item
+            yield cast(T, item)
     finally:
         future.cancel()
         pool.shutdown(wait=True)
@@ -131,14 +140,11 @@ def prefetched(items: Iterator[T]) -> Iterator[T]:
 def query_to_file(
     client: SalesforceClient,
     soql: str,
-    path: str | os.PathLike[str] | Any,
+    path: FilePath,
     format: str = "csv",
     include_deleted: bool = False,
-) -> dict[str, Any]:
-    """Write the result of ``soql`` to ``path`` (local path or object-storage path object).
-
-    Returns ``{"path", "rows", "columns", "format"}`` - small enough for XCom.
-    """
+) -> ExtractResult:
+    """Write the result of ``soql`` to ``path`` (local path or object-storage path object)."""
     fmt = check_format(format)
     columns = select_columns(soql)
     types = column_types(client, soql, columns) if fmt == "parquet" else {}

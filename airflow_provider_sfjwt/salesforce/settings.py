@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from .. import DEFAULT_API_VERSION
 from .errors import PATH_SHAPE, ConfigurationError, shown
 from .keys import VariableGetter, load_certificate, load_private_key, pem_lines, resolve_reference
@@ -276,15 +279,15 @@ class ConnectionSettings:
 
     key_field: str = "private_key"
 
-    def load_private_key(self):
+    def load_private_key(self) -> rsa.RSAPrivateKey:
         """The parsed key, parsed once per settings object (opening an encrypted key is slow)."""
-        key = self.__dict__.get("_private_key")
+        key: rsa.RSAPrivateKey | None = self.__dict__.get("_private_key")
         if key is None:
             key = load_private_key(self.private_key_pem, self.passphrase, self.key_field)
             object.__setattr__(self, "_private_key", key)
         return key
 
-    def load_certificate(self):
+    def load_certificate(self) -> x509.Certificate | None:
         return load_certificate(self.certificate_pem) if self.certificate_pem else None
 
 

@@ -76,8 +76,9 @@ class Destination:
     strings are refused, since opening them needs credentials only the Airflow side holds.
     """
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: FilePath | Destination) -> None:
         if isinstance(target, Destination):
+            # A pathlib.Path, or an object-storage path used by duck typing (see StoragePath).
             self.target: Any = target.target
             self.is_local: bool = target.is_local
             return
@@ -118,15 +119,14 @@ class Destination:
     def __repr__(self) -> str:
         return f"Destination({str(self)!r})"
 
-    def sibling(self, name: str) -> Any:
-        """A path next to this one (same directory or prefix), same kind of object."""
+    def sibling(self, name: str) -> Destination:
+        """A file next to this one (same directory or prefix), in the same kind of storage."""
         parent = self.target.parent
-        if hasattr(parent, "joinpath"):
-            return parent.joinpath(name)
-        return parent / name
+        return Destination(parent.joinpath(name) if hasattr(parent, "joinpath") else parent / name)
 
     def open(self, mode: str = "rb") -> IO[Any]:
-        return self.target.open(mode)
+        handle: IO[Any] = self.target.open(mode)
+        return handle
 
     def ensure_parent(self) -> None:
         """Create missing parent directories where directories exist (local, file://).
@@ -145,7 +145,7 @@ class Destination:
                 self.target.parent.mkdir(parents=True, exist_ok=True)
 
 
-def same_file(first: Any, second: Any) -> bool:
+def same_file(first: FilePath, second: FilePath) -> bool:
     """Whether two destinations name one file: the same path after links and ``..`` are
     resolved, or (both existing) the same inode, as a hard link is; for object storage the
     same protocol and key. Used to refuse an output that would replace an input."""
@@ -156,7 +156,7 @@ def same_file(first: Any, second: Any) -> bool:
         with contextlib.suppress(OSError):
             if os.path.samefile(a.target, b.target):
                 return True
-        return os.path.realpath(a.target) == os.path.realpath(b.target)
+        return bool(os.path.realpath(a.target) == os.path.realpath(b.target))
     return (getattr(a.target, "protocol", None), str(a.target)) == (
         getattr(b.target, "protocol", None),
         str(b.target),
@@ -182,7 +182,7 @@ def _discard(path: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: Any, mode: str = "wb") -> Iterator[IO[Any]]:
+def atomic_output(path: FilePath | Destination, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open ``path`` for writing through a temporary sibling; publish it only on success.
 
     Yields a binary file (``mode="wb"``) or a UTF-8 text file with universal newlines off
@@ -204,11 +204,11 @@ def atomic_output(path: Any, mode: str = "wb") -> Iterator[IO[Any]]:
             handle = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         yield handle
         handle.close()
-        _move(temp, dest.target)
+        _move(temp.target, dest.target)
     except BaseException:
         with contextlib.suppress(Exception):
             handle.close()
         with contextlib.suppress(Exception):
             raw.close()
-        _discard(temp)
+        _discard(temp.target)
         raise

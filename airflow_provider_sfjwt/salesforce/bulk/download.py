@@ -8,6 +8,7 @@ the bytes already handed on are skipped, so no row is lost or written twice. Row
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from ..bulk_csv import CsvJoiner
 from ..client import SalesforceClient
 from ..errors import RetriesExhaustedError, SalesforceError
 from ..retry import Retryable
-from ..storage import FilePath, atomic_output
+from ..storage import Destination, FilePath, atomic_output
 
 __all__ = ["ResultChunk", "iter_result_chunks", "save_job_results", "stream_body"]
 
@@ -85,13 +86,11 @@ def stream_body(
             except _BROKEN_BODY as exc:
                 current.close()
                 current = None
-                name, done = type(exc).__name__, delivered
+                reason = f"broke off after {delivered:,} bytes ({type(exc).__name__})"
                 raise Retryable(
-                    f"broke off after {done:,} bytes ({name}); fetching it again",
-                    exhausted=lambda tries, name=name, done=done: RetriesExhaustedError(
-                        f"Downloading {what} broke off {tries} times ({name}) after {done:,} "
-                        "bytes. The network to Salesforce is unstable; run the task again, or "
-                        f"raise max_retries (now {client.retry.max_retries})."
+                    f"{reason}; fetching it again",
+                    exhausted=functools.partial(
+                        _broken_off, what, reason, client.retry.max_retries
                     ),
                 ) from None
             current.close()
@@ -100,6 +99,13 @@ def stream_body(
                     f"{what} was {skip:,} bytes shorter when fetched again; it cannot be resumed "
                     "without losing rows. Run the task again."
                 )
+
+
+def _broken_off(what: str, reason: str, max_retries: int, tries: int) -> RetriesExhaustedError:
+    return RetriesExhaustedError(
+        f"Downloading {what} {reason}, {tries} times. The network to Salesforce is unstable; "
+        f"run the task again, or raise max_retries (now {max_retries})."
+    )
 
 
 @dataclass
@@ -176,7 +182,7 @@ def iter_result_chunks(
 
 
 def save_job_results(
-    client: SalesforceClient, job_ids: Sequence[str], kind: str, target: FilePath
+    client: SalesforceClient, job_ids: Sequence[str], kind: str, target: FilePath | Destination
 ) -> None:
     """Stream one result set (``success``, ``failed``, ``unprocessed``) of every job into one CSV."""
     resource = RESULT_FILES[kind]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..client import SalesforceClient
-from ..errors import ApiError, InvalidInputError, UnexpectedResponseError
+from ..errors import ApiError, InvalidInputError
 from ..soql import select_columns
 from .poller import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, JobWatch
 
@@ -144,12 +144,7 @@ class BulkJobs:
 
     def get(self, kind: str, job_id: str) -> dict[str, Any]:
         """The job's info: ``state``, ``numberRecordsProcessed``, ``errorMessage``, ..."""
-        info = self.client.get_json(f"jobs/{check_kind(kind)}/{job_id}")
-        if not isinstance(info, dict):
-            raise UnexpectedResponseError(
-                f"Bulk {kind} job {job_id}: Salesforce's job info is not an object"
-            )
-        return info
+        return self.client.get_object(f"jobs/{check_kind(kind)}/{job_id}")
 
     def abort(self, kind: str, job_id: str) -> bool:
         """Abort a job; ``False`` if it had already finished (Salesforce then refuses the change)."""
