@@ -24,6 +24,7 @@ from .keys import (
     CertificateInfo,
     certificate_info,
     certificate_to_pem,
+    file_reference,
     generate_private_key,
     load_private_key,
     private_key_to_pem,
@@ -182,7 +183,7 @@ def renew_certificate(
             f"goes to {str(cert_file.parent)!r}, which is not a directory",
             "create it first",
         )
-    pem = resolve_reference(f"file:{key_file}", "reuse-key")
+    pem = resolve_reference(file_reference(key_file), "reuse-key")
     key = load_private_key(pem, passphrase, "reuse-key")
     cert = self_signed_certificate(key, subject or default_subject(), days)
     _write_file(cert_file, certificate_to_pem(cert), 0o644, force)
