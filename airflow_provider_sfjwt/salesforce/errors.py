@@ -131,6 +131,11 @@ class AuthenticationError(SalesforceError):
             )
         return "\n".join(lines)
 
+    @property
+    def may_mean_wrong_audience(self) -> bool:
+        """Whether a derived audience should give way to the next candidate after this error."""
+        return self.audience_related
+
     def with_context(
         self, audiences_tried: Sequence[str] = (), clock_skew: float | None = None
     ) -> AuthenticationError:
@@ -153,9 +158,16 @@ CLOCK_SKEW_TOLERANCE = 30.0
 
 class UserNotApprovedError(AuthenticationError):
     meaning = (
-        "The user is not pre-authorised for this app, or the username is not a user of this org."
+        "The user is not pre-authorised for this app, or the username is not a user of this org. "
+        "Users of other clients (sf CLI, restforce, simple-salesforce) report the same answer for "
+        "a wrong audience (aud), so a wrong audience can cause it too."
     )
     checks = (CHECK_PREAUTHORIZED, CHECK_USERNAME, CHECK_AUDIENCE, CHECK_CONSUMER_KEY)
+
+    @property
+    def may_mean_wrong_audience(self) -> bool:
+        # Only this wording is reported for a wrong aud; "not admin approved" is about the user.
+        return "hasn't approved this consumer" in (self.description or "").lower()
 
 
 class AudienceInvalidError(AuthenticationError):
