@@ -71,6 +71,15 @@ class SalesforceJWTHook(BaseHook):
     def client(self) -> SalesforceClient:
         return SalesforceClient(self.settings, on_secret=mask_secret)
 
+    def login_client(self) -> SalesforceClient:
+        """A client with a token cache of its own: its first call does a real token exchange.
+
+        For checks of the credentials themselves (the connection test, the health check), so a
+        key or app change shows at once instead of hiding behind a token another task stored.
+        Close it after use.
+        """
+        return SalesforceClient(self.settings, on_secret=mask_secret, cache=TokenCache())
+
     def _warn_certificate_expiry(self, settings: ConnectionSettings) -> None:
         cert = settings.load_certificate()
         if cert is None:
@@ -105,12 +114,11 @@ class SalesforceJWTHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Token exchange plus one cheap REST call; the failure message is the mapped hint.
 
-        Always a real exchange (a private cache), so a key or app change shows at once instead of
-        hiding behind a token that tasks shared earlier.
+        Always a real exchange (:meth:`login_client`).
         """
         client = None
         try:
-            client = SalesforceClient(self.settings, on_secret=mask_secret, cache=TokenCache())
+            client = self.login_client()
             token = client.auth.token()
             versions = {v.get("version") for v in client.versions()}
         except SalesforceError as exc:

@@ -114,12 +114,17 @@ class SalesforceCredentialHealthOperator(BaseOperator):
                 int(days),
             )
         if self.check_login:
-            client = hook.get_conn()
-            identity = client.identity()
+            # A real exchange every run: a token another task stored proves nothing about today.
+            client = hook.login_client()
+            try:
+                identity = client.identity()
+                instance_url = client.instance_url
+            finally:
+                client.close()
             summary.update(
-                instance_url=client.instance_url,
+                instance_url=instance_url,
                 user_id=identity.get("user_id"),
                 organization_id=identity.get("organization_id"),
             )
-            self.log.info("Logged in to %s as %s.", client.instance_url, settings.username)
+            self.log.info("Logged in to %s as %s.", instance_url, settings.username)
         return summary

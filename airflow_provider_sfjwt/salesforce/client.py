@@ -1,8 +1,8 @@
 """The REST client: one pooled session, explicit retry and re-authentication policy, streamed SOQL.
 
 Policy, in one place:
-- every request carries the cached access token; a 401 ``INVALID_SESSION_ID`` triggers one
-  single-flight re-exchange and the *same* request is sent again, so a page of a query is neither
+- every request carries the cached access token; a 401 ``INVALID_SESSION_ID`` (or the OAuth
+  endpoints' 403 ``Bad_OAuth_Token``) triggers one single-flight re-exchange and the *same* request is sent again, so a page of a query is neither
   lost nor fetched twice;
 - connection errors, 429 and 5xx are retried with backoff (honouring ``Retry-After``) up to
   ``max_retries`` - but a write that may already have been applied (POST/PATCH/DELETE answered 500,
@@ -66,6 +66,12 @@ def parse_limit_info(header: str | None) -> ApiUsage | None:
 def _concurrency_limit(status: int, message: str) -> bool:
     """429, or 'ConcurrentPerOrgLongTxn Limit exceeded': transient, unlike the daily quota."""
     return status == 429 or "concurrent" in message.lower()
+
+
+def _bad_oauth_token(status: int, message: str) -> bool:
+    """The OAuth endpoints (``/services/oauth2/userinfo``) answer an ended session with a plain
+    403 ``Bad_OAuth_Token`` where the REST API answers 401 ``INVALID_SESSION_ID``."""
+    return status == 403 and message.strip() == "Bad_OAuth_Token"
 
 
 def make_session(pool_size: int = 16) -> requests.Session:
@@ -231,7 +237,8 @@ class SalesforceClient:
             if 200 <= status < 300 or status in ok_statuses:
                 return response
             code, message = api_errors(response)
-            if status == 401 and not reauthed:
+            session_ended = status == 401 or _bad_oauth_token(status, message)
+            if session_ended and not reauthed:
                 response.close()
                 log.info(
                     "Session rejected (%s); exchanging a new token and repeating %s", code, method
@@ -263,7 +270,7 @@ class SalesforceClient:
                     f"{message}. Salesforce is overloaded or throttling this org; let the task retry "
                     f"later or raise max_retries (now {self.retry.max_retries})."
                 )
-            if status == 401:
+            if session_ended:
                 raise SessionExpiredError(status, code, message, method, url)
             raise ApiError(status, code, message, method, url)
 

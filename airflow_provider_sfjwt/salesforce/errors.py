@@ -352,7 +352,7 @@ class ApiError(SalesforceError):
 
 
 class SessionExpiredError(ApiError):
-    """401 INVALID_SESSION_ID that survived one re-exchange."""
+    """401 INVALID_SESSION_ID (or 403 Bad_OAuth_Token) that survived one re-exchange."""
 
 
 class RequestLimitExceededError(ApiError):
