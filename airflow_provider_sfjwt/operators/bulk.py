@@ -4,15 +4,16 @@ Both are thin: the work is in :mod:`airflow_provider_sfjwt.salesforce.bulk`. Wha
 here: templating, deferral to :class:`SalesforceBulkJobTrigger` while Salesforce processes the job
 (no worker slot is held), ``on_kill`` aborting the job, and a small XCom summary.
 
-**Deferrable by default.** Airflow's convention reads ``[operators] default_deferrable``, whose
-built-in default is ``False``; the Bulk operators wait minutes to hours on Salesforce, so they
-defer unless that option is set *explicitly* (environment variable or ``airflow.cfg``) - then it
-is followed - or ``deferrable=False`` is passed.
+**Deferral.** ``deferrable=True/False`` decides when given. Otherwise Airflow's
+``[operators] default_deferrable`` is followed wherever Airflow reads it (the
+``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` environment variable, ``airflow.cfg``). Only when it is
+set nowhere do these operators defer, because Bulk jobs take minutes to hours and a deferred task
+holds no worker slot. Airflow writes ``default_deferrable = false`` into every ``airflow.cfg`` it
+generates, so with such a file they run in the worker unless it says ``true``.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -62,16 +63,18 @@ _STATE_HINTS = {
 
 
 def default_deferrable() -> bool:
-    """``True`` unless ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` says otherwise.
+    """Whether a Bulk operator defers when ``deferrable`` is not passed (see the module doc).
 
-    Bulk jobs take minutes to hours, so these operators defer by default (the issue's promise),
-    and an explicit environment setting still wins. ``airflow.cfg`` is not consulted: Airflow
-    writes ``default_deferrable = False`` into every new ``airflow.cfg``, so its presence there
-    says nothing about what the user chose. Pass ``deferrable=False`` to run in the worker.
+    The value comes from Airflow's own configuration API, so every source Airflow reads counts;
+    its reported source tells a setting from Airflow's built-in default.
     """
-    if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ:
-        return conf.getboolean("operators", "default_deferrable")
-    return True
+    options = conf.as_dict(
+        display_source=True, display_sensitive=True, include_cmds=False, include_secret=False
+    )
+    _value, source = options.get("operators", {}).get("default_deferrable", (None, "default"))
+    if source == "default":
+        return True
+    return conf.getboolean("operators", "default_deferrable")
 
 
 def _raise_event_error(event: dict[str, Any]) -> None:
