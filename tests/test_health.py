@@ -57,7 +57,7 @@ def hook_records(caplog) -> list[logging.LogRecord]:
     ("days_left", "extra", "level", "words"),
     [
         (10.5, {}, logging.WARNING, ["expires in 10 days", "sfjwt keygen"]),
-        (-3, {}, logging.ERROR, ["expired on", "refuse every token exchange"]),
+        (-3, {}, logging.WARNING, ["expired on", "past its rotation date", "--reuse-key"]),
         (100.5, {}, None, []),
         (100.5, {"cert_expiry_warning_days": 120}, logging.WARNING, ["expires in 100 days"]),
         (10.5, {"cert_expiry_warning_days": 5}, None, []),

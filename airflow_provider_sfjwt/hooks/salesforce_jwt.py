@@ -87,10 +87,10 @@ class SalesforceJWTHook(BaseHook):
         info = certificate_info(cert)
         days = info.days_left()
         if days < 0:
-            log.error(
-                "The certificate in connection %r expired on %s: Salesforce will refuse every "
-                "token exchange. Make a new key and certificate (sfjwt keygen), upload the "
-                "certificate to the app and update the connection.",
+            log.warning(
+                "The certificate in connection %r expired on %s. Salesforce is reported to keep "
+                "accepting its key, but it is past its rotation date: renew it (sfjwt keygen "
+                "--reuse-key), upload it to the app and update the connection.",
                 self.salesforce_conn_id,
                 info.not_after.date(),
             )
