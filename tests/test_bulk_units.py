@@ -129,6 +129,18 @@ def test_deferral_follows_default_deferrable_and_is_the_default_only_when_unset(
     assert _bulk_query().deferrable is True
 
 
+def test_deferral_lookup_runs_no_configured_command():
+    """Task and DAG-parsing processes set ``sql_alchemy_conn_cmd = /bin/false`` so nothing there
+    reaches the database; building an operator must not run configured commands."""
+    from airflow.configuration import conf
+
+    conf.set("database", "sql_alchemy_conn_cmd", "/bin/false")
+    try:
+        assert _bulk_query().deferrable is True
+    finally:
+        conf.remove_option("database", "sql_alchemy_conn_cmd", remove_default=False)
+
+
 def test_default_deferrable_false_in_airflow_cfg_runs_in_the_worker(tmp_path):
     """A deployment without a triggerer that wrote ``default_deferrable = False`` in its
     airflow.cfg (a fresh process reading that file, as a worker does) must not defer."""

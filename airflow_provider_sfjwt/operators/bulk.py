@@ -14,6 +14,8 @@ generates, so with such a file they run in the worker unless it says ``true``.
 
 from __future__ import annotations
 
+import configparser
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -62,19 +64,24 @@ _STATE_HINTS = {
 }
 
 
+_DEFERRAL = ("operators", "default_deferrable")
+
+
 def default_deferrable() -> bool:
     """Whether a Bulk operator defers when ``deferrable`` is not passed (see the module doc).
 
-    The value comes from Airflow's own configuration API, so every source Airflow reads counts;
-    its reported source tells a setting from Airflow's built-in default.
+    The value is Airflow's (``conf.getboolean``: every source, Airflow's parsing). ``false`` is
+    also Airflow's built-in default, so it counts only when it was set: in the configuration
+    file Airflow parsed (``conf.set`` writes there too) or in the setting's environment variable.
+    Those are all the places a non-sensitive option can be set (``_cmd`` and ``_secret`` forms
+    exist only for sensitive options). ``conf.as_dict`` would tell the source too, but it runs
+    every ``_cmd`` option of the configuration, which task and parsing processes set to fail.
     """
-    options = conf.as_dict(
-        display_source=True, display_sensitive=True, include_cmds=False, include_secret=False
-    )
-    _value, source = options.get("operators", {}).get("default_deferrable", (None, "default"))
-    if source == "default":
+    section, key = _DEFERRAL
+    if conf.getboolean(section, key):
         return True
-    return conf.getboolean("operators", "default_deferrable")
+    in_file = configparser.ConfigParser.has_option(conf, section, key)
+    return not in_file and f"AIRFLOW__{section.upper()}__{key.upper()}" not in os.environ
 
 
 def _raise_event_error(event: dict[str, Any]) -> None:
