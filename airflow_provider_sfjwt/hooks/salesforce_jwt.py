@@ -174,7 +174,12 @@ class SalesforceJWTHook(BaseHook):
         from airflow_provider_sfjwt.salesforce.bulk import query_to_file
 
         return query_to_file(
-            self.get_conn(), soql, self.storage_path(path), format, include_deleted, **kwargs
+            self.get_conn(),
+            soql,
+            self.storage_path(path),
+            format,
+            include_deleted=include_deleted,
+            **kwargs,
         )
 
     def bulk_ingest_file(
@@ -196,7 +201,7 @@ class SalesforceJWTHook(BaseHook):
             sobject,
             operation,
             self.storage_path(path),
-            external_id_field,
+            external_id_field=external_id_field,
             **kwargs,
         )
 

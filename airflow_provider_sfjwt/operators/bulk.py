@@ -17,7 +17,7 @@ from __future__ import annotations
 import configparser
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.configuration import conf
@@ -31,37 +31,30 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     INGEST,
     MAX_UPLOAD_BYTES,
     QUERY,
-    BulkJobError,
-    BulkJobTimeoutError,
-    TooManyFailedRecordsError,
-    abort_job,
-    check_failed_records,
-    collect_ingest_results,
-    create_query_job,
-    delete_job,
+    BulkJobs,
+    IngestSpec,
+    IngestSummary,
+    QueryResult,
     download_results,
     failed_records_limit,
+    finish_ingest,
     ingest_file,
-    query_format,
+    job_error,
     query_to_file,
-    resubmit_transient_failures,
     start_ingest,
 )
+from airflow_provider_sfjwt.salesforce.client import SalesforceClient
+from airflow_provider_sfjwt.salesforce.errors import TooManyFailedRecordsError
 from airflow_provider_sfjwt.salesforce.retry import (
     DEFAULT_TRANSIENT_RETRIES,
     TRANSIENT_ERROR_CODES,
     transient_codes,
 )
+from airflow_provider_sfjwt.salesforce.writers import check_format
 from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-_STATE_HINTS = {
-    "Failed": "read Salesforce's message; the job stays visible in Setup > Bulk Data Load Jobs",
-    "Aborted": "the job was aborted (job_timeout, on_kill, another client or an admin); run the "
-    "task again if that was not intended, or raise job_timeout if it was only slow",
-}
 
 
 _DEFERRAL = ("operators", "default_deferrable")
@@ -84,15 +77,14 @@ def default_deferrable() -> bool:
     return not in_file and f"AIRFLOW__{section.upper()}__{key.upper()}" not in os.environ
 
 
-def _raise_event_error(event: dict[str, Any]) -> None:
-    state = str(event.get("state", ""))
-    cls = BulkJobTimeoutError if event.get("timeout") else BulkJobError
-    raise cls(
+def _raise_event_error(event: dict[str, Any]) -> NoReturn:
+    """Raise what the trigger reported, as a wait in the worker would have raised it."""
+    raise job_error(
         str(event.get("kind", "")),
         str(event.get("job_id", "")),
-        state,
+        str(event.get("state", "")),
         str(event.get("message", "")),
-        _STATE_HINTS.get(state, ""),
+        timeout=bool(event.get("timeout")),
     )
 
 
@@ -121,8 +113,12 @@ class _BulkOperator(LineageMixin, BaseOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._job_ids: list[str] = []
 
-    def _client(self):
+    def _client(self) -> SalesforceClient:
         return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id).get_conn()
+
+    def _jobs(self, client: SalesforceClient) -> BulkJobs:
+        """The client's Bulk jobs; every job created through it is remembered for ``on_kill``."""
+        return BulkJobs(client, poll_interval=self.poll_interval, on_job=self._remember)
 
     def _remember(self, job_id: str) -> None:
         self._job_ids.append(job_id)
@@ -141,9 +137,9 @@ class _BulkOperator(LineageMixin, BaseOperator):
         """Abort the job(s) this task started, so Salesforce stops working for nobody."""
         if not self._job_ids:
             return
-        client = self._client()
+        jobs = BulkJobs(self._client())
         for job_id in self._job_ids:
-            if abort_job(client, self._kind, job_id):
+            if jobs.abort(self._kind, job_id):
                 self.log.warning("Aborted Bulk %s job %s (task killed)", self._kind, job_id)
 
 
@@ -191,8 +187,8 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         self.max_records = max_records
         self.field_types = field_types
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        fmt = query_format(self.format)
+    def execute(self, context: Context) -> QueryResult:
+        fmt = check_format(self.format)
         client = self._client()
         path = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
         if not self.deferrable:
@@ -211,11 +207,10 @@ class SalesforceBulkQueryOperator(_BulkOperator):
             )
             self.record_extract(client.instance_url, self.soql, result)
             return result
-        job_id = create_query_job(client, self.soql, self.include_deleted)
-        self._remember(job_id)
+        job_id = self._jobs(client).create_query(self.soql, include_deleted=self.include_deleted)
         self._defer([job_id])
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> QueryResult:
         """Back from the triggerer: the job is complete (or not); download its results."""
         if event.get("status") != "success":
             _raise_event_error(event)
@@ -226,13 +221,13 @@ class SalesforceBulkQueryOperator(_BulkOperator):
             client,
             job_id,
             SalesforceJWTHook.storage_path(self.path, self.storage_conn_id),
-            self.format,
-            self.soql,
-            self.max_records,
-            self.field_types,
+            format=self.format,
+            soql=self.soql,
+            max_records=self.max_records,
+            field_types=self.field_types,
         )
         if not self.keep_job:
-            delete_job(client, QUERY, job_id)
+            BulkJobs(client).delete(QUERY, job_id)
         self.record_extract(client.instance_url, self.soql, result)
         return result
 
@@ -304,7 +299,17 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         self.transient_retries = transient_retries
         self.transient_error_codes = sorted(transient_codes(transient_error_codes))
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def _spec(self) -> IngestSpec:
+        """What to load, from the rendered fields (operation and object may be templated)."""
+        return IngestSpec(
+            self.sobject,
+            self.operation,
+            external_id_field=self.external_id_field,
+            transient_retries=self.transient_retries,
+            transient_error_codes=self.transient_error_codes,
+        )
+
+    def execute(self, context: Context) -> IngestSummary:
         failed_records_limit(self.max_failed_records, 0)  # a bad setting fails before any upload
         client = self._client()
         source = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
@@ -334,19 +339,13 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             self.record_load(client.instance_url, source, self.sobject)
             return self._report(summary)
         job_ids, _ = start_ingest(
-            client,
-            self.sobject,
-            self.operation,
-            source,
-            self.external_id_field,
-            self.max_upload_bytes,
-            on_job=self._remember,
+            self._jobs(client), self._spec(), source, max_upload_bytes=self.max_upload_bytes
         )
         if not job_ids:
             self.log.warning("%s holds no records: nothing was loaded", self.path)
         self._defer(job_ids)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> IngestSummary:
         """Back from the triggerer: save the result files, then judge the failures."""
         if event.get("status") != "success":
             _raise_event_error(event)
@@ -354,44 +353,25 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         self._job_ids = list(job_ids)  # on_kill also learns the retry jobs; job_ids stays as is
         client = self._client()
         source = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
-        infos = event.get("jobs")
-        rounds = resubmit_transient_failures(
-            client,
-            self.sobject,
-            self.operation,
-            job_ids,
-            self.external_id_field,
-            self.transient_retries,
-            self.transient_error_codes,
-            self.poll_interval,
-            self.job_timeout,
-            on_job=self._remember,
-            infos=infos,
-        )
-        summary = collect_ingest_results(
-            client,
-            self.sobject,
-            self.operation,
-            job_ids,
-            source,
-            None,
-            SalesforceJWTHook.storage_path(self.results_dir, self.storage_conn_id),
-            infos,
-            rounds,
-            self.transient_error_codes,
-        )
-        if not self.keep_job:
-            for job_id in summary["job_ids"]:
-                delete_job(client, INGEST, job_id)
         try:
-            check_failed_records(summary, self.max_failed_records)
-        except TooManyFailedRecordsError:
-            self._report_failure(context, summary)
+            summary = finish_ingest(
+                self._jobs(client),
+                self._spec(),
+                job_ids,
+                source,
+                results_dir=SalesforceJWTHook.storage_path(self.results_dir, self.storage_conn_id),
+                infos=event.get("jobs"),
+                timeout=self.job_timeout,
+                keep_job=self.keep_job,
+                max_failed_records=self.max_failed_records,
+            )
+        except TooManyFailedRecordsError as exc:
+            self._report_failure(context, exc.summary)
             raise
         self.record_load(client.instance_url, source, self.sobject)
         return self._report(summary)
 
-    def _report(self, summary: dict[str, Any]) -> dict[str, Any]:
+    def _report(self, summary: IngestSummary) -> IngestSummary:
         if summary["failed"]:
             self.log.warning(
                 "%d of %d records were rejected (within max_failed_records=%s); first error "
@@ -404,7 +384,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             )
         return summary
 
-    def _report_failure(self, context: Context, summary: dict[str, Any]) -> None:
+    def _report_failure(self, context: Context, summary: Mapping[str, Any]) -> None:
         ti = context.get("ti") if context else None
         if ti is not None:
             ti.xcom_push(key="ingest_summary", value=summary)

@@ -9,7 +9,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.lineage import LineageMixin
-from airflow_provider_sfjwt.salesforce.extract import FORMATS
+from airflow_provider_sfjwt.salesforce.writers import FORMATS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

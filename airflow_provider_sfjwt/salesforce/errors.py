@@ -8,8 +8,9 @@ assertions or tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class SalesforceError(Exception):
@@ -384,6 +385,46 @@ class RetriesExhaustedError(SalesforceError):
 
 class TransportError(SalesforceError):
     """Connection refused or reset, timeout or TLS failure talking to the instance."""
+
+
+class BulkJobError(SalesforceError):
+    """A Bulk API 2.0 job ended Failed or Aborted, or could not be finished."""
+
+    def __init__(self, kind: str, job_id: str, state: str, message: str, hint: str = "") -> None:
+        self.kind = kind
+        self.job_id = job_id
+        self.state = state
+        self.message = message
+        text = f"Bulk API 2.0 {kind} job {job_id} ended {state}"
+        text += f": {message}" if message else " (Salesforce gave no errorMessage)"
+        if hint:
+            text += f"\nWhat to do: {hint}"
+        super().__init__(text)
+
+
+class BulkJobTimeoutError(BulkJobError):
+    """The job did not finish within the timeout; it has been aborted."""
+
+
+class TooManyFailedRecordsError(SalesforceError):
+    """An ingest rejected more records than ``max_failed_records`` allows.
+
+    ``summary`` is the ingest's summary, so a caller can still report what was loaded.
+    """
+
+    def __init__(self, summary: Mapping[str, Any], limit: int, limit_text: str) -> None:
+        self.summary = dict(summary)
+        codes = ", ".join(f"{code} x{n}" for code, n in summary.get("first_errors", {}).items())
+        text = (
+            f"Bulk ingest of {summary.get('processed', 0):,} records into "
+            f"{summary.get('object')} ({summary.get('operation')}) rejected "
+            f"{summary.get('failed', 0):,}, more than max_failed_records={limit_text} "
+            f"({limit:,} records). First error codes: {codes or 'none reported'}. "
+            f"The rejected rows with Salesforce's reason (sf__Error) are in "
+            f"{summary.get('failed_path')}. Fix those rows and load that file again, or raise "
+            "max_failed_records if such failures are expected."
+        )
+        super().__init__(text)
 
 
 API_HINTS: dict[str, str] = {

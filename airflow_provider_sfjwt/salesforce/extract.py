@@ -21,15 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .client import SalesforceClient
-from .files import open_writer
 from .soql import select_columns
+from .writers import check_format, open_writer
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _END = object()
-
-FORMATS = ("csv", "jsonl", "parquet")
 
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
 _PARENS = re.compile(r"\([^()]*\)")
@@ -141,9 +139,7 @@ def query_to_file(
 
     Returns ``{"path", "rows", "columns", "format"}`` - small enough for XCom.
     """
-    fmt = format.lower()
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    fmt = check_format(format)
     columns = select_columns(soql)
     types = column_types(client, soql, columns) if fmt == "parquet" else {}
     rows = 0

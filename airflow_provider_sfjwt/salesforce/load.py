@@ -29,8 +29,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .client import SalesforceClient
-from .files import Destination, RecordWriter, open_writer, read_records
+from .readers import read_records
 from .retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES, RetryPolicy, transient_codes
+from .storage import Destination
+from .writers import RecordWriter, open_writer
 
 log = logging.getLogger(__name__)
 
