@@ -172,7 +172,8 @@ class DocSession:
             DOC_TEST_REAL_MAKE=real_make,
             HOME=str(root / "home"),  # ~/.cache/sfjwt and the like stay in the temp directory
         )
-        env.pop("PYTEST_CURRENT_TEST", None)
+        for name in [n for n in env if n.startswith("PYTEST_")]:
+            env.pop(name)  # a reader's shell has none of the suite's own pytest settings
         return cls(root=root, env=env)
 
     @property
