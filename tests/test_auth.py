@@ -393,6 +393,7 @@ def _my_domain_client(emu, keypair, my_domain="https://acme.my.salesforce.com", 
         password=None,
         extra={"consumer_key": CONSUMER_KEY, "private_key": keypair.pem, **extra},
     )
+    emu.faults.token_instance_url(my_domain)  # the org's instance is its My Domain (https)
     session = make_session()
     session.mount(my_domain, _DnsToEmulator(my_domain, emu.url))
     return SalesforceClient(settings, session=session)
@@ -434,6 +435,19 @@ def test_the_informative_error_wins_over_a_plain_audience_rejection(keypair):
         with pytest.raises(errors.UserNotApprovedError) as caught:
             _my_domain_client(emu, keypair).auth.token()
         assert emu.stats.token_requests == 2
+    assert "Audiences tried: https://acme.my.salesforce.com, https://login.salesforce.com" in str(
+        caught.value
+    )
+
+
+def test_the_last_answer_that_reached_the_app_is_the_one_raised(keypair):
+    """The My Domain audience is refused as "user hasn't approved"; login.salesforce.com then
+    reaches the app and the user is inactive: that later, more specific error is raised."""
+    with SalesforceEmulator() as emu:
+        emu.add_app(CONSUMER_KEY, keypair.cert_pem, [USERNAME], audience_error="user_not_approved")
+        emu.add_user(USERNAME, active=False)
+        with pytest.raises(errors.AuthenticationFailureError) as caught:
+            _my_domain_client(emu, keypair).auth.token()
     assert "Audiences tried: https://acme.my.salesforce.com, https://login.salesforce.com" in str(
         caught.value
     )

@@ -116,10 +116,10 @@ class TokenExchanger:
         """Exchange with the first audience; on an answer that can mean a wrong audience, try the
         next (there is a next only for a derived audience, see ``audience_candidates``).
 
-        When every audience fails, the error raised is the most telling one: a plain audience
-        rejection (``audience is invalid``, ``app_not_found``) from one candidate does not hide
-        another candidate's answer that reached the app (for example ``user hasn't approved this
-        consumer`` from the audience the app accepts).
+        When every audience fails, the error raised is the most telling one: the last that is not
+        a plain audience rejection (``audience is invalid``, ``app_not_found``), so such a
+        rejection from one candidate does not hide another candidate's answer that reached the
+        app (for example ``user hasn't approved this consumer`` from the audience it accepts).
         """
         tried: list[str] = []
         failures: list[AuthenticationError] = []
@@ -132,7 +132,7 @@ class TokenExchanger:
                 if not exc.may_mean_wrong_audience:
                     break
                 log.info("Audience %s was rejected (%s); trying the next one", audience, exc.error)
-        telling = next((f for f in failures if not f.audience_related), failures[-1])
+        telling = next((f for f in reversed(failures) if not f.audience_related), failures[-1])
         raise telling.with_context(audiences_tried=tried, clock_skew=self.last_clock_skew) from None
 
     def _exchange_once(self, audience: str) -> AccessToken:
