@@ -107,7 +107,7 @@ def _bulk_query(**kwargs):
 def test_deferral_follows_default_deferrable_and_is_the_default_only_when_unset(monkeypatch):
     """``[operators] default_deferrable`` is followed wherever Airflow reads it; only when it is
     set nowhere do the Bulk operators defer (their own default), and ``deferrable=`` wins."""
-    from airflow.configuration import conf
+    from airflow_provider_sfjwt.compat import conf
 
     monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
     assert _bulk_query().deferrable is True
@@ -131,7 +131,7 @@ def test_deferral_follows_default_deferrable_and_is_the_default_only_when_unset(
 def test_deferral_lookup_runs_no_configured_command():
     """Task and DAG-parsing processes set ``sql_alchemy_conn_cmd = /bin/false`` so nothing there
     reaches the database; building an operator must not run configured commands."""
-    from airflow.configuration import conf
+    from airflow_provider_sfjwt.compat import conf
 
     conf.set("database", "sql_alchemy_conn_cmd", "/bin/false")
     try:

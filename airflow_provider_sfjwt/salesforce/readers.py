@@ -75,6 +75,12 @@ def _read_csv(source: Destination) -> Iterator[dict[str, Any]]:
             yield {k: (v or None) for k, v in zip(columns, row, strict=False)}
 
 
+def _lines(handle: IO[bytes]) -> Iterator[bytes]:
+    """A binary file's lines through ``readline`` alone: some storage wrappers' file objects (the
+    ObjectStoragePath of Airflow 3.0) have no ``__iter__`` and cannot be looped over."""
+    return iter(handle.readline, b"")
+
+
 def _read_jsonl(source: Destination) -> Iterator[dict[str, Any]]:
     with source.open("rb") as raw:
         skipped = 0
@@ -90,7 +96,7 @@ def _read_jsonl(source: Destination) -> Iterator[dict[str, Any]]:
             return
         if first.startswith(b"\xef\xbb\xbf"):
             first = first[3:]
-        for number, line in enumerate(chain([first], raw), start=1 + skipped):
+        for number, line in enumerate(chain([first], _lines(raw)), start=1 + skipped):
             if not line.strip():
                 continue
             try:
@@ -161,7 +167,7 @@ def split_csv(path: Any, max_bytes: int = 100 * 1024 * 1024) -> Iterator[CsvPart
     """
     source = Destination(path)
     with source.open("rb") as raw:
-        records = _iter_csv_records(raw)
+        records = _iter_csv_records(_lines(raw))
         header = next(records, None)
         if header is None:
             return

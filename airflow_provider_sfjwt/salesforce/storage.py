@@ -54,6 +54,17 @@ FilePath = Union[str, "os.PathLike[str]", StoragePath]
 """A file argument: a local path, a ``file://`` URL string, or an object-storage path object."""
 
 
+def is_local_path(value: Any) -> bool:
+    """A ``str`` or ``os.PathLike`` naming a local file, not a storage object.
+
+    A universal-pathlib object (Airflow's ObjectStoragePath) is ``os.PathLike`` too with
+    universal-pathlib < 0.3 (Airflow 3.0 and 3.1), and ``os.fspath()`` of a ``file://`` one is
+    ``file:/tmp/x``: taken as a local path, a relative directory named ``file:``. Anything with a
+    storage ``protocol`` goes through its own methods instead.
+    """
+    return isinstance(value, (str, os.PathLike)) and not hasattr(value, "protocol")
+
+
 class Destination:
     """A file location: a local path, or a duck-typed pathlib-like object for remote storage.
 
@@ -85,7 +96,7 @@ class Destination:
                     "file, or an object-storage URI for a remote one"
                 )
             target = urllib.request.url2pathname(parsed.path)
-        if isinstance(target, (str, os.PathLike)):
+        if is_local_path(target):
             self.target = pathlib.Path(os.fspath(target))
             self.is_local = True
         elif all(hasattr(target, attr) for attr in ("open", "name", "parent")):

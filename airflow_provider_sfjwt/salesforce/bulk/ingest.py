@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 from ..client import SalesforceClient
 from ..readers import read_records
 from ..retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES
-from ..storage import Destination, FilePath
+from ..storage import Destination, FilePath, is_local_path
 from .download import RESULT_FILES, save_job_results
 from .failures import (
     check_failed_records,
@@ -70,7 +70,7 @@ def result_targets(source: FilePath, results_dir: FilePath | None = None) -> dic
         file_name = f"{stem}.{resource}.csv"
         if results_dir is None:
             targets[kind] = Destination(source).sibling(file_name)
-        elif isinstance(results_dir, (str, os.PathLike)):
+        elif is_local_path(results_dir):
             targets[kind] = Path(os.fspath(results_dir)) / file_name
         else:
             targets[kind] = results_dir / file_name  # type: ignore[operator]
