@@ -14,9 +14,11 @@ A comment right before a fence adjusts how it runs::
 
 Fences without a language, or ``text``, are output shown to the reader and are not run.
 
-Stand-ins for tools that would leave this machine (``aws``) and for ``make test``, which would
-run this suite inside itself, live in a ``bin`` directory ahead of ``PATH``; they are written
-here, as small scripts, so the document's own commands stay exactly as printed.
+Stand-ins for tools that would leave this machine (``aws``; ``pip install``, which would also
+change the environment the suite runs in and fetches Airflow's constraints from GitHub) and for
+``make test``, which would run this suite inside itself, live in a ``bin`` directory ahead of
+``PATH``; they are written here, as small scripts, so the document's own commands stay exactly
+as printed. The stand-in ``pip`` checks the command instead of running it.
 """
 
 from __future__ import annotations
@@ -121,6 +123,25 @@ if "test" in args:
 sys.exit(subprocess.call([real, *args]))
 '''
 
+_PIP = '''
+"""pip install, checked instead of run: every pin is an exact version, and a --constraint URL is
+Airflow's constraints file for the pinned apache-airflow and this interpreter's Python."""
+import re, sys
+args = sys.argv[1:]
+if args[:1] != ["install"]:
+    sys.exit(f"pip stand-in: only 'pip install' is checked, not {args[:1]}")
+pins = dict(re.fullmatch(r"([A-Za-z0-9_.-]+)==(\\d[\\w.]*)", a).groups() for a in args if "==" in a)
+python = f"{sys.version_info.major}.{sys.version_info.minor}"
+for flag, url in zip(args, args[1:]):
+    if flag in ("-c", "--constraint"):
+        airflow = pins.get("apache-airflow")
+        expected = ("https://raw.githubusercontent.com/apache/airflow/"
+                    f"constraints-{airflow}/constraints-{python}.txt")
+        if url != expected:
+            sys.exit(f"pip stand-in: constraint {url} is not {expected}")
+print(f"pip stand-in: checked {' '.join(args)}")
+'''
+
 _JQ = '''
 """jq stand-in for machines without jq: '[-e] [-r] .a.b' filters on JSON read from stdin."""
 import json, sys
@@ -163,6 +184,8 @@ class DocSession:
         real_make = shutil.which("make")
         assert real_make, "make is needed for the Quick start"
         _write_tool(tools, "make", _MAKE)
+        _write_tool(tools, "pip", _PIP)
+        _write_tool(tools, "pip3", _PIP)
         if shutil.which("jq") is None:
             _write_tool(tools, "jq", _JQ)
         env = dict(os.environ)
@@ -202,7 +225,9 @@ class DocSession:
         state = self.root / "env.json"
         # After the snippet: its environment, so the next block sees what this one exported.
         dump = f'"{sys.executable}" -c "import json, os; print(json.dumps(dict(os.environ)))"'
-        script = f"{snippet.code}\n{dump} > '{state}'\n"
+        # The document's own first line sets this too (a test holds it to that); set here as well
+        # so a block that lost it still fails at its first error instead of passing.
+        script = f"{STRICT}\n{snippet.code}\n{dump} > '{state}'\n"
         result = subprocess.run(
             ["bash", "--noprofile", "--norc", "-c", script],
             cwd=cwd,
