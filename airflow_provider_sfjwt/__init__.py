@@ -33,8 +33,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "audience": _field(
         "Audience",
         "JWT 'aud'. Leave empty to derive it from the Login URL: login.salesforce.com and "
-        "test.salesforce.com for those hosts, otherwise the Login URL itself (My Domain; needed by "
-        "External Client Apps since Spring '26). Set it for Experience Cloud sites.",
+        "test.salesforce.com for those hosts, otherwise the Login URL itself (My Domain; reported "
+        "to be needed by External Client Apps since Spring '26). Set it for Experience Cloud "
+        "sites.",
         examples=["https://login.salesforce.com", "https://test.salesforce.com"],
     ),
     "private_key": _field(

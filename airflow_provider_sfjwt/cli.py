@@ -121,6 +121,7 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
 def connection_input(args: argparse.Namespace) -> dict[str, Any]:
     """The connection's raw fields: from --conn-id if given, then overridden by flags."""
     from airflow_provider_sfjwt.salesforce.connection_export import passphrase_from_env
+    from airflow_provider_sfjwt.salesforce.keys import file_reference
 
     conn_id = _conn_id(args)
     if conn_id:
@@ -138,9 +139,9 @@ def connection_input(args: argparse.Namespace) -> dict[str, Any]:
         extra["consumer_key"] = args.consumer_key
     if args.key_file:
         extra.pop("private_key", None)
-        extra["private_key_ref"] = "file:" + os.path.abspath(os.path.expanduser(args.key_file))
+        extra["private_key_ref"] = file_reference(args.key_file)
     if args.cert:
-        extra["certificate"] = "file:" + os.path.abspath(os.path.expanduser(args.cert))
+        extra["certificate"] = file_reference(args.cert)
     if args.audience:
         extra["audience"] = args.audience
     if args.api_version:

@@ -190,10 +190,6 @@ MISCONFIGURATIONS = {
             "token_exchange": ("fail", ["invalid assertion", "uploaded to *this* app"]),
         },
     ),
-    "expired-certificate": (
-        _expired_certificate,
-        {"certificate_expiry": ("fail", ["expired on", "--reuse-key"])},
-    ),
     "wrong-consumer-key": (
         _wrong_consumer_key,
         {"token_exchange": ("fail", ["client identifier invalid", "Consumer Key"])},
@@ -255,6 +251,19 @@ def test_misconfiguration_fails_with_the_fix(case, capsys, emu, files, tmp_path)
             assert word in text, (word, entry)
     if results["token_exchange"]["status"] == "fail":
         assert {statuses(results)[n] for n in ("rest_api", "identity")} == {"skip"}
+
+
+def test_expired_certificate_is_a_rotation_warning_not_a_failure(capsys, emu, files, tmp_path):
+    """Salesforce is reported to keep accepting assertions after the uploaded certificate has
+    expired: the doctor warns (a rotation policy) and does not promise the exchange fails."""
+    code, results = doctor_json(capsys, _expired_certificate(emu, files, tmp_path))
+    entry = results["certificate_expiry"]
+    assert entry["status"] == "warn", entry
+    for word in ("expired on", "reported", "--reuse-key"):
+        assert word in entry["detail"] + entry["fix"], (word, entry)
+    assert "refuse" not in entry["detail"]
+    assert results["token_exchange"]["status"] == "pass"
+    assert code == 0
 
 
 def test_text_report_prints_the_fix_under_the_failure(capsys, emu, files):

@@ -96,6 +96,15 @@ class SalesforceJWTHook(BaseHook):
     def client(self) -> SalesforceClient:
         return SalesforceClient(self.settings, on_secret=mask_secret)
 
+    def login_client(self) -> SalesforceClient:
+        """A client with a token cache of its own: its first call does a real token exchange.
+
+        For checks of the credentials themselves (the connection test, the health check), so a
+        key or app change shows at once instead of hiding behind a token another task stored.
+        Close it after use.
+        """
+        return SalesforceClient(self.settings, on_secret=mask_secret, cache=TokenCache())
+
     def _warn_certificate_expiry(self, settings: ConnectionSettings) -> None:
         cert = settings.load_certificate()
         if cert is None:
@@ -103,10 +112,10 @@ class SalesforceJWTHook(BaseHook):
         info = certificate_info(cert)
         days = info.days_left()
         if days < 0:
-            log.error(
-                "The certificate in connection %r expired on %s: Salesforce will refuse every "
-                "token exchange. Make a new key and certificate (sfjwt keygen), upload the "
-                "certificate to the app and update the connection.",
+            log.warning(
+                "The certificate in connection %r expired on %s. Salesforce is reported to keep "
+                "accepting its key, but it is past its rotation date: renew it (sfjwt keygen "
+                "--reuse-key), upload it to the app and update the connection.",
                 self.salesforce_conn_id,
                 info.not_after.date(),
             )
@@ -142,12 +151,11 @@ class SalesforceJWTHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Token exchange plus one cheap REST call; the failure message is the mapped hint.
 
-        Always a real exchange (a private cache), so a key or app change shows at once instead of
-        hiding behind a token that tasks shared earlier.
+        Always a real exchange (:meth:`login_client`).
         """
         client = None
         try:
-            client = SalesforceClient(self.settings, on_secret=mask_secret, cache=TokenCache())
+            client = self.login_client()
             token = client.auth.token()
             versions = {v.get("version") for v in client.versions()}
         except SalesforceError as exc:

@@ -4,14 +4,17 @@ Both are thin: the work is in :mod:`airflow_provider_sfjwt.salesforce.bulk`. Wha
 here: templating, deferral to :class:`SalesforceBulkJobTrigger` while Salesforce processes the job
 (no worker slot is held), ``on_kill`` aborting the job, and a small XCom summary.
 
-**Deferrable by default.** Airflow's convention reads ``[operators] default_deferrable``, whose
-built-in default is ``False``; the Bulk operators wait minutes to hours on Salesforce, so they
-defer unless that option is set *explicitly* (environment variable or ``airflow.cfg``) - then it
-is followed - or ``deferrable=False`` is passed.
+**Deferral.** ``deferrable=True/False`` decides when given. Otherwise Airflow's
+``[operators] default_deferrable`` is followed wherever Airflow reads it (the
+``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` environment variable, ``airflow.cfg``). Only when it is
+set nowhere do these operators defer, because Bulk jobs take minutes to hours and a deferred task
+holds no worker slot. Airflow writes ``default_deferrable = false`` into every ``airflow.cfg`` it
+generates, so with such a file they run in the worker unless it says ``true``.
 """
 
 from __future__ import annotations
 
+import configparser
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -55,17 +58,24 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-def default_deferrable() -> bool:
-    """``True`` unless ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` says otherwise.
+_DEFERRAL = ("operators", "default_deferrable")
 
-    Bulk jobs take minutes to hours, so these operators defer by default (the issue's promise),
-    and an explicit environment setting still wins. ``airflow.cfg`` is not consulted: Airflow
-    writes ``default_deferrable = False`` into every new ``airflow.cfg``, so its presence there
-    says nothing about what the user chose. Pass ``deferrable=False`` to run in the worker.
+
+def default_deferrable() -> bool:
+    """Whether a Bulk operator defers when ``deferrable`` is not passed (see the module doc).
+
+    The value is Airflow's (``conf.getboolean``: every source, Airflow's parsing). ``false`` is
+    also Airflow's built-in default, so it counts only when it was set: in the configuration
+    file Airflow parsed (``conf.set`` writes there too) or in the setting's environment variable.
+    Those are all the places a non-sensitive option can be set (``_cmd`` and ``_secret`` forms
+    exist only for sensitive options). ``conf.as_dict`` would tell the source too, but it runs
+    every ``_cmd`` option of the configuration, which task and parsing processes set to fail.
     """
-    if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ:
-        return conf.getboolean("operators", "default_deferrable")
-    return True
+    section, key = _DEFERRAL
+    if conf.getboolean(section, key):
+        return True
+    in_file = configparser.ConfigParser.has_option(conf, section, key)
+    return not in_file and f"AIRFLOW__{section.upper()}__{key.upper()}" not in os.environ
 
 
 def _raise_event_error(event: dict[str, Any]) -> NoReturn:

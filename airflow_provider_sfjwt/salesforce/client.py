@@ -1,8 +1,8 @@
 """The REST client: one pooled session, explicit retry and re-authentication policy, streamed SOQL.
 
 Policy, in one place:
-- every request carries the cached access token; a 401 ``INVALID_SESSION_ID`` triggers one
-  single-flight re-exchange and the *same* request is sent again, so a page of a query is neither
+- every request carries the cached access token; a 401 ``INVALID_SESSION_ID`` (or the OAuth
+  endpoints' 403 ``Bad_OAuth_Token``) triggers one single-flight re-exchange and the *same* request is sent again, so a page of a query is neither
   lost nor fetched twice;
 - connection errors, 429 and 5xx are retried with backoff (honouring ``Retry-After``) up to
   ``max_retries`` - but a write that may already have been applied (POST/PATCH/DELETE answered 500,
@@ -68,6 +68,14 @@ def parse_limit_info(header: str | None) -> ApiUsage | None:
 def _concurrency_limit(status: int, message: str) -> bool:
     """429, or 'ConcurrentPerOrgLongTxn Limit exceeded': transient, unlike the daily quota."""
     return status == 429 or "concurrent" in message.lower()
+
+
+def _session_ended(response: requests.Response) -> bool:
+    """A 401 (the REST API's ``INVALID_SESSION_ID``), or the plain 403 ``Bad_OAuth_Token`` with
+    which the OAuth endpoints (``/services/oauth2/userinfo``) answer an ended session."""
+    if response.status_code == 401:
+        return True
+    return response.status_code == 403 and api_errors(response)[1].strip() == "Bad_OAuth_Token"
 
 
 def make_session(pool_size: int = 16) -> requests.Session:
@@ -247,7 +255,7 @@ class SalesforceClient:
             nonlocal token, reauthed
             response = send()
             self._note_usage(response)
-            if response.status_code == 401 and not reauthed:
+            if _session_ended(response) and not reauthed:
                 code, _ = api_errors(response)
                 response.close()
                 log.info(
@@ -276,7 +284,7 @@ class SalesforceClient:
                         f"retry later or raise max_retries (now {self.retry.max_retries})."
                     ),
                 )
-            if status == 401:
+            if _session_ended(response):
                 raise SessionExpiredError(status, code, message, method, url)
             raise ApiError(status, code, message, method, url)
 

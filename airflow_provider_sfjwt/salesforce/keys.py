@@ -88,6 +88,24 @@ _PEM_FIX = (
 )
 
 
+def file_reference(path: str | os.PathLike[str]) -> str:
+    """``file:`` + the absolute form of a path typed on a command line.
+
+    A path given as a flag means "this file, here": it is resolved against the current directory
+    now, so the stored reference works from any directory. Inside a stored connection a relative
+    path stays an error (see :func:`resolve_reference`), because there is no "here".
+    """
+    return "file:" + str(Path(path).expanduser().resolve())
+
+
+def command_line_reference(ref: str) -> str:
+    """A reference typed on a command line: a relative ``file:`` path made absolute, others as is."""
+    scheme, sep, target = ref.strip().partition(":")
+    if sep and scheme.lower() == "file" and target and not Path(target).expanduser().is_absolute():
+        return file_reference(target)
+    return ref.strip()
+
+
 def resolve_reference(ref: str, field: str, get_variable: VariableGetter | None = None) -> str:
     """Read the text a ``file:``, ``env:`` or ``variable:`` reference points to."""
     scheme, sep, target = ref.strip().partition(":")

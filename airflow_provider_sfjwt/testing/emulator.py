@@ -195,16 +195,20 @@ class SalesforceEmulator(OrgData):
         usernames: Iterable[str] = (),
         kind: str = "connected",
         sandbox: bool = False,
+        audience_error: str | None = None,
     ) -> auth.App:
         """Register a Connected App (``kind="connected"``) or External Client App (``"external"``).
 
         Usernames are pre-authorised for the app and created as active users when unknown.
+        ``audience_error`` chooses how the app refuses an audience it does not accept:
+        ``"audience_invalid"``, ``"app_not_found"`` or ``"user_not_approved"`` (see
+        :data:`airflow_provider_sfjwt.testing.auth.AUDIENCE_ERRORS`).
         """
         names = list(usernames)
         for name in names:
             if name not in self.identity.users:
                 self.add_user(name)
-        app = auth.make_app(consumer_key, certificate_pem, names, kind, sandbox)
+        app = auth.make_app(consumer_key, certificate_pem, names, kind, sandbox, audience_error)
         with self.identity.lock:
             self.identity.apps[consumer_key] = app
         return app

@@ -200,6 +200,9 @@ class Standalone:
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
             AIRFLOW__CORE__PARALLELISM="4",
+            # The generated airflow.cfg says default_deferrable = false, which the Bulk operators
+            # follow: switched on so the Bulk DAGs defer to the triggerer as in production.
+            AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE="True",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base}/execution/",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
             AIRFLOW__API__HOST="127.0.0.1",
