@@ -1,0 +1,107 @@
+"""Response bodies streamed, and resumed where a connection broke off.
+
+A body read in blocks (a Bulk result chunk, a REST query page read ahead) can break off mid-way
+when a proxy or the network drops the connection. Salesforce serves the same bytes again from the
+same URL (Bulk result URLs and locators stay valid while the job exists, a query locator for
+fifteen minutes), so the body is fetched again and the bytes already handed on are skipped: no
+byte is lost or delivered twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import requests
+import urllib3.exceptions
+
+from .errors import RetriesExhaustedError, SalesforceError
+
+if TYPE_CHECKING:
+    from .client import SalesforceClient
+
+__all__ = ["BROKEN_BODY", "CHUNK_BYTES", "stream_body"]
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1024 * 1024
+# Errors that mean a streamed body broke off; the same URL is then fetched again.
+BROKEN_BODY = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.ReadTimeoutError,
+)
+
+
+def stream_body(
+    client: SalesforceClient,
+    fetch: Callable[[], requests.Response],
+    what: str,
+    *,
+    response: requests.Response | None = None,
+    same: Callable[[requests.Response], str | None] | None = None,
+    chunk_size: int = CHUNK_BYTES,
+) -> Iterator[bytes]:
+    """Stream a response body; if it breaks off, ``fetch`` it again and resume after the bytes
+    already delivered (Bulk result URLs and locators are re-fetchable while the job exists).
+
+    ``same`` compares a re-fetched response with the first one and returns why it differs, if it
+    does: resuming a different body would corrupt the output, so that is an error.
+    """
+    delivered = 0
+    attempt = 0
+    response = response if response is not None else fetch()
+    try:
+        while True:
+            skip = delivered
+            try:
+                for block in response.iter_content(chunk_size):
+                    if skip:
+                        if len(block) <= skip:
+                            skip -= len(block)
+                            continue
+                        block = block[skip:]
+                        skip = 0
+                    delivered += len(block)
+                    yield block
+            except BROKEN_BODY as exc:
+                response.close()
+                if attempt >= client.retry.max_retries:
+                    raise RetriesExhaustedError(
+                        f"Downloading {what} broke off {attempt + 1} times "
+                        f"({type(exc).__name__}) after {delivered:,} bytes. The network to "
+                        "Salesforce is unstable; run the task again, or raise max_retries (now "
+                        f"{client.retry.max_retries})."
+                    ) from None
+                wait = client.retry.sleep(attempt)
+                attempt += 1
+                log.warning(
+                    "Downloading %s broke off after %d bytes (%s); fetching it again in %.1f s "
+                    "(%d/%d)",
+                    what,
+                    delivered,
+                    type(exc).__name__,
+                    wait,
+                    attempt,
+                    client.retry.max_retries,
+                )
+                response = fetch()
+                difference = same(response) if same else None
+                if difference:
+                    raise SalesforceError(
+                        f"{what} changed between two downloads ({difference}); it cannot be "
+                        "resumed without losing or repeating rows. Run the task again."
+                    ) from None
+                continue
+            if skip:
+                raise SalesforceError(
+                    f"{what} was {skip:,} bytes shorter when fetched again; it cannot be resumed "
+                    "without losing rows. Run the task again."
+                )
+            return
+    finally:
+        # Also when the reader stops early: the connection goes back to the pool or is dropped.
+        response.close()
