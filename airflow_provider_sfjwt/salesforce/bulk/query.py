@@ -18,7 +18,7 @@ from ..client import SalesforceClient
 from ..extract import column_types
 from ..progress import Progress
 from ..soql import select_columns
-from ..storage import FilePath, atomic_output
+from ..storage import Destination, FilePath, atomic_output
 from ..writers import check_format, open_writer
 from .download import iter_result_chunks
 from .jobs import QUERY, BulkJobs
@@ -164,6 +164,7 @@ def query_to_file(
     """
     fmt = check_format(format)
     check_parallel_downloads(parallel_downloads)
+    Destination(path)  # a path that cannot be written is refused before the job exists
     jobs = BulkJobs(client, poll_interval=poll_interval, on_job=on_job)
     job_id = jobs.create_query(soql, include_deleted=include_deleted)
     info = jobs.wait(QUERY, job_id, timeout=timeout)
