@@ -70,11 +70,14 @@ def _fresh_token_cache_and_masker(tmp_path_factory, monkeypatch):
     """
     from airflow.sdk._shared.secrets_masker.secrets_masker import _secrets_masker
 
+    from airflow_provider_sfjwt.hooks.salesforce_jwt import forget_registered_secrets
+
     monkeypatch.setenv("SFJWT_TOKEN_CACHE_DIR", str(tmp_path_factory.mktemp("tokens") / "store"))
     TOKEN_CACHE.clear()
     yield
     TOKEN_CACHE.clear()
     _secrets_masker().reset_masker()
+    forget_registered_secrets()
 
 
 OTHER_USER = "sfjwt-other"
