@@ -16,7 +16,7 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     download_results,
     query_to_file,
 )
-from airflow_provider_sfjwt.salesforce.bulk_csv import CsvResultStream
+from airflow_provider_sfjwt.salesforce.bulk_csv import CsvJoiner, CsvResultStream
 from airflow_provider_sfjwt.salesforce.errors import ApiError, SalesforceError
 from airflow_provider_sfjwt.testing.wiring import CONN_ID
 from tests.test_client_rest import make_client
@@ -224,6 +224,14 @@ def test_progress_lines_show_polls_and_rows_of_the_jobs_total(chunked, client, t
     assert rows[0].startswith(f"Bulk query job {job_id}: 2,000 of 23,456 rows (9 %), ")
     assert "rows/s" in rows[0] and "left" in rows[0]
     assert rows[-1].startswith(f"Bulk query job {job_id}: 23,456 of 23,456 rows (100 %), ")
+
+
+def test_where_no_count_is_known_a_body_cut_inside_quotes_is_refused():
+    """Ingest result files carry no record count: the joiner checks the quotes instead."""
+    joiner = CsvJoiner()
+    assert b"".join(joiner.body([b'"Id","Note"\n"1","a ""b""\nc"\n'], "ok")).count(b"\n") == 3
+    with pytest.raises(SalesforceError, match="ends inside a quoted field"):
+        b"".join(joiner.body([b'"Id","Note"\n"2","cut', b" here\n"], "failedResults"))
 
 
 @pytest.mark.parametrize("value", [0, 21, True, 2.5, "5"])

@@ -193,14 +193,21 @@ class CsvJoiner:
     Bytes pass through untouched (no parsing): the first header row is kept, the header of every
     later body dropped, and a later header that differs from the first is refused, since it would
     misalign the columns. A body that does not end with a newline gets one, so the next body's
-    first record cannot fuse with its last; a body that ends inside a quoted field was cut
-    mid-record and is refused. Counting quotes is one C-level pass over each block.
+    first record cannot fuse with its last.
+
+    A body cut mid-record must not be joined, and each check costs one C-level pass over every
+    block, so the joiner makes one of two: by default it counts quotes and refuses a body that
+    ends inside a quoted field; with ``count_lines`` it counts line ends instead
+    (:attr:`body_lines`), for a caller that knows how many records each body holds and checks
+    that (a record cut off loses its line end, so its body holds fewer line ends than records).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, count_lines: bool = False) -> None:
         self.header: bytes | None = None
+        self.count_lines = count_lines
         self.body_lines = 0
-        """Line ends after the header in the last body read (one more if it lacked the last)."""
+        """With ``count_lines``: line ends after the header in the last body read (one more if
+        it lacked the last)."""
 
     @property
     def columns(self) -> list[str]:
@@ -229,17 +236,17 @@ class CsvJoiner:
         if self.header is None:
             self.header = header
             yield header
-        quotes = 0
-        lines = 0
+        counted = 0
+        needle = b"\n" if self.count_lines else b'"'
         last = b"\n"
         for block in chain((rest,), blocks):
             if block:
-                quotes += block.count(b'"')
-                lines += block.count(b"\n")
+                counted += block.count(needle)
                 last = block[-1:]
                 yield block
-        self.body_lines = lines + (last != b"\n")
-        if quotes % 2:
+        if self.count_lines:
+            self.body_lines = counted + (last != b"\n")
+        elif counted % 2:
             raise SalesforceError(
                 f"{what} ends inside a quoted field: it was cut mid-record, and joining it "
                 "would corrupt the rows that follow. Run the task again."
@@ -260,12 +267,12 @@ class CsvResultStream(CsvJoiner):
 
     Rows come from Salesforce's ``Sforce-NumberOfRecords`` on each chunk. Each chunk is checked
     against its count: passed through, it must hold at least that many line ends (a value may
-    span lines, so more is fine, fewer means rows were lost); parsed (:meth:`records`), exactly
-    that many records. ``progress`` is told each chunk's rows once they are handed on.
+    span lines, so more is fine; fewer means a record was lost or cut off, which this check
+    catches instead of the quote count); parsed (:meth:`records`), exactly that many records. ``progress`` is told each chunk's rows once they are handed on.
     """
 
     def __init__(self, chunks: Iterable[ResultChunkLike], progress: Progress | None = None) -> None:
-        super().__init__()
+        super().__init__(count_lines=True)
         self._chunks = chunks
         self._progress = progress
         self.rows = 0
