@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import getpass
 import json
+import logging
 import os
 import shlex
 import sys
@@ -63,10 +64,10 @@ def _airflow_lookup() -> Iterator[None]:
 def airflow_variable(name: str) -> str | None:
     """An Airflow Variable (so any secrets backend), for ``variable:`` key references."""
     with _airflow_lookup():
-        from airflow.sdk import Variable
+        from airflow_provider_sfjwt.compat import variable_outside_task
 
         try:
-            return Variable.get(name)
+            return str(variable_outside_task(name))
         except Exception:  # KeyError subclass or AirflowNotFoundException
             return None
 
@@ -74,11 +75,10 @@ def airflow_variable(name: str) -> str | None:
 def airflow_connection(conn_id: str) -> dict[str, Any]:
     """host / login / password / extra of an Airflow connection, wherever it is stored."""
     with _airflow_lookup():
-        from airflow.sdk import Connection
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow_provider_sfjwt.compat import AirflowNotFoundException, connection_outside_task
 
         try:
-            conn = Connection.get(conn_id)
+            conn = connection_outside_task(conn_id)
         except AirflowNotFoundException:
             raise UsageError(
                 f"Airflow connection {conn_id!r} was not found in AIRFLOW_CONN_{conn_id.upper()}, "
@@ -438,6 +438,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _logs_on_stderr() -> Iterator[None]:
+    """The provider's own log lines on stderr, warnings and errors only, for the whole command.
+
+    stdout is the command's output (``--json``, the ``export`` lines of ``sfjwt token``), but once
+    a command has imported Airflow (``--conn-id``), Airflow 3.0's logging sends every INFO line of
+    every logger to stdout. So the package's loggers stop propagating meanwhile, and a handler of
+    their own prints what matters on stderr, the same on every release.
+    """
+    logger = logging.getLogger("airflow_provider_sfjwt")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["emulator"]:
@@ -445,7 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)
     try:
-        return args.func(args)
+        with _logs_on_stderr():
+            return args.func(args)
     except UsageError as exc:
         print(f"sfjwt {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -295,8 +295,7 @@ def test_external_client_app_wants_my_domain_audience(monkeypatch, keypair):
 
 
 def test_secrets_are_registered_with_the_masker(monkeypatch, emu, keypair):
-    from airflow.sdk._shared.secrets_masker.secrets_masker import redact
-
+    from airflow_provider_sfjwt.compat import redact
     from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
 
     passphrase = "masked-passphrase-123"

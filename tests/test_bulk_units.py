@@ -109,7 +109,7 @@ def test_deferrable_by_default_unless_default_deferrable_is_set(monkeypatch):
     assert op(deferrable=False).deferrable is False
     # Every new airflow.cfg holds `default_deferrable = False`, written by Airflow itself: that
     # is not a user's choice, so it must not switch deferral off.
-    from airflow.configuration import conf
+    from airflow_provider_sfjwt.compat import conf
 
     conf.set("operators", "default_deferrable", "False")
     try:

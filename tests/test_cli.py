@@ -15,13 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import airflow.sdk.configuration  # noqa: F401  (its one-time log line must not land in a capture)
 import pytest
 import requests
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from airflow_provider_sfjwt.cli import main
+from airflow_provider_sfjwt.compat import conf  # noqa: F401  (its one-time log line must not land in a capture)
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.salesforce.auth import TOKEN_CACHE

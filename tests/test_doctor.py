@@ -12,11 +12,11 @@ import socket
 import subprocess
 from pathlib import Path
 
-import airflow.sdk.configuration  # noqa: F401  (its one-time log line must not land in a --json capture)
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from airflow_provider_sfjwt.cli import main
+from airflow_provider_sfjwt.compat import conf  # noqa: F401  (its one-time log line must not land in a --json capture)
 from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.salesforce.doctor import CHECKS, DoctorInput, Status, run_doctor
 from airflow_provider_sfjwt.testing.wiring import CONSUMER_KEY, USERNAME

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from airflow.sdk._shared.secrets_masker.secrets_masker import _secrets_masker
-
+from airflow_provider_sfjwt.compat import redact
 from airflow_provider_sfjwt.hooks import salesforce_jwt
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, register_secrets
 from airflow_provider_sfjwt.salesforce.keys import pem_lines
@@ -37,7 +36,7 @@ def test_a_hooks_secrets_go_to_the_masker_in_one_call_shortest_first(emu, masker
     assert isinstance(batch, list) and set(batch) == {*pem_lines(pem), pem}
     assert [len(s) for s in batch] == sorted(len(s) for s in batch)
     for line in pem_lines(pem):
-        assert _secrets_masker().redact(f"key line {line}!") == "key line ***!"
+        assert redact(f"key line {line}!") == "key line ***!"
 
 
 def test_each_secret_is_registered_once_per_process(emu, masker_calls):
@@ -48,7 +47,7 @@ def test_each_secret_is_registered_once_per_process(emu, masker_calls):
     register_secrets("a-new-secret-value", "a-shorter-secret")
     register_secrets("a-new-secret-value")
     assert masker_calls[first:] == [["a-shorter-secret", "a-new-secret-value"]]
-    assert _secrets_masker().redact("x a-new-secret-value y") == "x *** y"
+    assert redact("x a-new-secret-value y") == "x *** y"
 
 
 def test_a_forked_process_registers_again(masker_calls, monkeypatch):

@@ -7,8 +7,8 @@ import json
 import logging
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_sfjwt.compat import AirflowFailException
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.operators.health import SalesforceCredentialHealthOperator
 from airflow_provider_sfjwt.salesforce import keys

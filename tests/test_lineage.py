@@ -11,9 +11,8 @@ import json
 import os
 
 import pytest
-from airflow.sdk import ObjectStoragePath
-from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_provider_sfjwt.compat import ObjectStoragePath, TaskDeferred
 from airflow_provider_sfjwt.lineage import DatasetRef, file_dataset, salesforce_object
 from airflow_provider_sfjwt.operators import (
     SalesforceBulkIngestOperator,

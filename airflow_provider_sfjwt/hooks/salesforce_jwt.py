@@ -8,6 +8,7 @@ Airflow's masker the moment it is loaded or received.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -15,14 +16,23 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
-
+from airflow_provider_sfjwt import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_sfjwt.compat import (
+    AirflowNotFoundException,
+    BaseHook,
+    connection_form_widgets,
+    mask_secret,
+    ui_field_behaviour,
+)
 from airflow_provider_sfjwt.salesforce.auth import TokenCache
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import SalesforceError
 from airflow_provider_sfjwt.salesforce.keys import certificate_info, certificate_matches_key
-from airflow_provider_sfjwt.salesforce.settings import ConnectionSettings, parse_connection
+from airflow_provider_sfjwt.salesforce.settings import (
+    ConnectionSettings,
+    parse_connection,
+    parse_extra,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +95,7 @@ class SalesforceJWTHook(BaseHook):
 
     @cached_property
     def settings(self) -> ConnectionSettings:
-        conn = self.get_connection(self.salesforce_conn_id)
+        conn = self._get_connection()
         settings = parse_connection(
             host=conn.host,
             login=conn.login,
@@ -96,6 +106,20 @@ class SalesforceJWTHook(BaseHook):
         )
         self._warn_certificate_expiry(settings)
         return settings
+
+    def _get_connection(self) -> Any:
+        try:
+            return self.get_connection(self.salesforce_conn_id)
+        except AirflowNotFoundException:
+            # Airflow 3.0 drops an AIRFLOW_CONN_ variable whose extra is not a JSON object (it
+            # logs why) and reports the id as undefined; name the field to fix instead.
+            raw = os.environ.get(f"AIRFLOW_CONN_{self.salesforce_conn_id.upper()}", "")
+            try:
+                extra = json.loads(raw).get("extra") if raw.lstrip().startswith("{") else None
+            except ValueError:  # not JSON at all: Airflow's own message stands
+                extra = None
+            parse_extra(extra)  # raises ConfigurationError naming "extra" when that is the fault
+            raise
 
     def get_conn(self) -> SalesforceClient:
         """The core client; one per hook, sharing the process-wide token cache."""
@@ -133,6 +157,18 @@ class SalesforceJWTHook(BaseHook):
                 "will answer 'invalid assertion' if that certificate is the one uploaded to the app.",
                 self.salesforce_conn_id,
             )
+
+    # --- connection form of Airflow 3.0 and 3.1 (3.2+ read the provider info instead) ------
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields, from :data:`~airflow_provider_sfjwt.CONN_FIELDS`."""
+        return connection_form_widgets(CONN_FIELDS)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Labels, placeholders and hidden standard fields, from ``UI_FIELD_BEHAVIOUR``."""
+        return ui_field_behaviour(UI_FIELD_BEHAVIOUR)
 
     # --- connection test (UI Test button, `airflow connections test`) ---------------------
 
@@ -237,7 +273,7 @@ class SalesforceJWTHook(BaseHook):
         store's Airflow connection, else its default); local paths and ``file://`` stay as they
         are for the core."""
         if isinstance(path, str) and "://" in path and not path.startswith("file://"):
-            from airflow.sdk import ObjectStoragePath
+            from airflow_provider_sfjwt.compat import ObjectStoragePath
 
             return ObjectStoragePath(path, conn_id=conn_id)
         return path

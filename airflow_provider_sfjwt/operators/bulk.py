@@ -17,9 +17,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
+from airflow_provider_sfjwt.compat import conf
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.lineage import LineageMixin
 from airflow_provider_sfjwt.salesforce.bulk import (

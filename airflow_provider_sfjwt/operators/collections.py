@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_sfjwt.compat import AirflowException
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.lineage import LineageMixin
 from airflow_provider_sfjwt.salesforce.load import OPERATIONS, load_collections, load_file

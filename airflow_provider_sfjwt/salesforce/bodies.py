@@ -17,6 +17,7 @@ import requests
 import urllib3.exceptions
 
 from .errors import RetriesExhaustedError, SalesforceError
+from .retry import Retryable
 
 if TYPE_CHECKING:
     from .client import SalesforceClient
@@ -52,56 +53,47 @@ def stream_body(
     does: resuming a different body would corrupt the output, so that is an error.
     """
     delivered = 0
-    attempt = 0
-    response = response if response is not None else fetch()
+    current = response
     try:
-        while True:
-            skip = delivered
-            try:
-                for block in response.iter_content(chunk_size):
-                    if skip:
-                        if len(block) <= skip:
-                            skip -= len(block)
-                            continue
-                        block = block[skip:]
-                        skip = 0
-                    delivered += len(block)
-                    yield block
-            except BROKEN_BODY as exc:
-                response.close()
-                if attempt >= client.retry.max_retries:
-                    raise RetriesExhaustedError(
-                        f"Downloading {what} broke off {attempt + 1} times "
-                        f"({type(exc).__name__}) after {delivered:,} bytes. The network to "
-                        "Salesforce is unstable; run the task again, or raise max_retries (now "
-                        f"{client.retry.max_retries})."
+        for attempt in client.retry.attempts(f"Downloading {what}"):
+            with attempt:
+                if current is None:
+                    current = fetch()
+                    difference = same(current) if same and attempt.number else None
+                    if difference:
+                        raise SalesforceError(
+                            f"{what} changed between two downloads ({difference}); it cannot "
+                            "be resumed without losing or repeating rows. Run the task again."
+                        )
+                skip = delivered
+                try:
+                    for block in current.iter_content(chunk_size):
+                        if skip:
+                            if len(block) <= skip:
+                                skip -= len(block)
+                                continue
+                            block = block[skip:]
+                            skip = 0
+                        delivered += len(block)
+                        yield block
+                except BROKEN_BODY as exc:
+                    current.close()
+                    current = None
+                    name, done = type(exc).__name__, delivered
+                    raise Retryable(
+                        f"broke off after {done:,} bytes ({name}); fetching it again",
+                        exhausted=lambda tries, name=name, done=done: RetriesExhaustedError(
+                            f"Downloading {what} broke off {tries} times ({name}) after "
+                            f"{done:,} bytes. The network to Salesforce is unstable; run the "
+                            f"task again, or raise max_retries (now {client.retry.max_retries})."
+                        ),
                     ) from None
-                wait = client.retry.sleep(attempt)
-                attempt += 1
-                log.warning(
-                    "Downloading %s broke off after %d bytes (%s); fetching it again in %.1f s "
-                    "(%d/%d)",
-                    what,
-                    delivered,
-                    type(exc).__name__,
-                    wait,
-                    attempt,
-                    client.retry.max_retries,
-                )
-                response = fetch()
-                difference = same(response) if same else None
-                if difference:
+                if skip:
                     raise SalesforceError(
-                        f"{what} changed between two downloads ({difference}); it cannot be "
-                        "resumed without losing or repeating rows. Run the task again."
-                    ) from None
-                continue
-            if skip:
-                raise SalesforceError(
-                    f"{what} was {skip:,} bytes shorter when fetched again; it cannot be resumed "
-                    "without losing rows. Run the task again."
-                )
-            return
+                        f"{what} was {skip:,} bytes shorter when fetched again; it cannot be "
+                        "resumed without losing rows. Run the task again."
+                    )
     finally:
         # Also when the reader stops early: the connection goes back to the pool or is dropped.
-        response.close()
+        if current is not None:
+            current.close()

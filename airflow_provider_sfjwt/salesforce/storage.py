@@ -27,6 +27,8 @@ import urllib.request
 from collections.abc import Iterator
 from typing import IO, Any, Protocol, Union
 
+from .errors import InvalidInputError
+
 __all__ = ["Destination", "FilePath", "StoragePath", "atomic_output", "same_file"]
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,17 @@ FilePath = Union[str, "os.PathLike[str]", StoragePath]
 """A file argument: a local path, a ``file://`` URL string, or an object-storage path object."""
 
 
+def is_local_path(value: Any) -> bool:
+    """A ``str`` or ``os.PathLike`` naming a local file, not a storage object.
+
+    A universal-pathlib object (Airflow's ObjectStoragePath) is ``os.PathLike`` too with
+    universal-pathlib < 0.3 (Airflow 3.0 and 3.1), and ``os.fspath()`` of a ``file://`` one is
+    ``file:/tmp/x``: taken as a local path, a relative directory named ``file:``. Anything with a
+    storage ``protocol`` goes through its own methods instead.
+    """
+    return isinstance(value, (str, os.PathLike)) and not hasattr(value, "protocol")
+
+
 class Destination:
     """A file location: a local path, or a duck-typed pathlib-like object for remote storage.
 
@@ -71,19 +84,19 @@ class Destination:
         if isinstance(target, str) and "://" in target:
             parsed = urllib.parse.urlparse(target)
             if parsed.scheme != "file":
-                raise ValueError(
+                raise InvalidInputError(
                     f"cannot open {target!r} from a plain string: pass an "
                     "airflow.sdk.ObjectStoragePath (it carries the storage connection), "
                     "or a local path"
                 )
             if parsed.netloc not in ("", "localhost"):
-                raise ValueError(
+                raise InvalidInputError(
                     f"{target!r} names the host {parsed.netloc!r}, but a file:// URL is always "
                     "opened on this machine: use file:///path (or a plain path) for a local "
                     "file, or an object-storage URI for a remote one"
                 )
             target = urllib.request.url2pathname(parsed.path)
-        if isinstance(target, (str, os.PathLike)):
+        if is_local_path(target):
             self.target = pathlib.Path(os.fspath(target))
             self.is_local = True
         elif all(hasattr(target, attr) for attr in ("open", "name", "parent")):
@@ -180,7 +193,7 @@ def atomic_output(path: Any, mode: str = "wb") -> Iterator[IO[Any]]:
     name and a previous good file stays in place.
     """
     if mode not in ("wb", "w"):
-        raise ValueError("atomic_output mode must be 'wb' or 'w'")
+        raise InvalidInputError("atomic_output mode must be 'wb' or 'w'")
     dest = Destination(path)
     dest.ensure_parent()
     temp = dest.sibling(f".{dest.name}.part-{secrets.token_hex(6)}")

@@ -48,7 +48,7 @@ import requests
 from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
-from ..airflow_cli import REPO, ApiServer, migrated_home, run_airflow
+from ..airflow_cli import REPO, ApiServer, migrated_home, run_airflow, without_mask_requests
 
 CONSUMER_KEY = "3MVG9LEAKSCAN.reliability"
 USERNAME = "integration@leakscan.example.com"
@@ -164,7 +164,7 @@ def test_dags_test_runs_leak_nothing(org, tmp_path, cell):
     outputs: dict[str, str] = {}
     for dag_id in DAGS_TEST_DAGS:
         out = run_airflow(["dags", "test", dag_id], env, timeout=240)
-        outputs[f"dags test {dag_id}"] = out.stdout + out.stderr
+        outputs[f"dags test {dag_id}"] = without_mask_requests(out.stdout + out.stderr)
         if dag_id in EXPECTED_FAILURES:
             for word in EXPECTED_FAILURES[dag_id]:
                 assert word in outputs[f"dags test {dag_id}"], (dag_id, word)

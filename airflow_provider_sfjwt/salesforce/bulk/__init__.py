@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from .download import save_job_results, stream_body
 from .failures import check_failed_records, failed_records_limit, resubmit_transient_failures
-from .ingest import IngestSummary, collect_ingest_results, finish_ingest, ingest_file
+from .ingest import IngestSummary, finish_ingest, ingest_file, result_targets
 from .jobs import INGEST, INGEST_OPERATIONS, JOB_KINDS, QUERY, BulkJobs, wait_for_deletions
 from .parallel import DEFAULT_PARALLEL_DOWNLOADS, check_parallel_downloads
 from .poller import (
@@ -54,7 +54,6 @@ __all__ = [
     "QueryResult",
     "check_failed_records",
     "check_parallel_downloads",
-    "collect_ingest_results",
     "download_results",
     "failed_records_limit",
     "finish_ingest",
@@ -65,6 +64,7 @@ __all__ = [
     "query_to_file",
     "raise_for_state",
     "resubmit_transient_failures",
+    "result_targets",
     "save_job_results",
     "start_ingest",
     "stream_body",
