@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from airflow_provider_sfjwt.compat import redact
 from airflow_provider_sfjwt.hooks import salesforce_jwt
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, register_secrets
