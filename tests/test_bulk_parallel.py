@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import time
 
 import pytest
 
@@ -238,3 +239,66 @@ def test_where_no_count_is_known_a_body_cut_inside_quotes_is_refused():
 def test_parallel_downloads_is_checked(value):
     with pytest.raises(ValueError, match="parallel_downloads"):
         check_parallel_downloads(value)
+
+
+def test_a_failing_chunk_is_requested_again(chunked, client, tmp_path):
+    job_id, info = finished_job(client)
+    clean = download_results(client, job_id, tmp_path / "c.csv", parallel_downloads=1, job=info)
+    chunked.faults.fail(f"/services/data/v66.0/jobs/query/{job_id}/results", 503, count=2)
+    again = download_results(client, job_id, tmp_path / "a.csv", job=info)
+    assert again["rows"] == clean["rows"] and chunked.stats.statuses[503] == 2
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "c.csv").read_bytes()
+
+
+DELETE_AT_EXIT = """
+import atexit, json, os, sys, time
+from airflow_provider_sfjwt.salesforce.bulk import query_to_file
+from airflow_provider_sfjwt.salesforce.client import SalesforceClient
+from airflow_provider_sfjwt.salesforce.settings import parse_connection
+conn = json.loads(sys.argv[1])
+settings = parse_connection(host=conn["host"], login=conn["login"], password=None, extra=conn["extra"])
+result = query_to_file(SalesforceClient(settings), "SELECT Id FROM Account", sys.argv[2], poll_interval=0.01)
+print(result["job_id"], time.time(), flush=True)
+if sys.argv[3] == "forked-task":  # how an Airflow task process ends: exit handlers, then _exit
+    atexit._run_exitfuncs()
+    os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("ending", ["interpreter-exit", "forked-task"])
+def test_the_background_deletion_finishes_before_the_process_ends(emu, tmp_path, ending):
+    import subprocess
+    import sys
+
+    from airflow_provider_sfjwt.testing.keys import shared_key_pair
+
+    emu.generate_accounts(10)
+    conn = emu.connection(private_key_pem=shared_key_pair().private_key_pem)
+    emu.faults.delay("/services/data/v66.0/jobs/query/", 2.0, method="DELETE")
+    done = subprocess.run(
+        [sys.executable, "-c", DELETE_AT_EXIT, json.dumps(conn), str(tmp_path / "d.csv"), ending],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    ended = time.time()
+    assert done.returncode == 0, done.stderr[-2000:]
+    job_id, returned = done.stdout.split()[-2:]
+    assert emu.stats.requests[f"DELETE /services/data/v66.0/jobs/query/{job_id}"] == 1
+    assert emu.stats.statuses[204] == 1
+    # query_to_file returned before the (slow) DELETE was answered; the process waited for it
+    assert ended - float(returned) >= 2.0
+
+
+def test_on_kill_deletes_a_query_job_that_had_finished(emu, client, tmp_path):
+    from airflow_provider_sfjwt.operators import SalesforceBulkQueryOperator
+
+    job_id, _ = finished_job(client, "SELECT Id FROM Account")
+    op = SalesforceBulkQueryOperator(
+        task_id="q", soql="SELECT Id FROM Account", path=str(tmp_path / "k.csv")
+    )
+    op._job_ids = [job_id]  # killed while downloading the finished job's results
+    op.on_kill()
+    with pytest.raises(ApiError) as gone:
+        BulkJobs(client).get("query", job_id)
+    assert gone.value.status == 404
