@@ -69,11 +69,14 @@ def _fresh_token_cache_and_masker(tmp_path_factory, monkeypatch):
     Airflow's secrets masker recompiles one regex of every secret ever registered on each new
     one; a long test session registers thousands (a token per exchange), so it is reset too.
     """
+    from airflow_provider_sfjwt.hooks.salesforce_jwt import forget_registered_secrets
+
     monkeypatch.setenv("SFJWT_TOKEN_CACHE_DIR", str(tmp_path_factory.mktemp("tokens") / "store"))
     TOKEN_CACHE.clear()
     yield
     TOKEN_CACHE.clear()
     reset_secrets_masker()
+    forget_registered_secrets()
 
 
 OTHER_USER = "sfjwt-other"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -34,6 +35,38 @@ from airflow_provider_sfjwt.salesforce.settings import (
 )
 
 log = logging.getLogger(__name__)
+
+
+_registered: set[str] = set()
+_registered_lock = threading.Lock()
+_registered_pid = os.getpid()
+
+
+def register_secrets(*secrets: str) -> None:
+    """Give secrets to Airflow's log masker: the one way this provider registers them.
+
+    Each secret is registered once per process, however many hooks, clients and triggers meet
+    it, and the new ones of a call go to the masker in one call (one message to the task's
+    supervisor). Airflow recompiles one pattern of every secret it knows on each new one, so
+    they go shortest first: a key's lines before the whole key, whose text then weighs on a
+    single compilation instead of all of them.
+    """
+    global _registered_pid
+    with _registered_lock:
+        if _registered_pid != os.getpid():
+            # A forked process (an Airflow task) starts with a reset masker: register anew.
+            _registered.clear()
+            _registered_pid = os.getpid()
+        new = sorted({s for s in secrets if s and s not in _registered}, key=len)
+        _registered.update(new)
+    if new:
+        mask_secret(new[0] if len(new) == 1 else new)
+
+
+def forget_registered_secrets() -> None:
+    """Forget which secrets were registered (for tests that reset Airflow's masker too)."""
+    with _registered_lock:
+        _registered.clear()
 
 
 def _get_variable(name: str) -> str | None:
@@ -69,7 +102,7 @@ class SalesforceJWTHook(BaseHook):
             password=conn.password,
             extra=conn.extra,
             get_variable=_get_variable,
-            on_secret=mask_secret,
+            on_secret=register_secrets,
         )
         self._warn_certificate_expiry(settings)
         return settings
@@ -94,7 +127,7 @@ class SalesforceJWTHook(BaseHook):
 
     @cached_property
     def client(self) -> SalesforceClient:
-        return SalesforceClient(self.settings, on_secret=mask_secret)
+        return SalesforceClient(self.settings, on_secret=register_secrets)
 
     def login_client(self) -> SalesforceClient:
         """A client with a token cache of its own: its first call does a real token exchange.
@@ -103,7 +136,7 @@ class SalesforceJWTHook(BaseHook):
         key or app change shows at once instead of hiding behind a token another task stored.
         Close it after use.
         """
-        return SalesforceClient(self.settings, on_secret=mask_secret, cache=TokenCache())
+        return SalesforceClient(self.settings, on_secret=register_secrets, cache=TokenCache())
 
     def _warn_certificate_expiry(self, settings: ConnectionSettings) -> None:
         cert = settings.load_certificate()

@@ -14,14 +14,27 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import SalesforceError, UnexpectedResponseError
 
 if TYPE_CHECKING:
-    from .bulk.download import ResultChunk
+    from .progress import Progress
 
-__all__ = ["CsvJoiner", "CsvResultStream", "csv_chunks_to_records"]
+
+class ResultChunkLike(Protocol):
+    """A query result chunk as the joiner reads it: sequential (locator) or parallel."""
+
+    job_id: str
+    number: int
+
+    @property
+    def records(self) -> int: ...
+
+    def iter_bytes(self) -> Iterator[bytes]: ...
+
+
+__all__ = ["CsvJoiner", "CsvResultStream", "ResultChunkLike", "csv_chunks_to_records"]
 
 
 def _first_record_end(data: bytes) -> int:
@@ -181,12 +194,21 @@ class CsvJoiner:
     Bytes pass through untouched (no parsing): the first header row is kept, the header of every
     later body dropped, and a later header that differs from the first is refused, since it would
     misalign the columns. A body that does not end with a newline gets one, so the next body's
-    first record cannot fuse with its last; a body that ends inside a quoted field was cut
-    mid-record and is refused. Counting quotes is one C-level pass over each block.
+    first record cannot fuse with its last.
+
+    A body cut mid-record must not be joined, and each check costs one C-level pass over every
+    block, so the joiner makes one of two: by default it counts quotes and refuses a body that
+    ends inside a quoted field; with ``count_lines`` it counts line ends instead
+    (:attr:`body_lines`), for a caller that knows how many records each body holds and checks
+    that (a record cut off loses its line end, so its body holds fewer line ends than records).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, count_lines: bool = False) -> None:
         self.header: bytes | None = None
+        self.count_lines = count_lines
+        self.body_lines = 0
+        """With ``count_lines``: line ends after the header in the last body read (one more if
+        it lacked the last)."""
 
     @property
     def columns(self) -> list[str]:
@@ -196,6 +218,7 @@ class CsvJoiner:
     def body(self, blocks: Iterable[bytes], what: str) -> Iterator[bytes]:
         """One body's bytes for the joined stream; ``what`` names the body in errors."""
         blocks = iter(blocks)
+        self.body_lines = 0
         head = b""
         for block in blocks:
             head += block
@@ -214,14 +237,17 @@ class CsvJoiner:
         if self.header is None:
             self.header = header
             yield header
-        quotes = 0
+        counted = 0
+        needle = b"\n" if self.count_lines else b'"'
         last = b"\n"
         for block in chain((rest,), blocks):
             if block:
-                quotes += block.count(b'"')
+                counted += block.count(needle)
                 last = block[-1:]
                 yield block
-        if quotes % 2:
+        if self.count_lines:
+            self.body_lines = counted + (last != b"\n")
+        elif counted % 2:
             raise SalesforceError(
                 f"{what} ends inside a quoted field: it was cut mid-record, and joining it "
                 "would corrupt the rows that follow. Run the task again."
@@ -240,16 +266,48 @@ class CsvJoiner:
 class CsvResultStream(CsvJoiner):
     """The result chunks of a query job as one CSV byte stream; ``rows`` counts as it is read.
 
-    Rows come from Salesforce's ``Sforce-NumberOfRecords`` on each chunk, so nothing is parsed.
+    Rows come from Salesforce's ``Sforce-NumberOfRecords`` on each chunk. Each chunk is checked
+    against its count: passed through, it must hold at least that many line ends (a value may
+    span lines, so more is fine; fewer means a record was lost or cut off, which this check
+    catches instead of the quote count); parsed (:meth:`records`), exactly that many records. ``progress`` is told each chunk's rows once they are handed on.
     """
 
-    def __init__(self, chunks: Iterable[ResultChunk]) -> None:
-        super().__init__()
+    def __init__(self, chunks: Iterable[ResultChunkLike], progress: Progress | None = None) -> None:
+        super().__init__(count_lines=True)
         self._chunks = chunks
+        self._progress = progress
         self.rows = 0
+
+    def _counted(self, chunk: ResultChunkLike, found: int, what: str, exact: bool) -> None:
+        expected = chunk.records
+        if found < expected or (exact and found != expected):
+            raise SalesforceError(
+                f"{what} announced {expected:,} records (Sforce-NumberOfRecords) but "
+                f"{'held' if exact else 'holds only'} {found:,}"
+                f"{'' if exact else ' lines'}; rows would be lost or invented. Run the task "
+                "again, and if it persists, report the job id."
+            )
+        self.rows += expected
+        if self._progress is not None:
+            self._progress.add(expected)
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
-            self.rows += chunk.records
             what = f"Result chunk {chunk.number} of Bulk query job {chunk.job_id}"
             yield from self.body(chunk.iter_bytes(), what)
+            self._counted(chunk, self.body_lines, what, exact=False)
+
+    def records(self, field_types: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """The records of every chunk in order, parsed (see :func:`csv_chunks_to_records`) and
+        counted exactly per chunk."""
+        for chunk in self._chunks:
+            what = f"Result chunk {chunk.number} of Bulk query job {chunk.job_id}"
+            header = self.header
+            blocks = self.body(chunk.iter_bytes(), what)
+            if header is not None:  # later bodies lose their header row in the joiner
+                blocks = chain((header,), blocks)
+            found = 0
+            for record in csv_chunks_to_records(blocks, field_types):
+                found += 1
+                yield record
+            self._counted(chunk, found, what, exact=True)

@@ -35,6 +35,7 @@ from .errors import (
     TransportError,
     UnexpectedResponseError,
 )
+from .paging import iter_pages
 from .retry import Retryable, RetryPolicy
 from .settings import ConnectionSettings, SecretSink
 
@@ -333,17 +334,14 @@ class SalesforceClient:
     def query_pages(
         self, soql: str, include_deleted: bool = False, batch_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Each page of a SOQL result as Salesforce returns it, following ``nextRecordsUrl``."""
+        """Each page of a SOQL result as Salesforce returns it, following ``nextRecordsUrl``.
+
+        The next page is requested as soon as the current one's first bytes name it (see
+        :mod:`.paging`), so work on a page overlaps the round trip of the next.
+        """
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
-        page = self.request(
-            "GET", "queryAll" if include_deleted else "query", params={"q": soql}, headers=headers
-        ).json()
-        while True:
-            yield page
-            next_url = page.get("nextRecordsUrl")
-            if page.get("done", True) or not next_url:
-                return
-            page = self.request("GET", next_url, headers=headers).json()
+        path = "queryAll" if include_deleted else "query"
+        return iter_pages(self, path, {"q": soql}, headers)
 
     def query(
         self, soql: str, include_deleted: bool = False, batch_size: int | None = None

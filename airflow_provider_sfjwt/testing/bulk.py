@@ -34,6 +34,8 @@ INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 BLOCK_ROWS = 20_000
 MAX_UPLOAD = 150 * 1024 * 1024
 INGEST_POLL_WAIT = 5.0
+RESULT_PAGES_SINCE = 58.0
+RESULT_PAGES_PER_RESPONSE = 5
 
 
 @dataclass
@@ -441,26 +443,30 @@ class Bulk(IngestProcessing):
         return Response(200, b"", "text/csv;charset=UTF-8", headers, stream=blocks())
 
     def _result_pages(self, req: Request, job: Job) -> Response:
+        """``GET /jobs/query/{id}/resultPages``: up to five result URLs to download side by side.
+
+        The shape of Salesforce's "Get Parallel Results for a Query Job" (API 58.0 and later;
+        older versions answer 404 like any unknown resource): ``{"resultPages": [{"resultUrl":
+        "/services/data/vXX.X/jobs/query/{id}/results?locator=..."}], "nextRecordsUrl": ...,
+        "done": ...}``. The request takes no parameter besides the job id, so each URL's chunk
+        holds the server's default number of records (``default_max_records``); the ``locator``
+        of ``nextRecordsUrl`` is this emulator's own continuation.
+        """
+        if float(req.version or 0) < RESULT_PAGES_SINCE:
+            raise ErrorReply(404, "NOT_FOUND", "The requested resource does not exist")
         self._check_results(req, job)
-        start, _ = self._range(req, job)
-        size = int(req.query.get("maxRecords") or self.default_max_records)
+        pos = _offset(req.query.get("locator", ""))
+        if pos is None or pos > len(job.rows):
+            raise ErrorReply(400, "INVALID_QUERY_LOCATOR", "invalid locator")
+        size = self.default_max_records
         base = f"/services/data/v{job.version}/jobs/query/{job.id}"
         pages: list[dict[str, str]] = []
-        pos = start
-        while pos < len(job.rows) and len(pages) < 5:
-            pages.append({"resultUrl": f"{base}/results?locator={_locator(pos)}&maxRecords={size}"})
+        while pos < len(job.rows) and len(pages) < RESULT_PAGES_PER_RESPONSE:
+            pages.append({"resultUrl": f"{base}/results?locator={_locator(pos)}"})
             pos += size
         done = pos >= len(job.rows)
-        return Response.json(
-            200,
-            {
-                "resultPages": pages,
-                "nextRecordsUrl": None
-                if done
-                else f"{base}/resultPages?locator={_locator(pos)}&maxRecords={size}",
-                "done": done,
-            },
-        )
+        following = None if done else f"{base}/resultPages?locator={_locator(pos)}"
+        return Response.json(200, {"resultPages": pages, "nextRecordsUrl": following, "done": done})
 
     # ------------------------------------------------------------------ ingest
     def _path(self, job: Job, suffix: str) -> str:

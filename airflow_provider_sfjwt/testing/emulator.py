@@ -24,6 +24,7 @@ from .cache import BlockCache
 from .controls import OrgData
 from .faults import Faults, fault_response
 from .ids import ORG_PREFIX, make_id
+from .latency import Latency
 from .stats import Stats
 from .store import Store, now_datetime
 from .tls import make_tls_files, server_context
@@ -83,6 +84,7 @@ class SalesforceEmulator(OrgData):
         gzip: bool = False,
         serialize_cache_mb: int = 512,
         session_timeout: float | None = None,
+        latency: Latency | None = None,
     ) -> None:
         self.tls = tls
         self.host = host
@@ -94,6 +96,8 @@ class SalesforceEmulator(OrgData):
         self.bulk_processing_seconds = bulk_processing_seconds
         self.gzip = gzip
         self.session_timeout = session_timeout  # seconds; None: tokens live until revoked
+        # Network round trips and server time per page (see .latency); settable while serving.
+        self.latency = latency or Latency()
         self.clock_skew: float = 0.0
         self.org_id = make_id(ORG_PREFIX, 7)
         self.store = Store()
@@ -159,6 +163,10 @@ class SalesforceEmulator(OrgData):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def pause(self, seconds: float) -> None:
+        """Hold the calling server thread for ``seconds``, less if the emulator stops meanwhile."""
+        sleep(seconds, lambda: self._stopping)
 
     # ------------------------------------------------------------------ serialisation cache
     def _generation(self, key: Any) -> tuple[int, ...]:
@@ -333,6 +341,8 @@ class SalesforceEmulator(OrgData):
         send before resetting the connection.
         """
         self.stats.record_request(req.method, req.path)
+        if self.latency.active and not req.path.startswith("/__emulator__/"):
+            self.pause(self.latency.answer_delay(req.method, req.path))
         fired = self.faults.take(req.method, req.path)
         if fired.delay:
             sleep(fired.delay, lambda: self._stopping)

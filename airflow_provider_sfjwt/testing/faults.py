@@ -138,9 +138,12 @@ class Faults:
         """
         self._add(Rule("reset", path_prefix, count=count, after_bytes=after_bytes))
 
-    def delay(self, path_prefix: str, seconds: float, count: int = 1) -> None:
-        """Hold the next ``count`` matching requests for ``seconds`` before answering."""
-        self._add(Rule("delay", path_prefix, count=count, seconds=seconds))
+    def delay(
+        self, path_prefix: str, seconds: float, count: int = 1, method: str | None = None
+    ) -> None:
+        """Hold the next ``count`` matching requests (of ``method``, if given) for ``seconds``
+        before answering."""
+        self._add(Rule("delay", path_prefix, method, count=count, seconds=seconds))
 
     def redirect(
         self,

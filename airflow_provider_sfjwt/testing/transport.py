@@ -208,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         emu = self.server.emulator
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if emu.latency.active:  # the handshakes of a new connection, on a slow network
+            emu.pause(emu.latency.connect_delay(emu.ssl_context is not None))
         if emu.ssl_context is not None:
             self.request.settimeout(10)
             self.request = emu.ssl_context.wrap_socket(self.request, server_side=True)

@@ -98,16 +98,13 @@ class SalesforceBulkJobTrigger(BaseTrigger):
         try:
             while True:
                 for job_id in list(watch.pending):
-                    watch.observe(job_id, await in_worker_thread(jobs.get, self.kind, job_id))
+                    info = await in_worker_thread(jobs.get, self.kind, job_id)
+                    self.log.info("%s", watch.describe(job_id, info))
+                    watch.observe(job_id, info)
                 if not watch.pending:
                     break
                 wait = watch.next_wait()
-                self.log.info(
-                    "Bulk %s job(s) %s not finished; next poll in %.1f s",
-                    self.kind,
-                    ", ".join(watch.pending),
-                    wait,
-                )
+                self.log.info("Next poll in %.1f s", wait)
                 await asyncio.sleep(wait)
         except BulkJobError as exc:
             await self._abort_pending(jobs)
@@ -144,5 +141,12 @@ class SalesforceBulkJobTrigger(BaseTrigger):
 
 
 def _job_numbers(info: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "state", "numberRecordsProcessed", "numberRecordsFailed", "totalProcessingTime")
+    keys = (
+        "id",
+        "state",
+        "apiVersion",
+        "numberRecordsProcessed",
+        "numberRecordsFailed",
+        "totalProcessingTime",
+    )
     return {k: info[k] for k in keys if k in info}
