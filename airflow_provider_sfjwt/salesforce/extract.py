@@ -16,7 +16,7 @@ import gc
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -134,14 +134,19 @@ def query_to_file(
     path: str | os.PathLike[str] | Any,
     format: str = "csv",
     include_deleted: bool = False,
+    field_types: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write the result of ``soql`` to ``path`` (local path or object-storage path object).
 
-    Returns ``{"path", "rows", "columns", "format"}`` - small enough for XCom.
+    ``field_types`` (column -> Salesforce type) types Parquet columns without the describe
+    calls otherwise made for them. Returns ``{"path", "rows", "columns", "format"}`` - small
+    enough for XCom.
     """
     fmt = check_format(format)
     columns = select_columns(soql)
-    types = column_types(client, soql, columns) if fmt == "parquet" else {}
+    types: Mapping[str, str] = {}
+    if fmt == "parquet":
+        types = field_types if field_types is not None else column_types(client, soql, columns)
     rows = 0
     with long_lived_objects_frozen(), open_writer(path, fmt, columns, types) as writer:
         for page in prefetched(client.query_pages(soql, include_deleted=include_deleted)):
