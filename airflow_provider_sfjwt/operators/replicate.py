@@ -28,14 +28,20 @@ from airflow_provider_sfjwt.salesforce.replicate_window import DEFAULT_LOOKBACK,
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+PLAN_XCOM = "replication_plan"
+"""XCom key of the run's plan while a Bulk job runs (the task resumes in another process)."""
+
 
 def _interval(context: Mapping[str, Any]) -> tuple[dt.datetime, dt.datetime]:
     start = context.get("data_interval_start")
     end = context.get("data_interval_end")
     if start is None or end is None or end <= start:
         raise ValueError(
-            "replication reads a data interval, and this run has none (a manual run without a "
-            "logical date): schedule the DAG (e.g. '@hourly') or trigger it with a logical date"
+            f"replication reads the run's data interval, and this run has none ({start} to "
+            f"{end}): Airflow 3's cron schedules ('@hourly') give runs a single moment. Schedule "
+            "the DAG with intervals, e.g. schedule=CronDataIntervalTimetable('0 * * * *', "
+            "timezone='UTC') from airflow.timetables.interval (the run at 13:00 reads "
+            "[12:00, 13:00)), and trigger manual runs with a logical date"
         )
     return start, end
 
@@ -126,8 +132,10 @@ class SalesforceReplicateObjectOperator(_BulkOperator):
         replicator = self._replicator()
         plan = replicator.plan(interval_start, interval_end)
         if plan.api == "bulk" and self.deferrable:
+            # The plan waits in XCom: the run resumes after the trigger in a new process.
+            context["ti"].xcom_push(key=PLAN_XCOM, value=plan.as_dict())
             replicator.start_bulk(plan, self._jobs(replicator.client))
-            self._defer(self._job_ids, kwargs={"plan": plan.as_dict()})
+            self._defer(self._job_ids)
         extracted = replicator.extract(
             plan,
             poll_interval=self.poll_interval,
@@ -137,16 +145,14 @@ class SalesforceReplicateObjectOperator(_BulkOperator):
         )
         return self._finish(replicator, plan, extracted)
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any], plan: dict[str, Any]
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the triggerer: download the job's rows, then deletions and the snapshot."""
         if event.get("status") != "success":
             _raise_event_error(event)
         job_id = event["job_ids"][0]
         self._job_ids = [job_id]
         replicator = self._replicator()
-        restored = Plan.from_dict(plan)
+        restored = Plan.from_dict(context["ti"].xcom_pull(task_ids=self.task_id, key=PLAN_XCOM))
         extracted = replicator.download_bulk(restored, job_id)
         if not self.keep_job:
             BulkJobs(replicator.client).delete(QUERY, job_id)

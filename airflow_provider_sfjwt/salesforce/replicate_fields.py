@@ -139,11 +139,10 @@ def plan_fields(
             excluded[name] = f"formula field (formula_fields={formula_fields!r})"
         else:
             columns.append(name)
-    required = [*ALWAYS, *([cursor_field] if cursor_field else [])]
-    for name in reversed(required):
-        if name.lower() in known and name.lower() not in {c.lower() for c in columns}:
-            columns.insert(0, known[name.lower()]["name"])
-    return _plan(known, columns, excluded, formulas)
+    required = [
+        known[n.lower()]["name"] for n in (*ALWAYS, cursor_field) if n and n.lower() in known
+    ]
+    return _plan(known, [*required, *columns], excluded, formulas)
 
 
 def _plan(
