@@ -47,6 +47,7 @@ from airflow_provider_sfjwt.salesforce.retry import (
     TRANSIENT_ERROR_CODES,
     transient_codes,
 )
+from airflow_provider_sfjwt.salesforce.storage import Destination
 from airflow_provider_sfjwt.salesforce.writers import check_format
 from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
 
@@ -181,6 +182,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         fmt = check_format(self.format)
         client = self._client()
         path = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
+        Destination(path)  # a path that cannot be written is refused before the job exists
         if not self.deferrable:
             result = query_to_file(
                 client,

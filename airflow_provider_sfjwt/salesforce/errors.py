@@ -8,6 +8,7 @@ assertions or tokens.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,52 @@ from typing import Any
 
 class SalesforceError(Exception):
     """Base of every error this provider raises on purpose."""
+
+
+PREVIEW_CHARS = 8
+
+
+def shown(value: object, shape: re.Pattern[str] | None = None) -> str:
+    """How a validation message may quote what the user typed: never the whole of a long value.
+
+    A value in the wrong field is often a secret pasted there (a PEM line in ``audience``, the
+    passphrase in the Login URL), and the message travels to task logs, the UI's Test button
+    and tracebacks, where the masker may not reach (and never reaches a lower-cased copy). So
+    a message shows at most the first few characters (half the value, at most 8) and the
+    length. A value that has the ``shape`` the field expects (a path, a variable name) is shown
+    whole: it is then what it claims to be, and naming it helps the user find it.
+    """
+    text = str(value)
+    if (
+        shape is not None
+        and len(text) <= 255
+        and shape.fullmatch(text)
+        and not _KEY_MATERIAL.search(text)
+    ):
+        return repr(text)
+    keep = min(PREVIEW_CHARS, len(text) // 2)
+    unit = "character" if len(text) == 1 else "characters"
+    return f"{text[:keep]!r}... ({len(text)} {unit})" if keep else f"a value of {len(text)} {unit}"
+
+
+_KEY_MATERIAL = re.compile(r"[A-Za-z0-9+=]{40,}")  # a run of base64 as long as in a PEM line
+PATH_SHAPE = re.compile(r"[^\s\x00-\x1f]+")
+"""A file path: one line, no spaces."""
+NAME_SHAPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
+"""An environment variable or Airflow Variable name."""
+
+
+SERVER_TEXT_CHARS = 2048
+
+
+def quoted(text: str, limit: int = SERVER_TEXT_CHARS) -> str:
+    """Text a server sent, for a message: at most ``limit`` characters, and how much was cut.
+
+    A broken or hostile server can answer hundreds of megabytes; the message lands in task logs.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit:,} more characters not shown]"
 
 
 class ConfigurationError(SalesforceError, ValueError):
@@ -263,6 +310,25 @@ class TokenEndpointError(AuthenticationError):
         "or the org's My Domain URL",
         "https://status.salesforce.com for maintenance",
         "proxy settings (HTTPS_PROXY, NO_PROXY) on this machine",
+    )
+
+
+class UntrustedAnswerError(TokenEndpointError):
+    """The token endpoint answered something this client will not act on (see ``meaning``)."""
+
+    meaning = (
+        "The token endpoint's answer failed a safety check (an instance URL outside Salesforce's "
+        "domains, a redirect, a body beyond the size limit), so nothing of it was used and no "
+        "token or assertion went anywhere else. A proxy rewriting answers, a Login URL that is "
+        "not the org's token endpoint, or an attack."
+    )
+    checks = (
+        "the Login URL (connection host) is https://login.salesforce.com, https://test.salesforce.com "
+        "or the org's My Domain URL",
+        "proxy settings (HTTPS_PROXY, NO_PROXY): a proxy must not redirect or rewrite Salesforce's "
+        "answers",
+        "for a private Salesforce deployment on a domain of its own: list that domain in the "
+        "connection extra instance_domains",
     )
 
 

@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import IO, Any, Protocol, Union
 
-__all__ = ["Destination", "FilePath", "StoragePath", "atomic_output"]
+__all__ = ["Destination", "FilePath", "StoragePath", "atomic_output", "same_file"]
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,9 @@ class Destination:
     Local paths get their missing parent directories created. Remote objects (Airflow's
     ``ObjectStoragePath``) are used only through ``open``, ``rename``/``replace``, ``unlink``,
     ``name``, ``parent`` and ``/`` so that any fsspec-backed store works without an Airflow
-    import here. A ``file://`` URL string is taken as a local path; other URL strings are
-    refused, since opening them needs credentials only the Airflow side holds.
+    import here. A ``file://`` URL string is taken as a local path (``file://HOST/...`` with a
+    host other than localhost is refused: it would silently be written here); other URL
+    strings are refused, since opening them needs credentials only the Airflow side holds.
     """
 
     def __init__(self, target: Any) -> None:
@@ -74,6 +75,12 @@ class Destination:
                     f"cannot open {target!r} from a plain string: pass an "
                     "airflow.sdk.ObjectStoragePath (it carries the storage connection), "
                     "or a local path"
+                )
+            if parsed.netloc not in ("", "localhost"):
+                raise ValueError(
+                    f"{target!r} names the host {parsed.netloc!r}, but a file:// URL is always "
+                    "opened on this machine: use file:///path (or a plain path) for a local "
+                    "file, or an object-storage URI for a remote one"
                 )
             target = urllib.request.url2pathname(parsed.path)
         if isinstance(target, (str, os.PathLike)):
@@ -123,6 +130,24 @@ class Destination:
         if protocol in (None, "", "file", "local") and hasattr(self.target.parent, "mkdir"):
             with contextlib.suppress(FileExistsError):
                 self.target.parent.mkdir(parents=True, exist_ok=True)
+
+
+def same_file(first: Any, second: Any) -> bool:
+    """Whether two destinations name one file: the same path after links and ``..`` are
+    resolved, or (both existing) the same inode, as a hard link is; for object storage the
+    same protocol and key. Used to refuse an output that would replace an input."""
+    a, b = Destination(first), Destination(second)
+    if a.is_local != b.is_local:
+        return False
+    if a.is_local:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(a.target, b.target):
+                return True
+        return os.path.realpath(a.target) == os.path.realpath(b.target)
+    return (getattr(a.target, "protocol", None), str(a.target)) == (
+        getattr(b.target, "protocol", None),
+        str(b.target),
+    )
 
 
 def _move(source: Any, target: Any) -> None:

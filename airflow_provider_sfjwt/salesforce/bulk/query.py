@@ -15,7 +15,7 @@ from ..bulk_csv import CsvResultStream, csv_chunks_to_records
 from ..client import SalesforceClient
 from ..extract import column_types
 from ..soql import select_columns
-from ..storage import FilePath, atomic_output
+from ..storage import Destination, FilePath, atomic_output
 from ..writers import check_format, open_writer
 from .download import iter_result_chunks
 from .jobs import QUERY, BulkJobs
@@ -107,6 +107,7 @@ def query_to_file(
     ``keep_job``; a Failed or Aborted job is kept so it can be inspected in Setup.
     """
     fmt = check_format(format)
+    Destination(path)  # a path that cannot be written is refused before the job exists
     jobs = BulkJobs(client, poll_interval=poll_interval, on_job=on_job)
     job_id = jobs.create_query(soql, include_deleted=include_deleted)
     jobs.wait(QUERY, job_id, timeout=timeout)
