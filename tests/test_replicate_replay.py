@@ -81,7 +81,8 @@ class Org:
                 ["create", "create", "update", "update", "system", "delete", "undelete", "owner"]
             )
             if kind == "create":
-                n = rng.choice([1, 1, 1, 2, 2, 30])  # now and then a burst, so Bulk gets windows too
+                # now and then a burst, so that Bulk gets windows too
+                n = rng.choice([1, 1, 1, 2, 2, 30])
                 new = self.emu.load(
                     "Account",
                     [
