@@ -1,4 +1,4 @@
-"""``make bench``: REST extract (and Bulk, when present) against the emulator; writes BENCHMARKS.md.
+"""``make bench``: REST extract, Bulk and replication against the emulator; writes BENCHMARKS.md.
 
 For each N (default 100,000 and 1,000,000 Accounts) the emulator is filled to N rows and three
 children extract the same 8-field SOQL to CSV (see ``bench_rest``): the ``floor`` (a plain
@@ -9,7 +9,11 @@ are reported too.
 Token exchanges per run come from the emulator's counters. Results go to
 ``benchmarks/results.json`` and ``BENCHMARKS.md``.
 
-Usage: ``python -m benchmarks.run [--sizes 100000,1000000] [--repeat 3] [--no-bulk] [--no-peer]``
+The replication benchmark (``bench_replicate``) runs at the largest N: an hourly incremental run
+with 1% of the rows changed against a full extract.
+
+Usage: ``python -m benchmarks.run [--sizes 100000,1000000] [--repeat 3] [--no-bulk] [--no-peer]
+[--no-replicate]``
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any
 
 from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.testing import SalesforceEmulator
+from benchmarks.bench_replicate import report_lines as replicate_report
+from benchmarks.bench_replicate import run_replicate_bench
 from benchmarks.bench_rest import FIELDS, REPO, SOQL, VARIANTS, airflow_import_rss, run_variant
 
 WORK = REPO / ".bench"
@@ -389,12 +395,13 @@ def write_report(data: dict[str, Any]) -> None:
             for item in items:
                 lines.append("| " + " | ".join(str(item.get(k, "")) for k in columns) + " |")
             lines.append("")
+    lines += replicate_report(data.get("replicate") or [])
     lines += [
         "## Reproduce",
         "",
         "```",
         "make bench                                   # REST and Bulk, 100k and 1M rows: 2 to 6 minutes",
-        "python -m benchmarks.run --sizes 20000 --repeat 1 --no-bulk --no-peer   # a quick look",
+        "python -m benchmarks.run --sizes 20000 --repeat 1 --no-bulk --no-peer --no-replicate",
         "```",
         "",
     ]
@@ -407,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds per size")
     parser.add_argument("--no-bulk", action="store_true", help="skip benchmarks/bench_bulk.py")
     parser.add_argument("--no-peer", action="store_true", help="skip the simple-salesforce peer")
+    parser.add_argument(
+        "--no-replicate", action="store_true", help="skip benchmarks/bench_replicate.py"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     shutil.rmtree(WORK, ignore_errors=True)
@@ -424,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         "airflow_import_rss_mb": airflow_import_rss(_child_env(WORK / "airflow")),
         "peer": [] if args.no_peer else bench_peer(sizes),
         "bulk": [] if args.no_bulk else bench_bulk(sizes),
+        "replicate": [] if args.no_replicate else run_replicate_bench(max(sizes), repeats=2),
     }
     RESULTS.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     write_report(data)

@@ -194,3 +194,14 @@ def test_rest_lineage_names_other_resources_by_path():
 
     ref = salesforce_resource("https://acme.my.salesforce.com", "/services/apexrest/Orders/v1")
     assert ref == DatasetRef("salesforce://acme.my.salesforce.com", "services/apexrest/Orders/v1")
+
+
+def test_a_run_without_a_data_interval_says_which_schedule_to_use(tmp_path):
+    """Airflow 3's plain cron schedules give runs a single moment: the task says what to use."""
+    op = SalesforceReplicateObjectOperator(
+        task_id="Account", sobject="Account", output_path=str(tmp_path)
+    )
+    moment = dt.datetime(2026, 1, 1, 13, tzinfo=UTC)
+    with pytest.raises(ValueError, match="CronDataIntervalTimetable"):
+        op.execute({"data_interval_start": moment, "data_interval_end": moment})
+    assert not list(tmp_path.iterdir())
