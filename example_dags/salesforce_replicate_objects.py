@@ -7,8 +7,8 @@ and a schema snapshot; the first run into an empty folder reads the whole object
 outlet is its object's folder as an Asset: ``salesforce_replicated_account_report`` runs when
 Account has landed. The README's "Replicating objects" shows how to merge the files.
 
-Where the copy goes: ``SFJWT_LAKE_DIR`` (default ``/tmp/sfjwt_lake``), read when the DAG is
-parsed since Assets are static; an object-storage prefix (``s3://lake/salesforce``, with
+Where the copy goes: ``SFJWT_LAKE_DIR`` (default ``$SFJWT_OUTPUT_DIR/lake``, else
+``/tmp/sfjwt_output/lake``), read when the DAG is parsed since Assets are static; an object-storage prefix (``s3://lake/salesforce``, with
 ``storage_conn_id``) works the same. ``SFJWT_BULK_POLL_INTERVAL`` sets the first Bulk poll.
 """
 
@@ -22,14 +22,17 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_sfjwt.operators import salesforce_replication_group
 
-LAKE = os.environ.get("SFJWT_LAKE_DIR", "/tmp/sfjwt_lake")
+LAKE = os.environ.get("SFJWT_LAKE_DIR") or os.path.join(
+    os.environ.get("SFJWT_OUTPUT_DIR", "/tmp/sfjwt_output"), "lake"
+)
 POLL_INTERVAL = float(os.environ.get("SFJWT_BULK_POLL_INTERVAL", "5"))
 BULK_THRESHOLD = int(os.environ.get("SFJWT_BULK_THRESHOLD", "50000"))
 
 
 @dag(
-    # Every hour, for the hour that just ended: the run at 13:00 covers [12:00, 13:00). (A plain
-    # "@hourly" gives Airflow 3 runs without a data interval, which replication needs.)
+    # Every hour, for the hour that just ended: the run at 13:00 covers [12:00, 13:00); a manual
+    # run covers the hour that ended last. (A plain "@hourly" gives Airflow 3 runs without a
+    # data interval, which replication needs.)
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

@@ -17,7 +17,9 @@ from airflow.sdk import dag, task
 
 from airflow_provider_sfjwt.operators.replicate import object_asset, object_folder
 
-LAKE = os.environ.get("SFJWT_LAKE_DIR", "/tmp/sfjwt_lake")
+LAKE = os.environ.get("SFJWT_LAKE_DIR") or os.path.join(
+    os.environ.get("SFJWT_OUTPUT_DIR", "/tmp/sfjwt_output"), "lake"
+)
 
 
 @dag(
@@ -30,6 +32,8 @@ def salesforce_replicated_account_report():
     @task
     def report() -> dict:
         runs = sorted(Path(object_folder(LAKE, "Account"), "runs").glob("2*.json"))
+        if not runs:  # triggered by hand before anything landed
+            return {"runs": 0}
         latest = json.loads(runs[-1].read_text())
         summary = {"runs": len(runs), "latest": latest["key"], "rows": latest["rows"]}
         print(f"Account replicated: {summary}")

@@ -205,3 +205,20 @@ def test_a_run_without_a_data_interval_says_which_schedule_to_use(tmp_path):
     with pytest.raises(ValueError, match="CronDataIntervalTimetable"):
         op.execute({"data_interval_start": moment, "data_interval_end": moment})
     assert not list(tmp_path.iterdir())
+
+
+def test_a_manual_run_without_logical_date_replicates_the_last_ended_interval(emu, lake):
+    """What the Trigger button does without a logical date: the run covers the interval Airflow
+    infers for that moment, so it writes the same files as that interval's scheduled run."""
+    from types import SimpleNamespace
+
+    from .dag_support import load_dag
+
+    dag = load_dag("salesforce_replicate_objects")
+    op = dag.get_task("replicate_salesforce.Contact")
+    run_after = dt.datetime.now(UTC).replace(minute=17, second=0, microsecond=0)
+    hour = run_after.replace(minute=0)
+    context = {"dag": dag, "dag_run": SimpleNamespace(run_after=run_after), "ti": None}
+    result = op.execute(context)
+    assert result["key"] == f"{hour - HOUR:%Y%m%dT%H%M%SZ}"
+    assert result["window"]["end"] == hour.isoformat()

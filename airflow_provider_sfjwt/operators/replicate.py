@@ -33,15 +33,27 @@ PLAN_XCOM = "replication_plan"
 
 
 def _interval(context: Mapping[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    """The run's data interval. A manual run without a logical date has none: it gets the
+    interval Airflow itself infers for a manual run at that moment (the one that ended last,
+    with interval timetables), so it rewrites that interval's files like its scheduled run."""
     start = context.get("data_interval_start")
     end = context.get("data_interval_end")
+    run_after = getattr(context.get("dag_run"), "run_after", None)
+    infer = getattr(
+        getattr(context.get("dag"), "timetable", None), "infer_manual_data_interval", None
+    )
+    if (start is None or end is None) and run_after is not None and infer is not None:
+        import pendulum  # Airflow's timetables compute with pendulum datetimes
+
+        inferred = infer(run_after=pendulum.instance(run_after))
+        start, end = inferred.start, inferred.end
     if start is None or end is None or end <= start:
         raise ValueError(
             f"replication reads the run's data interval, and this run has none ({start} to "
             f"{end}): Airflow 3's cron schedules ('@hourly') give runs a single moment. Schedule "
             "the DAG with intervals, e.g. schedule=CronDataIntervalTimetable('0 * * * *', "
             "timezone='UTC') from airflow.timetables.interval (the run at 13:00 reads "
-            "[12:00, 13:00)), and trigger manual runs with a logical date"
+            "[12:00, 13:00))"
         )
     return start, end
 
