@@ -27,7 +27,6 @@ for the ``refresh`` formula policy (formula values change without ``SystemModsta
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,7 @@ from .replicate_fields import (
     plan_fields,
     schema_changes,
 )
+from .replicate_layout import Layout, read_json, run_key, write_json
 from .replicate_window import (
     DEFAULT_LOOKBACK,
     DEFAULT_SAFETY_LAG,
@@ -54,7 +54,6 @@ from .replicate_window import (
     replication_window,
     server_now,
 )
-from .storage import Destination, atomic_output
 from .writers import check_format, open_writer
 
 __all__ = [
@@ -92,13 +91,6 @@ class SchemaChangedError(SalesforceError):
             "written (on_schema_change='fail'). Adapt the consumers of these files, then run the "
             "task once with on_schema_change='evolve' to accept the new schema."
         )
-
-
-def run_key(interval_start: dt.datetime) -> str:
-    """The file name stem of an interval's files: its start in UTC, ``20260131T130000Z``."""
-    if interval_start.tzinfo is None:
-        raise ValueError(f"interval start {interval_start!r} has no time zone")
-    return interval_start.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _choice(name: str, value: str, choices: Sequence[str]) -> str:
@@ -186,48 +178,6 @@ class Plan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
         return cls(**data)
-
-
-class Layout:
-    """The file names under one object's folder (see the module docstring)."""
-
-    def __init__(self, output: Any, fmt: str) -> None:
-        self.root = Destination(output).target
-        self.fmt = fmt
-
-    def path(self, *parts: str) -> Any:
-        return self.root.joinpath(*parts)
-
-    def data(self, key: str) -> Any:
-        return self.path("data", f"{key}.{self.fmt}")
-
-    def deleted(self, key: str) -> Any:
-        return self.path("deleted", f"{key}.{self.fmt}")
-
-    def manifest(self, key: str, mode: str = "incremental") -> Any:
-        name = f"{key}.json" if mode != "formulas" else f"formulas-{key}.json"
-        return self.path("runs", name)
-
-    def schema(self) -> Any:
-        return self.path("_schema.json")
-
-    def formulas(self) -> Any:
-        return self.path(f"formulas.{self.fmt}")
-
-
-def read_json(path: Any) -> Any:
-    """A JSON file's content, ``None`` when it does not exist."""
-    try:
-        with Destination(path).open("rb") as handle:
-            return json.loads(handle.read().decode("utf-8"))
-    except FileNotFoundError:
-        return None
-
-
-def write_json(path: Any, content: Any) -> None:
-    with atomic_output(path, "w") as handle:
-        json.dump(content, handle, indent=1, sort_keys=True)
-        handle.write("\n")
 
 
 def _iso_ms(moment: dt.datetime) -> str:
