@@ -246,7 +246,9 @@ def salesforce_replication_group(
     """
     from airflow.sdk import TaskGroup
 
-    items = objects.items() if isinstance(objects, Mapping) else ((o, {}) for o in objects)
+    items: Iterable[tuple[str, Mapping[str, Any]]] = (
+        objects.items() if isinstance(objects, Mapping) else ((o, {}) for o in objects)
+    )
     with TaskGroup(group_id=group_id) as group:
         for sobject, options in items:
             SalesforceReplicateObjectOperator(
