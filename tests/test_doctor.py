@@ -153,7 +153,7 @@ def _api_disabled(emu, files, tmp_path):
 
 
 def _api_version_missing(emu, files, tmp_path):
-    return flags(emu, files, api_version="40.0")
+    return flags(emu, files, api_version="30.0")  # retired in Summer '25
 
 
 # (setup, {check: (status, words the detail or fix must contain)})
@@ -235,7 +235,7 @@ MISCONFIGURATIONS = {
     "api-version-not-offered": (
         _api_version_missing,
         {
-            "api_version": ("fail", ["v40.0 is not offered", "newest: v", "set api_version to "]),
+            "api_version": ("fail", ["v30.0 is not offered", "newest: v", "set api_version to "]),
             "api_access": ("skip", []),
         },
     ),

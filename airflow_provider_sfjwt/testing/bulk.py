@@ -15,14 +15,15 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import encode, soql
+from . import encode, soql, soql_eval, soql_schema
 from .ids import BULK_JOB_PREFIX, make_id
 from .ingest import DELIMITERS, IngestProcessing
-from .store import STANDARD_SCHEMAS
+from .rest import today
+from .schema import STANDARD_SCHEMAS
 from .transport import ErrorReply, Request, Response
 
 if TYPE_CHECKING:
@@ -235,13 +236,8 @@ class Bulk(IngestProcessing):
             text = body.get("query")
             if not isinstance(text, str) or not text.strip():
                 raise _job_error("Query is required for a query job")
-            try:
-                q = soql.resolve(emu.store, soql.parse(text))
-            except soql.SoqlError as exc:
-                raise _job_error(f"Failed to process query: {exc.code}: {exc.message}") from None
-            if q.count or q.count_field:
-                raise _job_error("Aggregate queries are not supported by Bulk API 2.0 query jobs")
-            rows = soql.execute(emu.store, q, operation == "queryAll", _today(emu))
+            q = _bulk_query(emu, text)
+            rows = soql_eval.execute(emu.store, q, operation == "queryAll", today(emu))
             job = Job(
                 job_id,
                 kind,
@@ -411,27 +407,26 @@ class Bulk(IngestProcessing):
     def _query_results(self, req: Request, job: Job) -> Response:
         self._check_results(req, job)
         start, end = self._range(req, job)
-        q, table = job.query, job.query.table  # type: ignore[union-attr]
+        q = job.query
+        assert q is not None and q.table is not None, "query jobs keep their query"
+        table = q.table
         delim = DELIMITERS[job.delimiter]
         eol = LINE_ENDINGS[job.line_ending]
         rows = job.rows
         emu = self.emu
         stats = emu.stats
 
+        def encode_block(block: Sequence[int]) -> Callable[[], str]:
+            return lambda: encode.csv_rows(table, q, block, delim, eol)
+
         def blocks() -> Iterator[bytes]:
-            head = encode.csv_header(q, delim, eol)  # type: ignore[arg-type]
+            head = encode.csv_header(q, delim, eol)
             pos = start
             first = True
             while pos < end or first:
                 stop = min(end, pos + BLOCK_ROWS)
                 block = rows[pos:stop]
-                text = emu.cached_block(
-                    "csv",
-                    q,
-                    block,
-                    (delim, eol),
-                    lambda block=block: encode.csv_rows(table, q, block, delim, eol),  # type: ignore[arg-type]
-                )
+                text = emu.cached_block("csv", q, block, (delim, eol), encode_block(block))
                 yield ((head + text) if first else text).encode()
                 stats.increment("records_served", stop - pos)
                 first = False
@@ -450,7 +445,7 @@ class Bulk(IngestProcessing):
         start, _ = self._range(req, job)
         size = int(req.query.get("maxRecords") or self.default_max_records)
         base = f"/services/data/v{job.version}/jobs/query/{job.id}"
-        pages = []
+        pages: list[dict[str, str]] = []
         pos = start
         while pos < len(job.rows) and len(pages) < 5:
             pages.append({"resultUrl": f"{base}/results?locator={_locator(pos)}&maxRecords={size}"})
@@ -526,7 +521,38 @@ class Bulk(IngestProcessing):
         return Response(200, b"", "text/csv;charset=UTF-8", stream=chunks())
 
 
-def _today(emu: SalesforceEmulator) -> Any:
-    import datetime as dt
+def _refused(message: str) -> ErrorReply:
+    return ErrorReply(400, "API_ERROR", message)
 
-    return dt.datetime.fromtimestamp(emu.now(), dt.timezone.utc).date()
+
+def _bulk_query(emu: SalesforceEmulator, text: str) -> soql.Query:
+    """The query of a new job, refused as Bulk API 2.0 refuses it: it takes no GROUP BY,
+    OFFSET, TYPEOF, aggregate functions, sub-queries, compound (address) or base64 fields."""
+    try:
+        q = soql.parse(text)
+    except soql.NotEmulated as exc:
+        if exc.feature == "TYPEOF":
+            raise _refused("TYPEOF not supported in Bulk Query") from None
+        if exc.feature.startswith("sub-queries"):
+            raise _refused("Aggregate Relationships not supported in Bulk Query") from None
+        raise ErrorReply(exc.status, exc.code, exc.message) from None
+    except soql.SoqlError as exc:
+        raise _job_error(f"Failed to process query: {exc.code}: {exc.message}") from None
+    if q.group_by:
+        raise _refused("GROUP BY not supported in Bulk Query")
+    if q.offset_pos:
+        raise _refused("OFFSET not supported in Bulk Query")
+    if q.count or q.aggregates:
+        raise _refused("Aggregate functions not supported in Bulk Query")
+    try:
+        soql_schema.resolve(emu.store, q)
+    except soql.SoqlError as exc:
+        if isinstance(exc, soql.NotEmulated):
+            raise ErrorReply(exc.status, exc.code, exc.message) from None
+        raise _job_error(f"Failed to process query: {exc.code}: {exc.message}") from None
+    for ref in q.fields:
+        if ref.target.type == "address":
+            raise _refused("Selecting compound data not supported in Bulk Query")
+        if ref.target.type == "base64":
+            raise _refused("Selecting base64 data not supported in Bulk Query")
+    return q

@@ -354,9 +354,9 @@ class Faults:
 def fault_response(rule: Rule) -> Response:
     """The answer of a rule that replaces it (``ANSWERS``)."""
     if rule.kind == "redirect":
-        body = f'<html><body>Moved to <a href="{rule.location}">here</a></body></html>'
+        page = f'<html><body>Moved to <a href="{rule.location}">here</a></body></html>'
         return Response(
-            rule.status, body.encode(), "text/html;charset=UTF-8", [("Location", rule.location)]
+            rule.status, page.encode(), "text/html;charset=UTF-8", [("Location", rule.location)]
         )
     if rule.kind == "huge":
         return Response(rule.status, b"", rule.content_type, stream=_huge(rule))
