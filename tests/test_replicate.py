@@ -10,18 +10,10 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
-from airflow_provider_sfjwt.salesforce.replicate import (
-    ReplicationSpec,
-    Replicator,
-    SchemaChangedError,
-    spec_from,
-)
+from airflow_provider_sfjwt.salesforce.errors import DeletesUnavailableError, SchemaChangedError
+from airflow_provider_sfjwt.salesforce.replicate import ReplicationSpec, Replicator, spec_from
 from airflow_provider_sfjwt.salesforce.replicate_fields import plan_fields, schema_changes
-from airflow_provider_sfjwt.salesforce.replicate_window import (
-    DeletesUnavailableError,
-    Window,
-    replication_window,
-)
+from airflow_provider_sfjwt.salesforce.replicate_window import Window, replication_window
 
 from .replication_support import UTC, at, compare, live_rows, merged_lake
 

@@ -36,10 +36,9 @@ from urllib.parse import quote
 from . import bulk
 from . import extract as rest_extract
 from .client import SalesforceClient
-from .errors import SalesforceError
+from .errors import SchemaChangedError, UnexpectedResponseError
 from .replicate_fields import (
     FORMULA_POLICIES,
-    SchemaChanges,
     plan_fields,
     schema_changes,
 )
@@ -63,7 +62,6 @@ __all__ = [
     "Plan",
     "ReplicationSpec",
     "Replicator",
-    "SchemaChangedError",
     "run_key",
     "spec_from",
 ]
@@ -79,18 +77,6 @@ DEFAULT_BULK_THRESHOLD = 50_000
 (25 calls at most) and answers at once; a Bulk job costs about five calls whatever its size, but
 runs seconds to minutes on Salesforce's side and counts against the org's daily Bulk query
 jobs (10,000), which 40 objects replicated hourly would use up a tenth of."""
-
-
-class SchemaChangedError(SalesforceError):
-    """The object's fields changed since the last run and ``on_schema_change="fail"``."""
-
-    def __init__(self, sobject: str, changes: SchemaChanges) -> None:
-        self.changes = changes
-        super().__init__(
-            f"{sobject}'s schema changed since the last replicated run: {changes}. Nothing was "
-            "written (on_schema_change='fail'). Adapt the consumers of these files, then run the "
-            "task once with on_schema_change='evolve' to accept the new schema."
-        )
 
 
 def _choice(name: str, value: str, choices: Sequence[str]) -> str:
@@ -215,7 +201,7 @@ class Replicator:
         server = server_now(response)
         describe = response.json()
         if not isinstance(describe, dict):
-            raise SalesforceError(f"describe of {self.spec.sobject} is not a JSON object")
+            raise UnexpectedResponseError(f"describe of {self.spec.sobject} is not a JSON object")
         return describe, min(local, server) if server else local
 
     def previous_schema(self) -> dict[str, str] | None:
@@ -227,7 +213,7 @@ class Replicator:
         if not isinstance(fields, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
         ):
-            raise SalesforceError(
+            raise UnexpectedResponseError(
                 f"{self.layout.schema()} is not a schema snapshot this provider wrote; move it "
                 "away (the next run then reads the object from the beginning)"
             )
@@ -313,7 +299,7 @@ class Replicator:
             soql += f" WHERE {window.where(spec.cursor_field)}"
         count = self.client.count(soql, include_deleted=include_deleted)
         if count < 0:
-            raise SalesforceError(f"COUNT() of {spec.sobject} answered {count}")
+            raise UnexpectedResponseError(f"COUNT() of {spec.sobject} answered {count}")
         api = "bulk" if count > spec.bulk_threshold else "rest"
         log.info(
             "%s: %d rows in the window, %s API (bulk_threshold=%d)",

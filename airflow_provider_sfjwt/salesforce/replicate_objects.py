@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .client import SalesforceClient
-from .errors import ApiError, SalesforceError
+from .errors import ApiError, UnexpectedResponseError
 
 __all__ = ["CURSOR_FIELDS", "ObjectInfo", "cursor_field", "replicable_objects"]
 
@@ -57,7 +57,7 @@ def _candidates(client: SalesforceClient, patterns: Sequence[str]) -> list[dict[
     body = client.get_json("sobjects")
     listed = body.get("sobjects") if isinstance(body, dict) else None
     if not isinstance(listed, list):
-        raise SalesforceError("GET sobjects answered without an sobjects list")
+        raise UnexpectedResponseError("GET sobjects answered without an sobjects list")
     out = []
     for item in listed:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):

@@ -33,14 +33,13 @@ from urllib.parse import quote
 import requests
 
 from .client import SalesforceClient
-from .errors import ApiError, SalesforceError
+from .errors import ApiError, DeletesUnavailableError, UnexpectedResponseError
 from .soql_literals import soql_datetime
 
 __all__ = [
     "DEFAULT_LOOKBACK",
     "DEFAULT_SAFETY_LAG",
     "DELETE_LOG_DAYS",
-    "DeletesUnavailableError",
     "Window",
     "fetch_deleted",
     "parse_datetime",
@@ -62,10 +61,6 @@ emptied or a large delete log was purged)."""
 
 _ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _MINUTE = dt.timedelta(minutes=1)
-
-
-class DeletesUnavailableError(SalesforceError):
-    """Salesforce no longer holds the deletions of a window: they cannot be replicated."""
 
 
 def parse_datetime(value: Any, what: str) -> dt.datetime:
@@ -243,7 +238,7 @@ def _deleted_between(
             return
         raise
     if not isinstance(body, dict) or not isinstance(body.get("deletedRecords"), list):
-        raise SalesforceError(
+        raise UnexpectedResponseError(
             f"GET sobjects/{sobject}/deleted/ answered without a deletedRecords list; "
             "the delete log of this window cannot be trusted"
         )
@@ -262,7 +257,7 @@ def _deleted_between(
     for item in body["deletedRecords"]:
         record_id = item.get("id") if isinstance(item, dict) else None
         if not isinstance(record_id, str) or not _ID.match(record_id):
-            raise SalesforceError(
+            raise UnexpectedResponseError(
                 f"GET sobjects/{sobject}/deleted/ listed a malformed record id {record_id!r}"
             )
         yield record_id, parse_datetime(item.get("deletedDate"), "deletedDate")
