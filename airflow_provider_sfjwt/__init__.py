@@ -167,6 +167,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_sfjwt.operators.rest",
                     "airflow_provider_sfjwt.operators.bulk",
                     "airflow_provider_sfjwt.operators.health",
+                    "airflow_provider_sfjwt.operators.replicate",
                 ],
             }
         ],

@@ -321,6 +321,43 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_objects(args: argparse.Namespace) -> int:
+    from airflow_provider_sfjwt.salesforce.client import SalesforceClient
+    from airflow_provider_sfjwt.salesforce.replicate_objects import replicable_objects
+    from airflow_provider_sfjwt.salesforce.settings import parse_connection
+
+    fields = connection_input(args)
+    client = SalesforceClient(parse_connection(**fields, get_variable=airflow_variable))
+    try:
+        found = list(replicable_objects(client, args.match or (), counts=not args.no_counts))
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps([o.as_dict() for o in found], indent=2))
+        return EXIT_OK
+    header = ("OBJECT", "ROWS", "CURSOR", "MODE", "FIELDS", "FORMULA", "COMPOUND", "BASE64")
+    rows = [
+        (
+            o.name,
+            "-" if o.rows is None else f"{o.rows:,}",
+            o.cursor_field or "-",
+            o.mode,
+            str(o.fields),
+            str(o.formula_fields),
+            str(o.compound_fields),
+            str(o.base64_fields),
+        )
+        for o in found
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    print(f"\n{len(found)} replicable objects ({_source(args)})")
+    return EXIT_OK
+
+
 def cmd_emulator(argv: Sequence[str]) -> int:
     from airflow_provider_sfjwt.testing.cli import main as emulator_main
 
@@ -430,6 +467,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_flags(p)
     p.add_argument("--show", action="store_true", help="print the access token itself")
     p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser(
+        "objects", help="list the org's replicable objects with row counts and cursor fields"
+    )
+    p.add_argument(
+        "--conn-id", help=f"Airflow connection (default {DEFAULT_CONN_ID} when no values are given)"
+    )
+    _add_connection_flags(p)
+    p.add_argument(
+        "--match",
+        action="append",
+        metavar="GLOB",
+        help="only objects whose name matches, e.g. 'Account' or '*__c' (repeatable)",
+    )
+    p.add_argument("--no-counts", action="store_true", help="skip the COUNT() query of each object")
+    p.add_argument("--json", action="store_true", help="a JSON list, one object per row")
+    p.set_defaults(func=cmd_objects)
 
     sub.add_parser(
         "emulator",

@@ -55,8 +55,11 @@ def _emulator():
         yield emu, emu.connection(username=USERNAME, private_key_pem=pem)
 
 
-def _child(mode: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one measurement in a new interpreter; the spec (with the bench key) goes via stdin.
+def _child(
+    mode: str, spec: dict[str, Any], module: str = "benchmarks.bench_bulk"
+) -> dict[str, Any]:
+    """Run one measurement in a new interpreter (``python -m <module> --child <mode>``); the
+    spec (with the bench key) goes via stdin.
 
     A previous run's output is removed first: replacing or truncating a 170 MB file frees its
     blocks inside the timed region (tens of ms), which would be noise, not client work.
@@ -65,7 +68,7 @@ def _child(mode: str, spec: dict[str, Any]) -> dict[str, Any]:
         Path(spec["out"]).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-tokens-") as tokens:
         proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_bulk", "--child", mode],
+            [sys.executable, "-m", module, "--child", mode],
             input=json.dumps(spec),
             capture_output=True,
             text=True,

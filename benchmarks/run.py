@@ -1,4 +1,4 @@
-"""``make bench``: REST extract (and Bulk, when present) against the emulator; writes BENCHMARKS.md.
+"""``make bench``: REST extract, Bulk and replication against the emulator; writes BENCHMARKS.md.
 
 For each N (default 100,000 and 1,000,000 Accounts) the emulator is filled to N rows and three
 children extract the same 8-field SOQL to CSV (see ``bench_rest``): the ``floor`` (a plain
@@ -9,8 +9,11 @@ are reported too.
 Token exchanges per run come from the emulator's counters. Results go to
 ``benchmarks/results.json`` and ``BENCHMARKS.md``.
 
+The replication benchmark (``bench_replicate``) runs at the largest N: an hourly incremental run
+with 1% of the rows changed against a full extract.
+
 Usage: ``python -m benchmarks.run [--sizes 100000,1000000] [--repeat 3] [--no-bulk] [--no-peer]
-[--no-latency]``
+[--no-latency] [--no-replicate]``
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from benchmarks.bench_rest import (
     provider_import_rss,
     run_variant,
 )
+from benchmarks.bench_replicate import report_lines as replicate_report
+from benchmarks.bench_replicate import run_replicate_bench
 
 WORK = REPO / ".bench"
 RESULTS = REPO / "benchmarks" / "results.json"
@@ -425,12 +430,13 @@ def render_report(data: dict[str, Any]) -> str:
             lines.append("")
     if data.get("latency"):
         lines += bench_latency.report_lines(data["latency"])
+    lines += replicate_report(data.get("replicate") or [])
     lines += [
         "## Reproduce",
         "",
         "```",
         "make bench          # REST, Bulk and latency, 100k and 1M rows; prints how long it took",
-        "python -m benchmarks.run --sizes 20000 --repeat 1 --no-bulk --no-peer --no-latency  # a quick look",
+        "python -m benchmarks.run --sizes 20000 --repeat 1 --no-bulk --no-peer --no-latency --no-replicate",
         "```",
         "",
     ]
@@ -445,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peer", action="store_true", help="skip the simple-salesforce peer")
     parser.add_argument(
         "--no-latency", action="store_true", help="skip benchmarks/bench_latency.py"
+    )
+    parser.add_argument(
+        "--no-replicate", action="store_true", help="skip benchmarks/bench_replicate.py"
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -466,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         "bulk": [] if args.no_bulk else bench_bulk(sizes),
         "provider_import_rss_mb": provider_import_rss(_child_env(WORK / "airflow")),
         "latency": None if args.no_latency else bench_latency.run(max(1, args.repeat)),
+        "replicate": [] if args.no_replicate else run_replicate_bench(max(sizes), repeats=2),
     }
     given = list(sys.argv[1:] if argv is None else argv)
     data["command"] = " ".join(["python -m benchmarks.run", *given]) if given else "make bench"

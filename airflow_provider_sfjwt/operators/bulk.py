@@ -127,7 +127,7 @@ class _BulkOperator(LineageMixin, BaseOperator):
     def _remember(self, job_id: str) -> None:
         self._job_ids.append(job_id)
 
-    def _defer(self, job_ids: Sequence[str]) -> NoReturn:
+    def _defer(self, job_ids: Sequence[str], kwargs: dict[str, Any] | None = None) -> NoReturn:
         trigger = SalesforceBulkJobTrigger(
             salesforce_conn_id=self.salesforce_conn_id,
             job_ids=list(job_ids),
@@ -135,7 +135,7 @@ class _BulkOperator(LineageMixin, BaseOperator):
             poll_interval=self.poll_interval,
             deadline=time.time() + self.job_timeout,
         )
-        self.defer(trigger=trigger, method_name="execute_complete")
+        self.defer(trigger=trigger, method_name="execute_complete", kwargs=kwargs)
 
     def on_kill(self) -> None:
         """Abort the job(s) this task started, so Salesforce stops working for nobody; a query

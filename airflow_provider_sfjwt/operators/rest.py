@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.lineage import LineageMixin, file_dataset, salesforce_resource
 from airflow_provider_sfjwt.salesforce.rest_call import DEFAULT_MAX_INLINE_BYTES, call
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceRestOperator(BaseOperator):
+class SalesforceRestOperator(LineageMixin, BaseOperator):
     """Call a Salesforce REST resource or an Apex REST endpoint.
 
     The call gets the provider's retry and re-authentication policy. A POST/PATCH/DELETE that
@@ -33,6 +34,10 @@ class SalesforceRestOperator(BaseOperator):
         request to set output_path.
     :param idempotent: override whether the call may be repeated after an ambiguous failure.
     :param storage_conn_id: Airflow connection for an object-storage ``output_path`` URI.
+
+    When the answer goes to ``output_path``, OpenLineage reports the Salesforce resource read
+    (the sObject of ``sobjects/<Object>/...`` or of a ``query``, else the resource path) as
+    input and the file as output.
     """
 
     template_fields: Sequence[str] = ("path", "method", "query_params", "json", "output_path")
@@ -66,7 +71,7 @@ class SalesforceRestOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
-        return call(
+        result = call(
             hook.get_conn(),
             self.method,
             self.path,
@@ -78,3 +83,7 @@ class SalesforceRestOperator(BaseOperator):
             max_inline_bytes=self.max_inline_bytes,
             idempotent=self.idempotent,
         )
+        if "path" in result:
+            source = salesforce_resource(hook.get_conn().instance_url, self.path, self.query_params)
+            self.record_lineage([source], [file_dataset(result["path"])])
+        return result

@@ -38,7 +38,9 @@ The tree::
     ├── UnsafeStoreError - a token store directory others could tamper with
     ├── BulkJobError - a Bulk API 2.0 job ended Failed or Aborted
     │   └── BulkJobTimeoutError
-    └── TooManyFailedRecordsError - an ingest refused more records than allowed
+    ├── TooManyFailedRecordsError - an ingest refused more records than allowed
+    ├── DeletesUnavailableError - Salesforce no longer holds a replication window's deletions
+    └── SchemaChangedError - an object's fields changed and replication was told to stop
 
 (:class:`.retry.Retryable` is not an error: it is the signal a try raises inside the retry loop,
 which catches it.)
@@ -581,3 +583,23 @@ API_HINTS: dict[str, str] = {
         "query again and consume pages without long pauses"
     ),
 }
+
+
+class DeletesUnavailableError(SalesforceError):
+    """Salesforce no longer holds the deletions of a replication window (its delete log keeps
+    about 15 days, less when purged), or has not covered the window's end yet."""
+
+
+class SchemaChangedError(SalesforceError):
+    """An object's fields changed since the last replicated run and ``on_schema_change="fail"``.
+
+    ``changes`` has the added, removed and retyped fields.
+    """
+
+    def __init__(self, sobject: str, changes: Any) -> None:
+        self.changes = changes
+        super().__init__(
+            f"{sobject}'s schema changed since the last replicated run: {changes}. Nothing was "
+            "written (on_schema_change='fail'). Adapt the consumers of these files, then run the "
+            "task once with on_schema_change='evolve' to accept the new schema."
+        )

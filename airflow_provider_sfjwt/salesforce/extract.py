@@ -146,11 +146,18 @@ def query_to_file(
     path: FilePath,
     format: str = "csv",
     include_deleted: bool = False,
+    field_types: Mapping[str, str] | None = None,
 ) -> ExtractResult:
-    """Write the result of ``soql`` to ``path`` (local path or object-storage path object)."""
+    """Write the result of ``soql`` to ``path`` (local path or object-storage path object).
+
+    ``field_types`` (column -> Salesforce type) types Parquet columns without the describe
+    calls otherwise made for them. The result is small enough for XCom.
+    """
     fmt = check_format(format)
     columns = select_columns(soql)
-    types = column_types(client, soql, columns) if fmt == "parquet" else {}
+    types: Mapping[str, str] = {}
+    if fmt == "parquet":
+        types = field_types if field_types is not None else column_types(client, soql, columns)
     progress: Progress | None = None
     started = time.monotonic()
     with long_lived_objects_frozen(), open_writer(path, fmt, columns, types) as writer:
