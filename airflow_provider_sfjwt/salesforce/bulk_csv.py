@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from .errors import SalesforceError
+from .errors import SalesforceError, UntrustedResponseError
 
 if TYPE_CHECKING:
     from .bulk.download import ResultChunk
@@ -174,6 +174,21 @@ def csv_chunks_to_records(
         yield from _records_from_csv_text(pending, 0, len(pending), columns, converters)
 
 
+MAX_HEADER_BYTES = 1024 * 1024
+"""A header row is a few kilobytes even for hundreds of columns; a body without a line end in
+its first megabyte is refused instead of being buffered without end."""
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+"""More bytes than one Salesforce record can take in CSV (an object holds at most 1,638,400
+characters of long text, at most 4 bytes each in UTF-8, doubled quotes included): a body larger
+than this per announced record was not counted right."""
+MAX_LINES_PER_RECORD = 1000
+"""Line ends per announced record beyond which a body's count is taken as wrong. A record may
+hold line breaks in quoted text, but not a thousand on average over a whole body."""
+SAMPLE_EVERY = 64
+"""Line ends are counted in one block out of this many (the first included): a full count would
+cost as much as the pass-through itself, a sample catches a gross disagreement."""
+
+
 class CsvJoiner:
     """Joins CSV bodies that each start with a header row into one CSV byte stream.
 
@@ -182,42 +197,83 @@ class CsvJoiner:
     misalign the columns. A body that does not end with a newline gets one, so the next body's
     first record cannot fuse with its last; a body that ends inside a quoted field was cut
     mid-record and is refused. Counting quotes is one C-level pass over each block.
+
+    Nothing from the server is trusted to be small or right: a header row is collected into a
+    ``bytearray`` (linear cost) up to :data:`MAX_HEADER_BYTES`, and a body given its announced
+    record count is refused when its size or sampled line ends grossly disagree with it (see
+    :meth:`body`). Every check raises while the bytes are still flowing, so a writer that
+    publishes only on success (``atomic_output``) never publishes such a body.
     """
 
     def __init__(self) -> None:
         self.header: bytes | None = None
+        self._blocks = 0  # blocks seen, for sampling line ends across bodies
 
     @property
     def columns(self) -> list[str]:
         """Column names from the first header row (empty before any)."""
         return parse_header(self.header) if self.header else []
 
-    def body(self, blocks: Iterable[bytes], what: str) -> Iterator[bytes]:
-        """One body's bytes for the joined stream; ``what`` names the body in errors."""
+    def body(
+        self, blocks: Iterable[bytes], what: str, records: int | None = None
+    ) -> Iterator[bytes]:
+        """One body's bytes for the joined stream; ``what`` names the body in errors.
+
+        With ``records`` (the server's count of records in this body), a body that cannot hold
+        that many is refused: fewer bytes than records (each ends with a line end), more than
+        :data:`MAX_RECORD_BYTES` per record, or, from the sampled blocks, more than
+        :data:`MAX_LINES_PER_RECORD` line ends per record.
+        """
         blocks = iter(blocks)
-        head = b""
+        head: bytes = b""
+        newline = -1
+        spanning: bytearray | None = None  # a header row longer than the first block
         for block in blocks:
-            head += block
-            if b"\n" in head:
-                break
-        newline = head.find(b"\n")
+            if spanning is None:
+                newline = block.find(b"\n")
+                if newline >= 0:
+                    head = block
+                    break
+                spanning = bytearray(block)
+            else:
+                start = len(spanning)
+                spanning += block
+                newline = spanning.find(b"\n", start)
+                if newline >= 0:
+                    head = bytes(spanning)
+                    break
+            if len(spanning) > MAX_HEADER_BYTES:
+                raise UntrustedResponseError(
+                    f"{what} has no line end in its first {len(spanning):,} bytes: that is no "
+                    f"header row (at most {MAX_HEADER_BYTES:,} bytes are read). The server "
+                    "answered something other than Bulk API CSV."
+                )
         if newline < 0:  # a header-only body without a final newline, or nothing
-            if head:
-                self._check_header(head + b"\n", what)
+            if spanning:
+                header = bytes(spanning) + b"\n"
+                self._check_header(header, what)
                 if self.header is None:
-                    self.header = head + b"\n"
-                    yield self.header
+                    self.header = header
+                    yield header
+            self._check_count(what, records, 0, 0, 0)
             return
         header, rest = head[: newline + 1], head[newline + 1 :]
+        del head, spanning
         self._check_header(header, what)
         if self.header is None:
             self.header = header
             yield header
-        quotes = 0
+        quotes = size = sampled = sampled_lines = 0
         last = b"\n"
         for block in chain((rest,), blocks):
             if block:
                 quotes += block.count(b'"')
+                size += len(block)
+                if self._blocks % SAMPLE_EVERY == 0:
+                    sampled += len(block)
+                    sampled_lines += block.count(b"\n")
+                    self._check_count(what, records, size, sampled, sampled_lines, final=False)
+                self._blocks += 1
                 last = block[-1:]
                 yield block
         if quotes % 2:
@@ -225,8 +281,38 @@ class CsvJoiner:
                 f"{what} ends inside a quoted field: it was cut mid-record, and joining it "
                 "would corrupt the rows that follow. Run the task again."
             )
+        self._check_count(what, records, size, sampled, sampled_lines)
         if last != b"\n":
             yield b"\n"
+
+    @staticmethod
+    def _check_count(
+        what: str,
+        records: int | None,
+        size: int,
+        sampled: int,
+        sampled_lines: int,
+        final: bool = True,
+    ) -> None:
+        """Refuse a body whose ``size`` bytes after the header (so far, unless ``final``)
+        cannot hold ``records`` records; early, so a huge body is not written out first."""
+        if records is None:
+            return
+        lines = sampled_lines * size // sampled if sampled else None
+        if final and size < records:
+            found = f"{size:,} bytes after the header, too few for that many rows"
+        elif size > MAX_RECORD_BYTES * (records + 1):
+            found = f"more than {size:,} bytes, far more than that many rows can take"
+        elif lines is not None and lines > MAX_LINES_PER_RECORD * (records + 1):
+            found = f"about {lines:,} line ends (counted in a sample of {sampled:,} bytes)"
+        else:
+            return
+        raise UntrustedResponseError(
+            f"{what} was announced with {records:,} records (Sforce-NumberOfRecords) but holds "
+            f"{found}. The count or the body is wrong, so the row count cannot be trusted; "
+            "nothing was written. Run the task again; if it repeats, extract as JSONL (each row "
+            "parsed and counted) and report it."
+        )
 
     def _check_header(self, header: bytes, what: str) -> None:
         if self.header is not None and header != self.header:
@@ -251,4 +337,4 @@ class CsvResultStream(CsvJoiner):
         for chunk in self._chunks:
             self.rows += chunk.records
             what = f"Result chunk {chunk.number} of Bulk query job {chunk.job_id}"
-            yield from self.body(chunk.iter_bytes(), what)
+            yield from self.body(chunk.iter_bytes(), what, chunk.records)

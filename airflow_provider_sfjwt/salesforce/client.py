@@ -32,6 +32,8 @@ from .errors import (
     RetriesExhaustedError,
     SessionExpiredError,
     TransportError,
+    UntrustedResponseError,
+    quoted,
 )
 from .retry import RetryPolicy
 from .settings import ConnectionSettings, SecretSink
@@ -306,16 +308,28 @@ class SalesforceClient:
     def query_pages(
         self, soql: str, include_deleted: bool = False, batch_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Each page of a SOQL result as Salesforce returns it, following ``nextRecordsUrl``."""
+        """Each page of a SOQL result as Salesforce returns it, following ``nextRecordsUrl``.
+
+        A ``nextRecordsUrl`` that comes back a second time would page forever, repeating rows:
+        refused. (The set holds one short URL per page of up to 2,000 records.)
+        """
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
         page = self.request(
             "GET", "queryAll" if include_deleted else "query", params={"q": soql}, headers=headers
         ).json()
+        seen: set[str] = set()
         while True:
             yield page
             next_url = page.get("nextRecordsUrl")
             if page.get("done", True) or not next_url:
                 return
+            if next_url in seen:
+                raise UntrustedResponseError(
+                    f"Salesforce named {quoted(str(next_url), 200)!r} as the next page a second "
+                    f"time, after {len(seen) + 1} pages: following it would page forever and "
+                    "repeat rows. Run the task again; if it repeats, report the query."
+                )
+            seen.add(next_url)
             page = self.request("GET", next_url, headers=headers).json()
 
     def query(

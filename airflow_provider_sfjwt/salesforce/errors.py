@@ -414,6 +414,12 @@ class RequestLimitExceededError(ApiError):
     """The org's rolling 24 h API quota is used up; retrying cannot help."""
 
 
+class UntrustedResponseError(SalesforceError):
+    """An API answer failed a safety check and was not used: a redirect, a body beyond the size
+    limit, a cursor or locator that repeats, a record count the body cannot match. The message
+    says which; nothing was written and nothing was sent where the answer pointed."""
+
+
 class QuotaGuardError(SalesforceError):
     """Our own brake: API usage is above the connection's ``max_api_usage_percent``."""
 

@@ -18,7 +18,7 @@ import urllib3.exceptions
 
 from ..bulk_csv import CsvJoiner
 from ..client import SalesforceClient
-from ..errors import RetriesExhaustedError, SalesforceError
+from ..errors import RetriesExhaustedError, SalesforceError, UntrustedResponseError, quoted
 from ..storage import FilePath, atomic_output
 
 __all__ = ["ResultChunk", "iter_result_chunks", "save_job_results", "stream_body"]
@@ -168,8 +168,12 @@ def _fetch_results(
 def iter_result_chunks(
     client: SalesforceClient, job_id: str, max_records: int | None = None
 ) -> Iterator[ResultChunk]:
-    """The result chunks of a completed query job, in locator order; read each before the next."""
+    """The result chunks of a completed query job, in locator order; read each before the next.
+
+    A locator that comes back a second time would page forever (or repeat rows): refused.
+    """
     locator: str | None = None
+    seen: set[str] = set()
     number = 0
     while True:
         response = _fetch_results(client, job_id, locator, max_records)
@@ -179,6 +183,13 @@ def iter_result_chunks(
         if chunk.next_locator is None:
             return
         locator = chunk.next_locator
+        if locator in seen or locator == chunk.locator:
+            raise UntrustedResponseError(
+                f"Bulk query job {job_id} answered the locator {quoted(locator, 80)!r} again "
+                f"after chunk {number}: following it would page forever or repeat rows, so "
+                "nothing was written. Run the task again; if it repeats, report the job id."
+            )
+        seen.add(locator)
         number += 1
 
 

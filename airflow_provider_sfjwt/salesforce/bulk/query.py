@@ -55,27 +55,28 @@ def download_results(
     """
     fmt = check_format(format)
     stream = CsvResultStream(iter_result_chunks(client, job_id, max_records))
+    # Every check runs inside the ``with``: a file that fails one is never published.
     if fmt == "csv":
         with atomic_output(path, "wb") as out:
             for block in stream:
                 out.write(block)
-        columns = stream.columns
+            columns = stream.columns
     else:
         if field_types is None and soql:
             field_types = column_types(client, soql, select_columns(soql))
         records = csv_chunks_to_records(stream, field_types)
         with open_writer(path, fmt, None, field_types) as writer:
             writer.write_records(records)
-        columns = list(writer.columns or stream.columns)
-        if writer.rows != stream.rows:
-            raise job_error(
-                QUERY,
-                job_id,
-                "JobComplete",
-                f"Salesforce announced {stream.rows:,} records (Sforce-NumberOfRecords) but "
-                f"{writer.rows:,} were parsed from the CSV; run the task again, and if it "
-                "persists, extract as CSV and report the file",
-            )
+            columns = list(writer.columns or stream.columns)
+            if writer.rows != stream.rows:
+                raise job_error(
+                    QUERY,
+                    job_id,
+                    "JobComplete",
+                    f"Salesforce announced {stream.rows:,} records (Sforce-NumberOfRecords) but "
+                    f"{writer.rows:,} were parsed from the CSV, so nothing was written; run the "
+                    "task again, and if it persists, extract as CSV and report the file",
+                )
     log.info("Bulk query job %s: wrote %d rows to %s (%s)", job_id, stream.rows, path, fmt)
     return {
         "path": str(path),
