@@ -260,12 +260,21 @@ class Standalone:
 
     def write(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:
         """A write through the API; sqlite answers 'database is locked' (HTTP 500) now and then
-        while the scheduler and dag-processor write too, so a 5xx is tried again."""
+        while the scheduler and dag-processor write too, so a 5xx is tried again. On a loaded
+        machine the API server can also wait on that lock past the read timeout: an idempotent
+        write (PATCH) is then sent again; a POST, which would trigger a second run, is not."""
+        response = None
         for _ in range(10):
-            response = self.api(method, path, json=body)
+            try:
+                response = self.api(method, path, json=body)
+            except requests.Timeout:
+                if method != "PATCH":
+                    raise
+                continue
             if response.status_code < 500:
                 break
             time.sleep(1)
+        assert response is not None, f"{method} {path}: timed out 10 times"
         assert response.ok, f"{method} {path}: HTTP {response.status_code} {response.text[:300]}"
         return response
 
