@@ -13,6 +13,16 @@ from typing import Any
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+SQLITE_CONNECT_ARGS = {"timeout": 120}
+"""sqlite's busy timeout for the Airflow processes of the tests (default 5 s). With a scheduler,
+a dag-processor, an API server and task processes writing one sqlite file on a loaded machine,
+a writer can wait longer than 5 s for the lock; the scheduler then dies on 'database is
+locked' and every run stalls. Airflow imports this dict through
+``[database] sql_alchemy_connect_args`` (the tests' directory is on PYTHONPATH)."""
+SQLITE_ENV = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.airflow_cli.SQLITE_CONNECT_ARGS",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "tests.airflow_cli.SQLITE_CONNECT_ARGS",
+}
 
 
 def airflow_env(home: Path, dags_folder: Path, **extra: str) -> dict[str, str]:
@@ -23,6 +33,7 @@ def airflow_env(home: Path, dags_folder: Path, **extra: str) -> dict[str, str]:
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__UNIT_TEST_MODE="True",
         PYTHONPATH=str(REPO),
+        **SQLITE_ENV,
     )
     env.update(extra)
     return env

@@ -48,7 +48,7 @@ import requests
 from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
-from ..airflow_cli import REPO, ApiServer, migrated_home, run_airflow
+from ..airflow_cli import REPO, SQLITE_ENV, ApiServer, migrated_home, run_airflow
 
 CONSUMER_KEY = "3MVG9LEAKSCAN.reliability"
 USERNAME = "integration@leakscan.example.com"
@@ -209,6 +209,7 @@ class Standalone:
             AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
             PYTHONPATH=str(REPO),
+            **SQLITE_ENV,
             # standalone starts its components as `airflow ...` from PATH
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         )
