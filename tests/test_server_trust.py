@@ -21,8 +21,8 @@ from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import (
     BulkJobError,
     ConfigurationError,
+    UnexpectedResponseError,
     UntrustedAnswerError,
-    UntrustedResponseError,
 )
 from airflow_provider_sfjwt.salesforce.settings import parse_connection
 from airflow_provider_sfjwt.testing import SalesforceEmulator
@@ -158,7 +158,7 @@ def test_a_csv_header_without_a_line_end_is_refused_and_nothing_written(
     install = on_results(
         emu, lambda p: emu.faults.huge_body(p, 3 << 20, fill=b"Id,", content_type="text/csv")
     )
-    with pytest.raises(UntrustedResponseError, match="no line end in its first"):
+    with pytest.raises(UnexpectedResponseError, match="no line end in its first"):
         bulk_query(salesforce_emulator, tmp_path, on_job=install)
     nothing_written(tmp_path)
 
@@ -183,7 +183,7 @@ def test_a_repeating_bulk_locator_stops_with_a_clear_error(salesforce_emulator, 
     emu = salesforce_emulator.emulator
     emu.generate_accounts(30)
     emu.faults.repeat_cursors()
-    with pytest.raises(UntrustedResponseError, match="answered the locator .* again"):
+    with pytest.raises(UnexpectedResponseError, match="answered the locator .* again"):
         bulk_query(salesforce_emulator, tmp_path, max_records=10)
     nothing_written(tmp_path)
     served = emu.stats.to_dict()["records_served"]
@@ -197,7 +197,7 @@ def test_a_repeating_next_records_url_stops_with_a_clear_error(salesforce_emulat
     emu.generate_accounts(5000)
     emu.faults.repeat_cursors()
     client = client_for(salesforce_emulator.conn)
-    with pytest.raises(UntrustedResponseError, match="next page a second time, after 2 pages"):
+    with pytest.raises(UnexpectedResponseError, match="next page a second time, after 2 pages"):
         query_to_file(client, "SELECT Id FROM Account", tmp_path / "out.csv")
     nothing_written(tmp_path)
 
@@ -212,7 +212,7 @@ def test_a_csv_count_that_grossly_disagrees_is_refused(
     emu = salesforce_emulator.emulator
     emu.generate_accounts(3000)
     emu.faults.wrong_record_count(announced)
-    with pytest.raises(UntrustedResponseError, match=words):
+    with pytest.raises(UnexpectedResponseError, match=words):
         bulk_query(salesforce_emulator, tmp_path)
     nothing_written(tmp_path)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from .errors import SalesforceError, UntrustedResponseError
+from .errors import SalesforceError, UnexpectedResponseError
 
 if TYPE_CHECKING:
     from .bulk.download import ResultChunk
@@ -96,7 +96,9 @@ def _records_from_csv_text(
         if not row:
             continue
         if len(row) != width:
-            raise ValueError(f"CSV record has {len(row)} fields, header has {width}: {row!r}")
+            raise UnexpectedResponseError(
+                f"CSV record has {len(row)} fields, header has {width}: {row!r}"
+            )
         if "" in row:
             row = [v or None for v in row]
         record = dict(zip(columns, row, strict=False))
@@ -243,7 +245,7 @@ class CsvJoiner:
                     head = bytes(spanning)
                     break
             if len(spanning) > MAX_HEADER_BYTES:
-                raise UntrustedResponseError(
+                raise UnexpectedResponseError(
                     f"{what} has no line end in its first {len(spanning):,} bytes: that is no "
                     f"header row (at most {MAX_HEADER_BYTES:,} bytes are read). The server "
                     "answered something other than Bulk API CSV."
@@ -307,7 +309,7 @@ class CsvJoiner:
             found = f"about {lines:,} line ends (counted in a sample of {sampled:,} bytes)"
         else:
             return
-        raise UntrustedResponseError(
+        raise UnexpectedResponseError(
             f"{what} was announced with {records:,} records (Sforce-NumberOfRecords) but holds "
             f"{found}. The count or the body is wrong, so the row count cannot be trusted; "
             "nothing was written. Run the task again; if it repeats, extract as JSONL (each row "
