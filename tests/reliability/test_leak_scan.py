@@ -48,7 +48,7 @@ import requests
 from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
-from ..airflow_cli import REPO, SQLITE_ENV, ApiServer, migrated_home, run_airflow
+from ..airflow_cli import API_TIMEOUT, REPO, SLOW_MACHINE_ENV, ApiServer, migrated_home, run_airflow
 
 CONSUMER_KEY = "3MVG9LEAKSCAN.reliability"
 USERNAME = "integration@leakscan.example.com"
@@ -209,7 +209,7 @@ class Standalone:
             AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
             PYTHONPATH=str(REPO),
-            **SQLITE_ENV,
+            **SLOW_MACHINE_ENV,
             # standalone starts its components as `airflow ...` from PATH
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         )
@@ -241,7 +241,9 @@ class Standalone:
             self.proc.wait(10)
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.http.request(method, f"{self.base}/api/v2/{path}", timeout=30, **kwargs)
+        return self.http.request(
+            method, f"{self.base}/api/v2/{path}", timeout=API_TIMEOUT, **kwargs
+        )
 
     def wait_until(self, what: str, probe, bound: float) -> Any:
         deadline = time.monotonic() + bound
