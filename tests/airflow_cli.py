@@ -17,6 +17,22 @@ from packaging.version import Version
 from airflow_provider_sfjwt.compat import AIRFLOW_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
+SQLITE_CONNECT_ARGS = {"timeout": 120}
+"""sqlite's busy timeout for the Airflow processes of the tests (default 5 s). With a scheduler,
+a dag-processor, an API server and task processes writing one sqlite file on a loaded machine,
+a writer can wait longer than 5 s for the lock; the scheduler then dies on 'database is
+locked' and every run stalls. Airflow imports this dict through
+``[database] sql_alchemy_connect_args`` (the tests' directory is on PYTHONPATH)."""
+API_TIMEOUT = 150
+"""Seconds a test's Airflow client (the task processes' execution-API client, a test's REST
+calls) waits for the API server: above sqlite's busy timeout, so an answer that waited on the
+lock is still taken rather than abandoned (and the task failed) at Airflow's default 5 s."""
+SLOW_MACHINE_ENV = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.airflow_cli.SQLITE_CONNECT_ARGS",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "tests.airflow_cli.SQLITE_CONNECT_ARGS",
+    "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": str(API_TIMEOUT),
+}
+"""Settings for Airflow processes of the tests on a shared, loaded machine (see above)."""
 
 
 def airflow_env(home: Path, dags_folder: Path, **extra: str) -> dict[str, str]:
@@ -27,6 +43,7 @@ def airflow_env(home: Path, dags_folder: Path, **extra: str) -> dict[str, str]:
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__UNIT_TEST_MODE="True",
         PYTHONPATH=str(REPO),
+        **SLOW_MACHINE_ENV,
     )
     env.update(extra)
     return env

@@ -170,6 +170,9 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     :param keep_job: keep the job (and its stored results) in Salesforce instead of deleting it.
     :param storage_conn_id: Airflow connection for an object-storage ``path`` given as a URL.
     :param deferrable: wait in the triggerer (default, see the module doc) or in the worker.
+    :param file_mode: permission mode of a local output file, e.g. ``0o600`` to keep it private
+        to the worker's user; by default the process umask decides (``0o644`` under the usual
+        ``022``: readable by every user of the machine).
 
     Returns (XCom) ``{"job_id", "rows", "path", "format", "columns"}``.
     """
@@ -189,12 +192,15 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         max_records: int | None = None,
         field_types: dict[str, str] | None = None,
         parallel_downloads: int = DEFAULT_PARALLEL_DOWNLOADS,
+        file_mode: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.parallel_downloads = check_parallel_downloads(parallel_downloads)
+        Destination(".", file_mode)  # a bad mode fails when the DAG is parsed
         self.soql = soql
         self.path = path
+        self.file_mode = file_mode
         self.format = format
         self.include_deleted = include_deleted
         self.max_records = max_records
@@ -203,8 +209,10 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     def execute(self, context: Context) -> QueryResult:
         fmt = check_format(self.format)
         client = self._client()
-        path = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
-        Destination(path)  # a path that cannot be written is refused before the job exists
+        # A path that cannot be written is refused here, before the job exists.
+        path = Destination(
+            SalesforceJWTHook.storage_path(self.path, self.storage_conn_id), self.file_mode
+        )
         if not self.deferrable:
             result = query_to_file(
                 client,
@@ -236,7 +244,9 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         result = download_results(
             client,
             job_id,
-            SalesforceJWTHook.storage_path(self.path, self.storage_conn_id),
+            Destination(
+                SalesforceJWTHook.storage_path(self.path, self.storage_conn_id), self.file_mode
+            ),
             format=self.format,
             soql=self.soql,
             max_records=self.max_records,

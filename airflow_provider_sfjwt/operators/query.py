@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.lineage import LineageMixin
+from airflow_provider_sfjwt.salesforce.storage import Destination
 from airflow_provider_sfjwt.salesforce.writers import FORMATS
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ class SalesforceQueryOperator(LineageMixin, BaseOperator):
     :param salesforce_conn_id: a ``salesforce_jwt`` connection.
     :param storage_conn_id: Airflow connection for an object-storage ``output_path`` given as a
         URI (default: the store's default connection).
+    :param file_mode: permission mode of a local output file, e.g. ``0o600`` to keep it private
+        to the worker's user; by default the process umask decides (``0o644`` under the usual
+        ``022``: readable by every user of the machine).
     """
 
     template_fields: Sequence[str] = ("soql", "output_path", "format")
@@ -45,9 +49,11 @@ class SalesforceQueryOperator(LineageMixin, BaseOperator):
         include_deleted: bool = False,
         salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
         storage_conn_id: str | None = None,
+        file_mode: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        Destination(".", file_mode)  # a bad mode fails when the DAG is parsed
         if "{{" not in format and format.lower() not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
         self.soql = soql
@@ -56,12 +62,13 @@ class SalesforceQueryOperator(LineageMixin, BaseOperator):
         self.include_deleted = include_deleted
         self.salesforce_conn_id = salesforce_conn_id
         self.storage_conn_id = storage_conn_id
+        self.file_mode = file_mode
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
         result = hook.query_to_file(
             self.soql,
-            hook.storage_path(self.output_path, self.storage_conn_id),
+            Destination(hook.storage_path(self.output_path, self.storage_conn_id), self.file_mode),
             format=self.format,
             include_deleted=self.include_deleted,
         )

@@ -12,6 +12,8 @@ The tree::
     ├── ConfigurationError (also ValueError) - a connection field, refused before any call
     ├── InvalidInputError (also ValueError) - a bad argument or input file
     ├── UnexpectedResponseError (also ValueError) - an answer that cannot be used safely
+    │   ├── RedirectRefusedError - a 3xx: no redirect is followed
+    │   └── BodyTooLargeError - an answer over its size ceiling
     ├── AuthenticationError - the token endpoint refused the JWT assertion (or was unreachable)
     │   ├── UserNotApprovedError
     │   ├── AudienceInvalidError
@@ -64,8 +66,19 @@ class InvalidInputError(SalesforceError, ValueError):
 
 
 class UnexpectedResponseError(SalesforceError, ValueError):
-    """Salesforce answered something this provider cannot use safely: a malformed body, or
-    counts that do not add up. Nothing is guessed from such an answer."""
+    """Salesforce answered something this provider cannot use safely: a malformed body, counts
+    that do not add up, a cursor or locator that repeats. Nothing is guessed from such an
+    answer, nothing is written from it and nothing is sent where it points."""
+
+
+class RedirectRefusedError(UnexpectedResponseError):
+    """A 3xx answer: no redirect is followed, on the token request or on an API call
+    (:mod:`.guard`)."""
+
+
+class BodyTooLargeError(UnexpectedResponseError):
+    """An answer larger than the ceiling for its kind, refused before it is read whole
+    (:mod:`.guard`)."""
 
 
 PREVIEW_CHARS = 8

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .bodies import stream_body
-from .errors import SalesforceError
+from .errors import SalesforceError, UnexpectedResponseError, quoted
 
 if TYPE_CHECKING:
     from .client import SalesforceClient
@@ -141,9 +141,11 @@ def iter_pages(
                 )
             if url is not None:
                 if url in seen:
-                    raise SalesforceError(
-                        f"Salesforce answered the same nextRecordsUrl twice ({url[:120]}); "
-                        "following it would loop forever. Run the task again."
+                    raise UnexpectedResponseError(
+                        f"Salesforce named {quoted(url, 200)!r} as the next page a second time, "
+                        f"after {len(seen) + 1} pages (the same nextRecordsUrl twice): following "
+                        "it would page forever and repeat rows. Run the task again; if it "
+                        "repeats, report the query."
                     )
                 seen.add(url)
                 if following is None:

@@ -74,14 +74,30 @@ class Destination:
     import here. A ``file://`` URL string is taken as a local path (``file://HOST/...`` with a
     host other than localhost is refused: it would silently be written here); other URL
     strings are refused, since opening them needs credentials only the Airflow side holds.
+
+    ``file_mode`` (local files only) is the permission mode the file gets, set before a byte is
+    written. Without it a new file gets the usual ``0o666`` minus the process umask (``0o644``
+    under the common umask ``022``: readable by every user of the machine), like any file a
+    program creates; ``0o600`` keeps an extract private to the worker's user.
     """
 
-    def __init__(self, target: FilePath | Destination) -> None:
+    def __init__(self, target: FilePath | Destination, file_mode: int | None = None) -> None:
+        if file_mode is not None and (
+            isinstance(file_mode, bool)
+            or not isinstance(file_mode, int)
+            or not 0 <= file_mode <= 0o777
+        ):
+            raise ValueError(
+                f"file_mode must be a permission mode such as 0o600, not {file_mode!r}"
+            )
         if isinstance(target, Destination):
             # A pathlib.Path, or an object-storage path used by duck typing (see StoragePath).
             self.target: Any = target.target
             self.is_local: bool = target.is_local
+            self.file_mode: int | None = target.file_mode if file_mode is None else file_mode
+            self._check_mode()
             return
+        self.file_mode = file_mode
         if isinstance(target, str) and "://" in target:
             parsed = urllib.parse.urlparse(target)
             if parsed.scheme != "file":
@@ -107,6 +123,14 @@ class Destination:
             raise TypeError(
                 f"unsupported destination {target!r}: expected a local path or a "
                 "pathlib-like object with open(), name and parent (e.g. ObjectStoragePath)"
+            )
+        self._check_mode()
+
+    def _check_mode(self) -> None:
+        if self.file_mode is not None and not self.is_local:
+            raise ValueError(
+                f"file_mode applies to local files; {self.target} is in object storage, whose "
+                "access is set by the store's own policies"
             )
 
     @property
@@ -163,6 +187,23 @@ def same_file(first: FilePath, second: FilePath) -> bool:
     )
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_CREATE |= getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_local(temp: pathlib.Path, file_mode: int | None) -> IO[bytes]:
+    """A new temporary file, created exclusively (never through a link planted at its name),
+    with ``file_mode`` set before anything is written (else the umask's default)."""
+    fd = os.open(temp, _CREATE, 0o666 if file_mode is None else file_mode)
+    try:
+        if file_mode is not None:
+            os.fchmod(fd, file_mode)  # the umask may have narrowed it
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _move(source: Any, target: Any) -> None:
     """Rename ``source`` to ``target``, replacing an existing target."""
     if hasattr(source, "replace") and not isinstance(source, (str, bytes)):
@@ -197,7 +238,7 @@ def atomic_output(path: FilePath | Destination, mode: str = "wb") -> Iterator[IO
     dest = Destination(path)
     dest.ensure_parent()
     temp = dest.sibling(f".{dest.name}.part-{secrets.token_hex(6)}")
-    raw = temp.open("wb")
+    raw = _create_local(temp, dest.file_mode) if dest.is_local else temp.open("wb")
     handle: IO[Any] = raw
     try:
         if mode == "w":

@@ -48,7 +48,15 @@ import requests
 from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
-from ..airflow_cli import REPO, ApiServer, migrated_home, run_airflow, without_mask_requests
+from ..airflow_cli import (
+    API_TIMEOUT,
+    REPO,
+    SLOW_MACHINE_ENV,
+    ApiServer,
+    migrated_home,
+    run_airflow,
+    without_mask_requests,
+)
 
 CONSUMER_KEY = "3MVG9LEAKSCAN.reliability"
 USERNAME = "integration@leakscan.example.com"
@@ -216,6 +224,7 @@ class Standalone:
             # experience timeout errors under high load", Airflow's [workers] docs).
             AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="60",
             PYTHONPATH=str(REPO),
+            **SLOW_MACHINE_ENV,
             # standalone starts its components as `airflow ...` from PATH
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         )
@@ -247,7 +256,9 @@ class Standalone:
             self.proc.wait(10)
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.http.request(method, f"{self.base}/api/v2/{path}", timeout=30, **kwargs)
+        return self.http.request(
+            method, f"{self.base}/api/v2/{path}", timeout=API_TIMEOUT, **kwargs
+        )
 
     def wait_until(self, what: str, probe, bound: float) -> Any:
         deadline = time.monotonic() + bound
@@ -267,12 +278,21 @@ class Standalone:
 
     def write(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:
         """A write through the API; sqlite answers 'database is locked' (HTTP 500) now and then
-        while the scheduler and dag-processor write too, so a 5xx is tried again."""
+        while the scheduler and dag-processor write too, so a 5xx is tried again. On a loaded
+        machine the API server can also wait on that lock past the read timeout: an idempotent
+        write (PATCH) is then sent again; a POST, which would trigger a second run, is not."""
+        response = None
         for _ in range(10):
-            response = self.api(method, path, json=body)
+            try:
+                response = self.api(method, path, json=body)
+            except requests.Timeout:
+                if method != "PATCH":
+                    raise
+                continue
             if response.status_code < 500:
                 break
             time.sleep(1)
+        assert response is not None, f"{method} {path}: timed out 10 times"
         assert response.ok, f"{method} {path}: HTTP {response.status_code} {response.text[:300]}"
         return response
 

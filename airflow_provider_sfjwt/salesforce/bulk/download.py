@@ -18,6 +18,7 @@ import requests
 from ..bodies import stream_body
 from ..bulk_csv import CsvJoiner
 from ..client import SalesforceClient
+from ..errors import UnexpectedResponseError, quoted
 from ..storage import Destination, FilePath, atomic_output
 
 __all__ = [
@@ -122,9 +123,10 @@ def iter_result_chunks(
 ) -> Iterator[ResultChunk]:
     """The result chunks of a completed query job, in locator order; read each before the next.
 
-    ``version`` is the job's API version (``None``: the client's).
+    ``version`` is the job's API version (``None``: the client's). A locator that comes back a second time would page forever (or repeat rows): refused.
     """
     locator: str | None = None
+    seen: set[str] = set()
     number = 0
     while True:
         response = _fetch_results(client, job_id, locator, max_records, version)
@@ -134,6 +136,13 @@ def iter_result_chunks(
         if chunk.next_locator is None:
             return
         locator = chunk.next_locator
+        if locator in seen or locator == chunk.locator:
+            raise UnexpectedResponseError(
+                f"Bulk query job {job_id} answered the locator {quoted(locator, 80)!r} again "
+                f"after chunk {number}: following it would page forever or repeat rows, so "
+                "nothing was written. Run the task again; if it repeats, report the job id."
+            )
+        seen.add(locator)
         number += 1
 
 

@@ -36,7 +36,7 @@ import requests
 
 from ..bodies import stream_body
 from ..client import SalesforceClient
-from ..errors import ApiError, SalesforceError
+from ..errors import ApiError, SalesforceError, UnexpectedResponseError, quoted
 from ..extract import prefetched
 from .download import RESULT_HEADERS, job_path, record_count
 
@@ -177,9 +177,10 @@ def _check_result_url(url: Any, job_id: str, seen: set[str]) -> str:
             "job's results; nothing was downloaded from it."
         )
     if url in seen:
-        raise SalesforceError(
-            f"resultPages of Bulk query job {job_id} named {url[:120]!r} twice; the results "
-            "cannot be read without repeating rows. Run the task again."
+        raise UnexpectedResponseError(
+            f"resultPages of Bulk query job {job_id} named {quoted(url, 120)!r} again: the "
+            "results cannot be read without repeating rows, so nothing was written. Run the "
+            "task again; if it repeats, report the job id."
         )
     seen.add(url)
     return url
@@ -207,9 +208,10 @@ def _result_urls(client: SalesforceClient, job_id: str, answer: Mapping[str, Any
                 f"resultPages of Bulk query job {job_id} is not done but names no nextRecordsUrl"
             )
         if following in followed:
-            raise SalesforceError(
+            raise UnexpectedResponseError(
                 f"resultPages of Bulk query job {job_id} answered the same nextRecordsUrl "
-                f"twice ({following[:120]}); following it would loop forever."
+                f"twice ({quoted(following, 120)}): following it again would loop forever, so "
+                "nothing was written. Run the task again; if it repeats, report the job id."
             )
         followed.add(following)
         answer = _json_object(client.get_json(following), job_id)
