@@ -35,6 +35,8 @@ from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.salesforce.bulk import DEFAULT_PARALLEL_DOWNLOADS
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 from benchmarks import bench_latency
+from benchmarks.bench_replicate import report_lines as replicate_report
+from benchmarks.bench_replicate import run_replicate_bench
 from benchmarks.bench_rest import (
     FIELDS,
     REPO,
@@ -44,8 +46,6 @@ from benchmarks.bench_rest import (
     provider_import_rss,
     run_variant,
 )
-from benchmarks.bench_replicate import report_lines as replicate_report
-from benchmarks.bench_replicate import run_replicate_bench
 
 WORK = REPO / ".bench"
 RESULTS = REPO / "benchmarks" / "results.json"

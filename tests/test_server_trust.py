@@ -19,7 +19,6 @@ from airflow_provider_sfjwt.salesforce.auth import TokenCache
 from airflow_provider_sfjwt.salesforce.bulk import query_to_file as bulk_query_to_file
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import (
-    BulkJobError,
     ConfigurationError,
     UnexpectedResponseError,
     UntrustedAnswerError,

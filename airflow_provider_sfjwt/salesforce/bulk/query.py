@@ -28,7 +28,7 @@ from .parallel import (
     first_result_pages,
     iter_result_parts,
 )
-from .poller import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, job_error
+from .poller import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT
 
 __all__ = ["QueryResult", "download_results", "job_api_version", "query_to_file"]
 
