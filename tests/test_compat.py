@@ -32,6 +32,7 @@ STABLE: dict[str, set[str]] = {
         "Context",
         "Param",
         "PokeReturnValue",
+        "TaskGroup",
         "Variable",
         "dag",
         "task",
@@ -42,6 +43,9 @@ STABLE: dict[str, set[str]] = {
     "airflow.utils.session": {"create_session"},
     "airflow.models.xcom": {"XComModel"},
     "airflow.models.taskinstance": {"TaskInstance"},
+    "airflow.models.asset": {"AssetDagRunQueue", "AssetEvent", "AssetModel"},
+    # the scheduler's interval timetable (the example DAG's data intervals)
+    "airflow.timetables.interval": {"CronDataIntervalTimetable"},
     # the optional OpenLineage provider, imported only when it asks for lineage
     "airflow.providers.openlineage.extractors": {"OperatorLineage"},
     "airflow.providers.common.compat.openlineage.facet": {

@@ -336,7 +336,7 @@ def test_rerun_replaces_the_files_of_its_interval(emu, client, tmp_path, start):
 
 def test_layout_on_object_storage_paths(emu, client, tmp_path, start):
     """An ObjectStoragePath (what the operator makes of s3://...) gets the same layout."""
-    from airflow.sdk import ObjectStoragePath
+    from airflow_provider_sfjwt.compat import ObjectStoragePath
 
     at(emu, start + HOUR)
     folder = ObjectStoragePath(f"file://{tmp_path}/lake/Account")

@@ -238,7 +238,7 @@ def atomic_output(path: FilePath | Destination, mode: str = "wb") -> Iterator[IO
     dest = Destination(path)
     dest.ensure_parent()
     temp = dest.sibling(f".{dest.name}.part-{secrets.token_hex(6)}")
-    raw = _create_local(temp, dest.file_mode) if dest.is_local else temp.open("wb")
+    raw = _create_local(temp.target, dest.file_mode) if dest.is_local else temp.open("wb")
     handle: IO[Any] = raw
     try:
         if mode == "w":
