@@ -274,9 +274,10 @@ def _verdicts(summary: list[dict[str, Any]], airflow_rss: float) -> list[str]:
     return lines
 
 
-def _bulk_verdicts(bulk: list[dict[str, Any]], import_rss: float) -> list[str]:
+def _bulk_verdicts(bulk: list[dict[str, Any]], import_rss: float | None) -> list[str]:
     """Target lines for Bulk API 2.0: query vs its floor, and memory of query and ingest.
-    ``import_rss`` is the peak RSS of a process that only imports the provider's core."""
+    ``import_rss`` is the peak RSS of a process that only imports the provider's core (``None``
+    in results recorded before it was measured: that line is then left out)."""
     lines = []
     query = sorted((b for b in bulk if b["bench"] == "bulk_query_csv"), key=lambda b: b["rows"])
     if query:
@@ -298,13 +299,15 @@ def _bulk_verdicts(bulk: list[dict[str, Any]], import_rss: float) -> list[str]:
             f"(target < {RSS_TARGET_MB:.0f} MB): "
             f"{'met' if top['peak_rss_mb'] < RSS_TARGET_MB else 'NOT met'}"
         )
-        added = top["peak_rss_mb"] - import_rss
-        lines.append(
-            f"- Bulk query at N={top['rows']:,} with {DEFAULT_PARALLEL_DOWNLOADS} parallel "
-            f"downloads adds {added:.1f} MB over a process that only imports the provider "
-            f"({import_rss:.1f} MB, measured in this run) (target <= {BULK_ADDED_RSS_MB:.0f} MB): "
-            f"{'met' if added <= BULK_ADDED_RSS_MB else 'NOT met'}"
-        )
+        if import_rss is not None:
+            added = top["peak_rss_mb"] - import_rss
+            lines.append(
+                f"- Bulk query at N={top['rows']:,} with {DEFAULT_PARALLEL_DOWNLOADS} parallel "
+                f"downloads adds {added:.1f} MB over a process that only imports the provider "
+                f"({import_rss:.1f} MB, measured in this run) "
+                f"(target <= {BULK_ADDED_RSS_MB:.0f} MB): "
+                f"{'met' if added <= BULK_ADDED_RSS_MB else 'NOT met'}"
+            )
         if len(query) > 1:
             grew = top["peak_rss_mb"] - query[0]["peak_rss_mb"]
             lines.append(
@@ -416,7 +419,7 @@ def render_report(data: dict[str, Any]) -> str:
             "",
             "Targets:",
             "",
-            *_bulk_verdicts(bulk, data["provider_import_rss_mb"]),
+            *_bulk_verdicts(bulk, data.get("provider_import_rss_mb")),
             "",
         ]
         for name in dict.fromkeys(item["bench"] for item in bulk):

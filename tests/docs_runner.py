@@ -37,6 +37,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RUN_LANGUAGES = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python"}
 OUTPUT_LANGUAGES = {"", "text", "console", "output"}
+TESTED_ELSEWHERE = {
+    "sql": "each ```sql block starts with '-- <name>'; tests/replication_support.py runs it"
+}
+"""Languages this runner cannot run, with the test that runs their blocks instead."""
 DIRECTIVE = re.compile(r"<!--\s*doc-test:\s*(?P<words>[^>]*?)\s*-->")
 FENCE = re.compile(r"^```(?P<lang>[\w+-]*)\s*$")
 STRICT = "set -euo pipefail"

@@ -344,7 +344,6 @@ def test_extracts_get_file_mode_and_otherwise_the_umask(emu, tmp_path, umask_022
 
 def test_file_mode_is_refused_where_it_cannot_apply(emu, tmp_path):
     from airflow_provider_sfjwt.compat import ObjectStoragePath
-
     from airflow_provider_sfjwt.operators import SalesforceQueryOperator
     from airflow_provider_sfjwt.salesforce.storage import Destination
 
