@@ -219,10 +219,6 @@ class Standalone:
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
-            # Task processes talk to the execution API with a 5 s timeout by default; on a
-            # shared 2-core runner under load that fails tasks ("Increase this value if you
-            # experience timeout errors under high load", Airflow's [workers] docs).
-            AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="60",
             PYTHONPATH=str(REPO),
             **SLOW_MACHINE_ENV,
             # standalone starts its components as `airflow ...` from PATH
