@@ -105,5 +105,12 @@ def compare(
     }
 
 
+def read_ids(data_file: Path) -> set[str]:
+    """The ``Id`` of every row in one run's Parquet data file."""
+    import pyarrow.parquet as pq
+
+    return set(pq.read_table(data_file, columns=["Id"]).column("Id").to_pylist())
+
+
 def ids(records: Iterable[Mapping[str, Any]]) -> list[str]:
     return [r["Id"] for r in records]

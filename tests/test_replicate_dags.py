@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from airflow_provider_sfjwt.operators import (
 from airflow_provider_sfjwt.operators.replicate import object_asset, schema_facet
 
 from .dag_support import run_dag
-from .replication_support import UTC, at, compare, live_rows, merged_lake
+from .replication_support import UTC, at, compare, live_rows, merged_lake, read_ids
 
 pytest.importorskip("duckdb")
 pytest.importorskip("pyarrow")
@@ -57,15 +58,27 @@ def queued_for(dag_id: str) -> int:
         return session.query(AssetDagRunQueue).filter_by(target_dag_id=dag_id).count()
 
 
+# The org's clock is fixed (after every stamp the data generator writes, which end in May 2026,
+# and on another date than the real one), and the three hourly runs straddle midnight: the
+# formula on TODAY() takes a new value between the first run and the last.
+BASE = dt.datetime(2026, 7, 14, 22, tzinfo=UTC)
+
+
 def test_hourly_replication_dag_over_scheduler_intervals(emu, lake, caplog):
-    base = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 6 * HOUR
     client = SalesforceJWTHook().get_conn()
-    at(emu, base - HOUR)
+    formulas = {
+        f["name"]: f["type"] for f in client.describe("Account")["fields"] if f.get("calculated")
+    }
+    assert formulas == {"Days_Since_Last_Activity__c": "double"}  # TODAY() - LastActivityDate
+    name = "Days_Since_Last_Activity__c"
+    at(emu, BASE - HOUR)
     emu.generate_accounts(40)
     emu.generate_contacts(30)
     summaries = []
+    as_of: dict[str, dict[str, Any]] = {}  # Account formulas as the run that last read each row saw
+    read_on_14th: set[str] = set()
     for k in range(3):
-        start = base + k * HOUR
+        start = BASE + k * HOUR
         at(emu, start + dt.timedelta(minutes=20))
         if k == 1:
             emu.load("Account", [{"Name": f"Busy {i}"} for i in range(25)])
@@ -79,7 +92,12 @@ def test_hourly_replication_dag_over_scheduler_intervals(emu, lake, caplog):
         at(emu, start + HOUR + dt.timedelta(minutes=4))
         run = run_dag("salesforce_replicate_objects", logical_date=start + HOUR)  # run at the end
         assert run.state == "success", run.task_states
-        summaries.append(run.xcom("replicate_salesforce.Account"))
+        account = run.xcom("replicate_salesforce.Account")
+        summaries.append(account)
+        now = live_rows(client, "Account", {"Id": "id", **formulas})  # the org's values right now
+        read = read_ids(lake / "Account" / "data" / f"{account['key']}.parquet")
+        as_of.update({rid: now[rid] for rid in read})
+        read_on_14th = (read_on_14th | read) if k == 0 else (read_on_14th - read)
         contact = run.xcom("replicate_salesforce.Contact")
         assert contact["key"] == f"{start:%Y%m%dT%H%M%SZ}"
         assert contact["window"]["end"] == (start + HOUR).isoformat()
@@ -87,24 +105,27 @@ def test_hourly_replication_dag_over_scheduler_intervals(emu, lake, caplog):
     assert first["from_beginning"] and first["window"]["start"] is None
     assert busy["api"] == "bulk" and busy["deleted"] == 3
     assert "running trigger in line" in caplog.text  # the Bulk wait was deferred
-    assert busy["window"]["start"] == (base + HOUR - dt.timedelta(minutes=10)).isoformat()
+    assert busy["window"]["start"] == (BASE + HOUR - dt.timedelta(minutes=10)).isoformat()
     assert last["api"] == "rest"
     for sobject in ("Account", "Contact"):
         folder = lake / sobject
         types = json.loads((folder / "_schema.json").read_text())["fields"]
-        outcome = compare(merged_lake(folder), live_rows(client, sobject, types), types)
+        plain = {field: t for field, t in types.items() if field not in formulas}
+        merged = merged_lake(folder)
+        outcome = compare(merged, live_rows(client, sobject, plain), plain)
         assert (outcome["missing"], outcome["stale"], outcome["resurrected"]) == (0, 0, 0), outcome
         assert len(list((folder / "data").iterdir())) == 3
-    user = json.loads((lake / "User" / "_schema.json").read_text())["fields"]
-    assert set(user) == {
-        "Id",
-        "IsDeleted",
-        "SystemModstamp",
-        "Username",
-        "Name",
-        "Email",
-        "IsActive",
-    }
+    # formula_fields="include": each value is the one of the run that last read its row, so the
+    # rows read on the 14th and untouched since lag the live value by the day that has passed
+    account_formulas = {"Id": "id", **formulas}
+    merged = merged_lake(lake / "Account")
+    live = live_rows(client, "Account", account_formulas)
+    outcome = compare(merged, {rid: as_of[rid] for rid in live}, account_formulas)
+    assert (outcome["missing"], outcome["stale"], outcome["resurrected"]) == (0, 0, 0), outcome
+    behind = {rid for rid in live if live[rid] != as_of[rid]}
+    assert behind and behind <= read_on_14th, sorted(behind - read_on_14th)[:3]
+    for rid in behind:  # one day behind: TODAY() was the 14th when they were read
+        assert live[rid][name] - merged[rid][name] == 1.0, (rid, live[rid], merged[rid])
     # each run told the Account Asset it landed; the downstream DAG is queued, and runs
     account = object_asset(str(lake), "Account")
     assert asset_events(account.uri) == 3
@@ -113,7 +134,7 @@ def test_hourly_replication_dag_over_scheduler_intervals(emu, lake, caplog):
     assert report.state == "success", report.task_states
     assert report.xcom("report") == {
         "runs": 3,
-        "latest": f"{base + 2 * HOUR:%Y%m%dT%H%M%SZ}",
+        "latest": f"{BASE + 2 * HOUR:%Y%m%dT%H%M%SZ}",
         "rows": last["rows"],
     }
 
@@ -216,7 +237,8 @@ def test_a_manual_run_without_logical_date_replicates_the_last_ended_interval(em
 
     dag = load_dag("salesforce_replicate_objects")
     op = dag.get_task("replicate_salesforce.Contact")
-    run_after = dt.datetime.now(UTC).replace(minute=17, second=0, microsecond=0)
+    run_after = BASE + dt.timedelta(hours=15, minutes=17)  # 13:17 on the 15th
+    at(emu, run_after)  # the org's clock too, so the window ends at 13:00 whatever the real time
     hour = run_after.replace(minute=0)
     context = {"dag": dag, "dag_run": SimpleNamespace(run_after=run_after), "ti": None}
     result = op.execute(context)
