@@ -1,5 +1,5 @@
 """What the replication tests share: the emulator's clock moved to a simulated moment, the
-README's DuckDB merge, and the comparison of a merged lake copy with the org's live rows.
+README's merges (DuckDB and Spark SQL), and the comparison of a merged lake copy with the org's live rows.
 
 The merge is read from README.md itself (the ```sql block under "Replicating objects" that
 starts with ``-- merge``), so the test proves the text a data engineer copies.
@@ -38,12 +38,29 @@ def readme_sql(name: str) -> str:
 def merged_lake(folder: Path, formulas: bool = False) -> dict[str, dict[str, Any]]:
     """The README's DuckDB merge run on ``folder``: Id -> row (formula columns joined when
     ``formulas``)."""
+    sql = readme_sql("merge with formulas") if formulas else readme_sql("merge")
+    return _rows(sql.replace("s3://lake/salesforce/Account", str(folder)))
+
+
+def spark_merged(folder: Path) -> dict[str, dict[str, Any]]:
+    """The README's Spark SQL merge, run by DuckDB (which reads that SQL as it is) over the
+    views the README has Spark register: every data file with their schemas merged by column
+    name, and every deletion file."""
+    views = [
+        "CREATE VIEW account_versions AS SELECT * FROM "
+        f"read_parquet('{folder}/data/*.parquet', union_by_name = true)",
+        f"CREATE VIEW account_deletions AS SELECT * FROM read_parquet('{folder}/deleted/*.parquet')",
+    ]
+    return _rows(readme_sql("merge in Spark SQL"), views)
+
+
+def _rows(sql: str, setup: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
     import duckdb
 
-    sql = readme_sql("merge with formulas" if formulas else "merge")
-    sql = sql.replace("s3://lake/salesforce/Account", str(folder))
     con = duckdb.connect()
     try:
+        for statement in setup:
+            con.execute(statement)
         cursor = con.execute(sql)
         names = [d[0] for d in cursor.description]
         return {

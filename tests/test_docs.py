@@ -104,8 +104,11 @@ def test_every_snippet_runs_except_the_few_that_need_a_real_org():
     assert len(RUN) >= 10, "the documents lost their runnable snippets"
     known = RUN_LANGUAGES.keys() | OUTPUT_LANGUAGES | TESTED_ELSEWHERE.keys()
     assert all(s.lang in known for s in ALL), [(s.name, s.lang) for s in ALL]
+    runner = (REPO / "tests" / "replication_support.py").read_text()
     for snippet in (s for s in ALL if s.lang == "sql"):  # found by name by replication_support
         assert snippet.code.startswith("-- "), snippet.name
+        name = snippet.code[3:].split(":", 1)[0]
+        assert f'readme_sql("{name}")' in runner, f"no test runs the SQL block '-- {name}'"
 
 
 def test_shell_snippets_stop_on_the_first_error():

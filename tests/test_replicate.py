@@ -242,9 +242,10 @@ def test_schema_drift(emu, client, tmp_path, policy, start):
     assert {r["LastName"]: r["Loyalty__c"] for r in lake.values()} == {"Before": None, "After": 3.5}
 
 
-def test_hard_delete_window_older_than_the_delete_log(emu, client, tmp_path):
+def test_hard_delete_window_older_than_the_delete_log(emu, client, tmp_path, caplog):
     """A backfill of an interval older than Salesforce's 15-day delete log fails and says why,
     unless told to skip; nothing of the run's deletions is invented."""
+    caplog.set_level("INFO", logger="airflow_provider_sfjwt.salesforce.replicate")
     now = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     old = now - dt.timedelta(days=20)
     folder = tmp_path / "Account"
@@ -256,6 +257,7 @@ def test_hard_delete_window_older_than_the_delete_log(emu, client, tmp_path):
     skip = ReplicationSpec("Account", on_deletes_unavailable="skip")
     result = Replicator(client, skip, folder).run(old, old + HOUR)
     assert result["deleted"] is None and "15 days" in result["deletes_skipped"]
+    assert "deletions not read (on_deletes_unavailable='skip')" in caplog.text
     assert not (folder / "deleted" / f"{old:%Y%m%dT%H%M%SZ}.parquet").exists()
 
 
@@ -270,7 +272,8 @@ def test_purged_delete_log_is_reported_not_ignored(emu, client, tmp_path):
         Replicator(client, ReplicationSpec("Account"), folder).run(now - 3 * HOUR, now - 2 * HOUR)
 
 
-def test_deletions_and_undeletions_reach_the_merged_copy(emu, client, tmp_path, start):
+def test_deletions_and_undeletions_reach_the_merged_copy(emu, client, tmp_path, start, caplog):
+    caplog.set_level("INFO", logger="airflow_provider_sfjwt.salesforce.replicate")
     at(emu, start - HOUR)
     keep, soft, hard, back = emu.load(
         "Account", [{"Name": n} for n in ("keep", "soft", "hard", "back")]
@@ -284,8 +287,11 @@ def test_deletions_and_undeletions_reach_the_merged_copy(emu, client, tmp_path, 
     emu.empty_recycle_bin("Account")  # 'hard' and friends vanish from queryAll
     emu.load("Account", [{"Name": "back"}])  # unrelated new row
     at(emu, start + HOUR + dt.timedelta(minutes=5))
+    first = f"Account incremental run {key(start - HOUR)}: 4 rows (rest), read from the beginning"
+    assert f"{first}, so hard-deleted rows are absent: delete log not read" in caplog.text
     result = Replicator(client, ReplicationSpec("Account"), folder).run(start, start + HOUR)
     assert result["deleted"] == 3
+    assert f"run {key(start)}: 1 rows (rest), 3 deletions" in caplog.text
     deleted = pq.read_table(result["deleted_path"]).to_pylist()
     assert {r["Id"] for r in deleted} == {soft, hard, back}
     assert str(pq.read_table(result["deleted_path"]).schema.field("deletedDate").type).startswith(

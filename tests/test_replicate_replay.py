@@ -32,7 +32,7 @@ from airflow_provider_sfjwt.salesforce.errors import ApiError
 from airflow_provider_sfjwt.salesforce.replicate import ReplicationSpec, Replicator
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
-from .replication_support import UTC, at, compare, live_rows, merged_lake
+from .replication_support import UTC, at, compare, live_rows, merged_lake, spark_merged
 
 pytest.importorskip("duckdb")
 pytest.importorskip("pyarrow")
@@ -202,6 +202,8 @@ def check(client: SalesforceClient, folder: Path, replicator: Replicator) -> dic
     }
     lake = merged_lake(folder, formulas=True)
     org = live_rows(client, "Account", types)
+    spark = spark_merged(folder)  # the README's Spark SQL gives the DuckDB merge's rows
+    assert spark == merged_lake(folder) and len(spark) == len(lake), len(spark)
     return compare(lake, org, types)
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -385,13 +385,13 @@ class Replicator:
         if plan.mode != "formulas":
             write_json(self.layout.schema(), {"object": plan.sobject, "fields": plan.types})
         log.info(
-            "%s %s run %s: %d rows (%s), %s deletions",
+            "%s %s run %s: %d rows (%s), %s",
             plan.sobject,
             plan.mode,
             plan.key,
             result["rows"],
             plan.api,
-            "skipped" if result["deletes_skipped"] else result["deleted"],
+            _deletions_said(plan, result),
         )
         return result
 
@@ -428,6 +428,18 @@ class Replicator:
         """Plan, extract and finish one interval in this process."""
         plan = self.plan(interval_start, interval_end)
         return self.finish(plan, self.extract(plan, **bulk_options))
+
+
+def _deletions_said(plan: Plan, result: Mapping[str, Any]) -> str:
+    """What the run did about deletions, in the words of the log line: a count, or why the
+    delete log was not read (a read from the beginning already lacks every hard-deleted row)."""
+    if result["deletes_skipped"]:
+        return "deletions not read (on_deletes_unavailable='skip')"
+    if result["deleted"] is not None:
+        return f"{result['deleted']} deletions"
+    if plan.mode == "formulas":
+        return "formula values only"
+    return "read from the beginning, so hard-deleted rows are absent: delete log not read"
 
 
 def spec_from(sobject: str, **options: Any) -> ReplicationSpec:
