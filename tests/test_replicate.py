@@ -357,7 +357,8 @@ def test_objects_lists_counts_and_cursor_fields(emu, tmp_path, capsys):
     from airflow_provider_sfjwt.cli import main
 
     emu.generate_accounts(7)
-    assert main(["objects", "--match", "Account", "--match", "Cont*", "--json"]) == 0
+    conn = ["--conn-id", "salesforce_jwt_default"]  # the Airflow connection DAGs use
+    assert main(["objects", *conn, "--match", "Account", "--match", "Cont*", "--json"]) == 0
     listed = {o["name"]: o for o in json.loads(capsys.readouterr().out)}
     assert set(listed) == {"Account", "Contact"}
     account = listed["Account"]

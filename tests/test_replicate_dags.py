@@ -139,10 +139,13 @@ def test_hourly_replication_dag_over_scheduler_intervals(emu, lake, caplog):
     }
 
 
-def test_group_declares_one_static_asset_per_object(lake):
+def test_group_declares_one_static_asset_per_object(emu, lake):
+    """Assets are static, and parsing the DAG asks Salesforce nothing."""
     from .dag_support import load_dag
 
+    emu.reset_stats()
     dag = load_dag("salesforce_replicate_objects")
+    assert (emu.stats.token_requests, sum(emu.stats.paths.values())) == (0, 0)
     outlets = {t.task_id: [a.uri for a in t.outlets] for t in dag.tasks}
     assert outlets == {
         f"replicate_salesforce.{name}": [f"file://{lake}/{name}"]
