@@ -18,7 +18,7 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from airflow_provider_sfjwt import __version__
@@ -153,7 +153,7 @@ def connection_input(args: argparse.Namespace) -> dict[str, Any]:
 def _conn_id(args: argparse.Namespace) -> str | None:
     """The connection to read: --conn-id, else the default one unless the values come as flags."""
     if args.conn_id:
-        return args.conn_id
+        return str(args.conn_id)
     if args.login_url or args.username or args.consumer_key or args.key_file:
         return None
     return DEFAULT_CONN_ID
@@ -522,8 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)
     try:
+        command: Callable[[argparse.Namespace], int] = args.func
         with _logs_on_stderr():
-            return args.func(args)
+            return command(args)
     except UsageError as exc:
         print(f"sfjwt {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE

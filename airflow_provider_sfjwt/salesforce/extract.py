@@ -17,7 +17,7 @@ import gc
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypedDict, TypeVar, cast
 
@@ -119,7 +119,7 @@ def long_lived_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def prefetched(items: Iterator[T]) -> Iterator[T]:
+def prefetched(items: Iterator[T]) -> Generator[T, None, None]:
     """Yield from ``items`` while a worker thread already fetches the next one.
 
     A page's file write then overlaps the network round trip and JSON parsing of the next page
