@@ -525,21 +525,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         command: Callable[[argparse.Namespace], int] = args.func
         with _logs_on_stderr():
             return command(args)
-    except UsageError as exc:
-        print(f"sfjwt {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ConfigurationError as exc:
-        print(f"sfjwt {args.command}: {_config_message(exc, args.command)}", file=sys.stderr)
-        return EXIT_USAGE
-    except AuthenticationError as exc:
-        print(f"sfjwt {args.command}: {exc}\n(sfjwt doctor checks each of these)", file=sys.stderr)
-        return EXIT_FAILED
-    except SalesforceError as exc:
-        print(f"sfjwt {args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except OSError as exc:  # files the user named: unreadable, unwritable, missing directory
-        print(f"sfjwt {args.command}: {exc.strerror}: {exc.filename}", file=sys.stderr)
-        return EXIT_USAGE
+    except (UsageError, SalesforceError, OSError) as exc:
+        message, code = _failure(exc, args.command)
+        print(f"sfjwt {args.command}: {message}", file=sys.stderr)
+        return code
+
+
+def _failure(exc: Exception, command: str) -> tuple[str, int]:
+    """What a failed command prints after its name, and its exit code."""
+    if isinstance(exc, ConfigurationError):
+        return _config_message(exc, command), EXIT_USAGE
+    if isinstance(exc, AuthenticationError):
+        return f"{exc}\n(sfjwt doctor checks each of these)", EXIT_FAILED
+    if isinstance(exc, SalesforceError):
+        return str(exc), EXIT_FAILED
+    if isinstance(exc, OSError):  # files the user named: unreadable, unwritable, missing folder
+        return f"{exc.strerror}: {exc.filename}", EXIT_USAGE
+    return str(exc), EXIT_USAGE
 
 
 if __name__ == "__main__":

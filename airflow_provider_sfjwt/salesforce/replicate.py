@@ -27,6 +27,7 @@ for the ``refresh`` formula policy (formula values change without ``SystemModsta
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -348,21 +349,15 @@ class Replicator:
 
     def extract(self, plan: Plan, **bulk_options: Any) -> Extracted:
         """Read the plan's rows into its data file, by REST or by a Bulk job waited for here."""
-        path = self._data_path(plan)
-        if plan.api == "bulk":
-            return bulk.query_to_file(
-                self.client,
-                plan.soql,
-                path,
-                self.spec.format,
-                include_deleted=plan.include_deleted,
-                field_types=plan.types,
-                **bulk_options,
-            )
-        return rest_extract.query_to_file(
+        query_to_file: Callable[..., Extracted] = (
+            functools.partial(bulk.query_to_file, **bulk_options)
+            if plan.api == "bulk"
+            else rest_extract.query_to_file
+        )
+        return query_to_file(
             self.client,
             plan.soql,
-            path,
+            self._data_path(plan),
             self.spec.format,
             include_deleted=plan.include_deleted,
             field_types=plan.types,
