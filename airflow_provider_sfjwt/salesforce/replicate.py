@@ -59,6 +59,7 @@ from .writers import check_format, open_writer
 __all__ = [
     "APIS",
     "DEFAULT_BULK_THRESHOLD",
+    "Extracted",
     "MODES",
     "Plan",
     "ReplicationSpec",
