@@ -24,7 +24,7 @@ from typing import Any, TypedDict, TypeVar, cast
 from .client import SalesforceClient
 from .progress import Progress
 from .soql import select_columns
-from .storage import FilePath
+from .storage import Destination, FilePath
 from .writers import check_format, open_writer
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def prefetched(items: Iterator[T]) -> Generator[T, None, None]:
 def query_to_file(
     client: SalesforceClient,
     soql: str,
-    path: FilePath,
+    path: FilePath | Destination,
     format: str = "csv",
     include_deleted: bool = False,
     field_types: Mapping[str, str] | None = None,
