@@ -43,7 +43,10 @@ def run_trigger(trigger: SalesforceBulkJobTrigger) -> dict:
 def test_deferred_query_defers_then_downloads(salesforce_emulator, client, tmp_path):
     salesforce_emulator.generate_accounts(1_500)
     op = SalesforceBulkQueryOperator(
-        task_id="q", soql="SELECT Id, Name FROM Account", path=str(tmp_path / "a.csv"), **FAST
+        task_id="q",
+        soql="SELECT Id, Name FROM Account",
+        output_path=str(tmp_path / "a.csv"),
+        **FAST,
     )
     assert op.deferrable
     with pytest.raises(TaskDeferred) as deferred:
@@ -63,7 +66,7 @@ def test_deferred_query_defers_then_downloads(salesforce_emulator, client, tmp_p
 def test_deferred_failure_raises_with_job_id_and_message(salesforce_emulator, client, tmp_path):
     salesforce_emulator.faults.fail_bulk_job(message="InvalidBatch : Query timed out")
     op = SalesforceBulkQueryOperator(
-        task_id="q", soql="SELECT Id FROM Account", path=str(tmp_path / "a.csv"), **FAST
+        task_id="q", soql="SELECT Id FROM Account", output_path=str(tmp_path / "a.csv"), **FAST
     )
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
@@ -146,7 +149,7 @@ def test_on_kill_aborts_the_running_job(salesforce_emulator, client, tmp_path):
     op = SalesforceBulkQueryOperator(
         task_id="q",
         soql="SELECT Id FROM Account",
-        path=str(tmp_path / "k.csv"),
+        output_path=str(tmp_path / "k.csv"),
         deferrable=False,
         poll_interval=0.02,
         job_timeout=30,
@@ -194,7 +197,7 @@ def ingest_op(source, tmp_path, deferrable, **kwargs):
         sobject="Contact",
         operation="upsert",
         external_id_field="External_Id__c",
-        path=str(source),
+        input_path=str(source),
         results_dir=str(tmp_path / "out"),
         deferrable=deferrable,
         **FAST,
@@ -237,7 +240,7 @@ def test_object_storage_paths_in_and_out(salesforce_emulator, tmp_path):
     salesforce_emulator.generate_accounts(700)
     out = ObjectStoragePath(f"file://{tmp_path}/lake/accounts.csv")
     query = SalesforceBulkQueryOperator(
-        task_id="q", soql="SELECT Id FROM Account", path=out, deferrable=False, **FAST
+        task_id="q", soql="SELECT Id FROM Account", output_path=out, deferrable=False, **FAST
     )
     assert query.execute({})["rows"] == 700
     assert len(read_rows(tmp_path / "lake" / "accounts.csv")) == 700
@@ -248,7 +251,7 @@ def test_object_storage_paths_in_and_out(salesforce_emulator, tmp_path):
         sobject="Contact",
         operation="upsert",
         external_id_field="External_Id__c",
-        path=ObjectStoragePath(f"file://{tmp_path}/contacts.csv"),
+        input_path=ObjectStoragePath(f"file://{tmp_path}/contacts.csv"),
         results_dir=ObjectStoragePath(f"file://{tmp_path}/reports/"),
         max_failed_records=2,
         deferrable=False,

@@ -102,7 +102,7 @@ def test_deferrable_by_default_unless_default_deferrable_is_set(monkeypatch):
 
     def op(**kwargs):
         return SalesforceBulkQueryOperator(
-            task_id="q", soql="SELECT Id FROM Account", path="/x.csv", **kwargs
+            task_id="q", soql="SELECT Id FROM Account", output_path="/x.csv", **kwargs
         )
 
     monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
@@ -129,7 +129,7 @@ def test_operators_template_their_inputs():
         SalesforceBulkQueryOperator,
     )
 
-    assert {"soql", "path", "format"} <= set(SalesforceBulkQueryOperator.template_fields)
-    assert {"sobject", "path", "results_dir", "max_failed_records"} <= set(
+    assert {"soql", "output_path", "format"} <= set(SalesforceBulkQueryOperator.template_fields)
+    assert {"sobject", "input_path", "results_dir", "max_failed_records"} <= set(
         SalesforceBulkIngestOperator.template_fields
     )

@@ -93,7 +93,7 @@ def test_query_operator_bad_soql_fails_with_salesforce_words_and_no_file(emu, tm
 def test_hook_query_to_file_writes_through_object_storage(emu, tmp_path):
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+    from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 
     emu.generate_accounts(2500)
     hook = SalesforceJWTHook()
@@ -102,8 +102,8 @@ def test_hook_query_to_file_writes_through_object_storage(emu, tmp_path):
     assert result["rows"] == 2500 and result["path"] == str(target)
     assert len(target.read_text().splitlines()) == 2500
     assert [p.name for p in target.parent.iterdir()] == ["accounts.jsonl"]
-    assert SalesforceJWTHook.storage_path("s3://bucket/key.csv").protocol == "s3"
-    assert SalesforceJWTHook.storage_path("/tmp/x.csv") == "/tmp/x.csv"
+    assert storage_path("s3://bucket/key.csv").protocol == "s3"
+    assert storage_path("/tmp/x.csv") == "/tmp/x.csv"
 
 
 # --- SalesforceCollectionsOperator ---------------------------------------------------------
@@ -387,7 +387,7 @@ def test_rest_operator_calls_apex_and_returns_small_answers(emu):
     result = SalesforceRestOperator(
         task_id="apex",
         method="POST",
-        path="/services/apexrest/AccountHealth",
+        endpoint="/services/apexrest/AccountHealth",
         json={"industry": "Technology"},
     ).execute({})
     assert result == {"status": 200, "body": {"industry": "Technology", "score": 42}}
@@ -397,12 +397,12 @@ def test_rest_operator_calls_apex_and_returns_small_answers(emu):
 def test_rest_operator_large_answer_goes_to_a_file(emu, tmp_path):
     big = {"items": [{"n": i, "text": "x" * 100} for i in range(2000)]}  # ~230 KB
     emu.register_apex("GET", "Big", lambda req: (200, big))
-    op = SalesforceRestOperator(task_id="big", path="/services/apexrest/Big")
+    op = SalesforceRestOperator(task_id="big", endpoint="/services/apexrest/Big")
     with pytest.raises(ResponseTooLargeError, match="Set output_path"):
         op.execute({})
     target = tmp_path / "big.json"
     result = SalesforceRestOperator(
-        task_id="big2", path="/services/apexrest/Big", output_path=str(target)
+        task_id="big2", endpoint="/services/apexrest/Big", output_path=str(target)
     ).execute({})
     assert result == {"status": 200, "path": str(target), "bytes": target.stat().st_size}
     assert json.loads(target.read_text()) == big
@@ -412,12 +412,12 @@ def test_rest_operator_does_not_repeat_a_post_unless_told_it_is_idempotent(emu):
     calls = []
     emu.register_apex("POST", "Orders", lambda req: (calls.append(1) or 201, {"ok": True}))
     emu.faults.fail("/services/apexrest/Orders", 500, count=1)
-    op = SalesforceRestOperator(task_id="p", method="POST", path="/services/apexrest/Orders")
+    op = SalesforceRestOperator(task_id="p", method="POST", endpoint="/services/apexrest/Orders")
     with pytest.raises(ApiError, match="HTTP 500"):
         op.execute({})
     emu.faults.fail("/services/apexrest/Orders", 500, count=1)
     again = SalesforceRestOperator(
-        task_id="p2", method="POST", path="/services/apexrest/Orders", idempotent=True
+        task_id="p2", method="POST", endpoint="/services/apexrest/Orders", idempotent=True
     )
     assert again.execute({}) == {"status": 201, "body": {"ok": True}}
     assert len(calls) == 1

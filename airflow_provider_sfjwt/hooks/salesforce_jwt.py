@@ -9,17 +9,19 @@ Airflow's masker the moment it is loaded or received.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
+from airflow_provider_sfjwt.salesforce import bulk, extract, load, rest_call
 from airflow_provider_sfjwt.salesforce.auth import TokenCache
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import SalesforceError
 from airflow_provider_sfjwt.salesforce.keys import certificate_info, certificate_matches_key
+from airflow_provider_sfjwt.salesforce.retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES
 from airflow_provider_sfjwt.salesforce.settings import ConnectionSettings, parse_connection
 
 log = logging.getLogger(__name__)
@@ -132,11 +134,19 @@ class SalesforceJWTHook(BaseHook):
             f"Connected to {token.instance_url} as {self.settings.username}, API v{version}",
         )
 
-    # --- data -----------------------------------------------------------------------------
+    # --- REST query and calls --------------------------------------------------------------
 
     def query(self, soql: str, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
         """Stream records of a SOQL query (one page in memory at a time)."""
         return self.get_conn().query(soql, include_deleted=include_deleted)
+
+    def count(self, soql: str, include_deleted: bool = False) -> int:
+        """The query's ``totalSize`` from its first page (``SELECT COUNT() ...`` sends no rows)."""
+        return self.get_conn().count(soql, include_deleted=include_deleted)
+
+    def identity(self) -> dict[str, Any]:
+        """The logged-in user as Salesforce describes it (``/services/oauth2/userinfo``)."""
+        return self.get_conn().identity()
 
     def query_to_file(
         self, soql: str, path: Any, format: str = "csv", include_deleted: bool = False
@@ -145,11 +155,55 @@ class SalesforceJWTHook(BaseHook):
 
         Returns ``{"path", "rows", "columns", "format"}``; the file appears only when complete.
         """
-        from airflow_provider_sfjwt.salesforce.extract import query_to_file
-
-        return query_to_file(
-            self.get_conn(), soql, self.storage_path(path), format, include_deleted
+        return extract.query_to_file(
+            self.get_conn(), soql, storage_path(path), format, include_deleted
         )
+
+    def call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        output_path: Any = None,
+        max_inline_bytes: int = rest_call.DEFAULT_MAX_INLINE_BYTES,
+        idempotent: bool | None = None,
+    ) -> dict[str, Any]:
+        """One REST or Apex REST call; the body comes back inline when small, else in a file.
+
+        ``endpoint`` is relative to the data API (``limits``) or from the instance root
+        (``/services/apexrest/Orders/v1``). Returns ``{"status", "body"}``, or
+        ``{"status", "path", "bytes"}`` when ``output_path`` is set.
+        """
+        return rest_call.call(
+            self.get_conn(),
+            method,
+            endpoint,
+            params=params,
+            json=json,
+            output_path=storage_path(output_path),
+            max_inline_bytes=max_inline_bytes,
+            idempotent=idempotent,
+        )
+
+    # --- sObject Collections ---------------------------------------------------------------
+
+    def load_file(self, operation: str, path: Any, **options: Any) -> load.LoadSummary:
+        """Write the records of a CSV or JSONL file through sObject Collections, 200 a call.
+
+        ``options`` are those of :func:`airflow_provider_sfjwt.salesforce.load.load_file`
+        (``sobject``, ``external_id_field``, ``failed_records_path``, ...).
+        """
+        return load.load_file(self.get_conn(), operation, storage_path(path), **options)
+
+    def load_records(
+        self, operation: str, records: Iterable[Mapping[str, Any]], **options: Any
+    ) -> load.LoadSummary:
+        """Write records given as dicts through sObject Collections (options as ``load_file``)."""
+        return load.load_collections(self.get_conn(), operation, records, **options)
+
+    # --- Bulk API 2.0 ----------------------------------------------------------------------
 
     def bulk_query_to_file(
         self,
@@ -159,14 +213,31 @@ class SalesforceJWTHook(BaseHook):
         include_deleted: bool = False,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Run a Bulk API 2.0 query job and stream its results into a file (see ``bulk.query_to_file``).
+        """Run a Bulk API 2.0 query job, wait for it here and stream its results into a file.
 
         Returns ``{"path", "rows", "job_id", "format", "columns"}``.
         """
-        from airflow_provider_sfjwt.salesforce.bulk import query_to_file
+        return bulk.query_to_file(
+            self.get_conn(), soql, storage_path(path), format, include_deleted, **kwargs
+        )
 
-        return query_to_file(
-            self.get_conn(), soql, self.storage_path(path), format, include_deleted, **kwargs
+    def bulk_start_query(self, soql: str, include_deleted: bool = False) -> str:
+        """Create a Bulk API 2.0 query job and return its id without waiting for it."""
+        return bulk.create_query_job(self.get_conn(), soql, include_deleted)
+
+    def bulk_download(
+        self,
+        job_id: str,
+        path: Any,
+        format: str = "csv",
+        *,
+        soql: str | None = None,
+        max_records: int | None = None,
+        field_types: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Stream the results of a completed query job into a file (as ``bulk_query_to_file``)."""
+        return bulk.download_results(
+            self.get_conn(), job_id, storage_path(path), format, soql, max_records, field_types
         )
 
     def bulk_ingest_file(
@@ -177,38 +248,107 @@ class SalesforceJWTHook(BaseHook):
         external_id_field: str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Load a CSV through Bulk API 2.0 ingest jobs; result files are saved beside it.
+        """Load a CSV through Bulk API 2.0 ingest jobs, waiting here; result files go beside it.
 
         Returns a summary with job ids, processed/failed counts and the result file paths.
         """
-        from airflow_provider_sfjwt.salesforce.bulk import ingest_file
+        return bulk.ingest_file(
+            self.get_conn(), sobject, operation, storage_path(path), external_id_field, **kwargs
+        )
 
-        return ingest_file(
+    def bulk_start_ingest(
+        self,
+        sobject: str,
+        operation: str,
+        path: Any,
+        external_id_field: str | None = None,
+        *,
+        max_upload_bytes: int = bulk.MAX_UPLOAD_BYTES,
+        on_job: Callable[[str], None] | None = None,
+    ) -> list[str]:
+        """Split a CSV into uploads under the size limit, one ingest job each, without waiting.
+
+        Returns the job ids (none for a file without records).
+        """
+        job_ids, _ = bulk.start_ingest(
             self.get_conn(),
             sobject,
             operation,
-            self.storage_path(path),
+            storage_path(path),
             external_id_field,
-            **kwargs,
+            max_upload_bytes,
+            on_job=on_job,
+        )
+        return job_ids
+
+    def bulk_finish_ingest(
+        self,
+        sobject: str,
+        operation: str,
+        job_ids: Sequence[str],
+        path: Any,
+        *,
+        external_id_field: str | None = None,
+        results_dir: Any = None,
+        infos: Sequence[Mapping[str, Any]] | None = None,
+        transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
+        transient_error_codes: str | Sequence[str] = TRANSIENT_ERROR_CODES,
+        poll_interval: float = bulk.DEFAULT_POLL_INTERVAL,
+        timeout: float = bulk.DEFAULT_TIMEOUT,
+        on_job: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """After ingest jobs finished: load transiently refused rows again, save the results.
+
+        ``path`` is the source CSV (result files go beside it unless ``results_dir``), ``infos``
+        the jobs' final state when already known. Returns the summary ``bulk_ingest_file``
+        returns; jobs are not deleted and ``max_failed_records`` is not judged here.
+        """
+        client = self.get_conn()
+        rounds = bulk.resubmit_transient_failures(
+            client,
+            sobject,
+            operation,
+            job_ids,
+            external_id_field,
+            transient_retries,
+            transient_error_codes,
+            poll_interval,
+            timeout,
+            on_job=on_job,
+            infos=infos,
+        )
+        return bulk.collect_ingest_results(
+            client,
+            sobject,
+            operation,
+            job_ids,
+            storage_path(path),
+            None,
+            storage_path(results_dir),
+            infos,
+            rounds,
+            transient_error_codes,
         )
 
-    @staticmethod
-    def storage_path(path: Any, conn_id: str | None = None) -> Any:
-        """A URI such as ``s3://bucket/key`` as an ObjectStoragePath (``conn_id`` names the
-        store's Airflow connection, else its default); local paths and ``file://`` stay as they
-        are for the core."""
-        if isinstance(path, str) and "://" in path and not path.startswith("file://"):
-            from airflow.sdk import ObjectStoragePath
+    def bulk_abort_job(self, kind: str, job_id: str) -> bool:
+        """Abort a query or ingest job; ``False`` when it had already finished."""
+        return bulk.abort_job(self.get_conn(), kind, job_id)
 
-            return ObjectStoragePath(path, conn_id=conn_id)
-        return path
+    def bulk_delete_job(self, kind: str, job_id: str) -> None:
+        """Delete a finished job and the results Salesforce keeps for it."""
+        bulk.delete_job(self.get_conn(), kind, job_id)
 
-    def describe(self, sobject: str) -> dict[str, Any]:
-        return self.get_conn().describe(sobject)
 
-    def limits(self) -> dict[str, Any]:
-        return self.get_conn().limits()
+def storage_path(path: Any, conn_id: str | None = None) -> Any:
+    """A URI such as ``s3://bucket/key`` as an Airflow ``ObjectStoragePath``; anything else as is.
 
-    def request(self, method: str, path: str, **kwargs: Any):
-        """Any REST call relative to the data API (``sobjects/Account``), ``/services/...`` or a URL."""
-        return self.get_conn().request(method, path, **kwargs)
+    ``conn_id`` names the Airflow connection of the store (default: the store's default
+    connection). Local paths, ``file://`` URIs and objects that already are paths stay as they are:
+    the core writes local files itself, with its own atomic rename and permission checks.
+    Airflow-only, so it lives beside the hook rather than in the Airflow-free core.
+    """
+    if isinstance(path, str) and "://" in path and not path.startswith("file://"):
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(path, conn_id=conn_id)
+    return path

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin
+from airflow_provider_sfjwt.operators.base import SalesforceHookMixin, checked_format
 from airflow_provider_sfjwt.salesforce.bulk import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
@@ -31,18 +32,8 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     BulkJobError,
     BulkJobTimeoutError,
     TooManyFailedRecordsError,
-    abort_job,
     check_failed_records,
-    collect_ingest_results,
-    create_query_job,
-    delete_job,
-    download_results,
     failed_records_limit,
-    ingest_file,
-    query_format,
-    query_to_file,
-    resubmit_transient_failures,
-    start_ingest,
 )
 from airflow_provider_sfjwt.salesforce.retry import (
     DEFAULT_TRANSIENT_RETRIES,
@@ -64,8 +55,7 @@ _STATE_HINTS = {
 def default_deferrable() -> bool:
     """``True`` unless ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` says otherwise.
 
-    Bulk jobs take minutes to hours, so these operators defer by default (the issue's promise),
-    and an explicit environment setting still wins. ``airflow.cfg`` is not consulted: Airflow
+    Bulk jobs take minutes to hours, so these operators defer by default, and an explicit environment setting still wins. ``airflow.cfg`` is not consulted: Airflow
     writes ``default_deferrable = False`` into every new ``airflow.cfg``, so its presence there
     says nothing about what the user chose. Pass ``deferrable=False`` to run in the worker.
     """
@@ -86,7 +76,7 @@ def _raise_event_error(event: dict[str, Any]) -> None:
     )
 
 
-class _BulkOperator(LineageMixin, BaseOperator):
+class _BulkOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
     """What both Bulk operators share: the connection, polling, deferral and ``on_kill``."""
 
     _kind = ""
@@ -111,9 +101,6 @@ class _BulkOperator(LineageMixin, BaseOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._job_ids: list[str] = []
 
-    def _client(self):
-        return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id).get_conn()
-
     def _remember(self, job_id: str) -> None:
         self._job_ids.append(job_id)
 
@@ -131,9 +118,8 @@ class _BulkOperator(LineageMixin, BaseOperator):
         """Abort the job(s) this task started, so Salesforce stops working for nobody."""
         if not self._job_ids:
             return
-        client = self._client()
         for job_id in self._job_ids:
-            if abort_job(client, self._kind, job_id):
+            if self.hook.bulk_abort_job(self._kind, job_id):
                 self.log.warning("Aborted Bulk %s job %s (task killed)", self._kind, job_id)
 
 
@@ -141,7 +127,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     """Run a SOQL query as a Bulk API 2.0 job and stream the results to a file.
 
     :param soql: the query (templated).
-    :param path: local path or object-storage URL/``ObjectStoragePath`` (templated).
+    :param output_path: local path or object-storage URI/``ObjectStoragePath`` (templated).
     :param format: ``csv`` (Salesforce's bytes passed through), ``jsonl`` or ``parquet`` (typed from
         describe) (templated).
     :param include_deleted: ``queryAll``: also deleted and archived records.
@@ -151,13 +137,14 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     :param poll_interval: seconds before the first job-state poll (backing off to 30 s).
     :param job_timeout: seconds the job may run before it is aborted.
     :param keep_job: keep the job (and its stored results) in Salesforce instead of deleting it.
-    :param storage_conn_id: Airflow connection for an object-storage ``path`` given as a URL.
+    :param storage_conn_id: Airflow connection for an object-storage ``output_path`` given as a
+        URI (default: the store's default connection).
     :param deferrable: wait in the triggerer (default, see the module doc) or in the worker.
 
     Returns (XCom) ``{"job_id", "rows", "path", "format", "columns"}``.
     """
 
-    template_fields: Sequence[str] = ("soql", "path", "format")
+    template_fields: Sequence[str] = ("soql", "output_path", "format")
     template_fields_renderers = {"soql": "sql"}
     ui_color = "#c7e6fb"
     _kind = QUERY
@@ -166,7 +153,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         self,
         *,
         soql: str,
-        path: Any,
+        output_path: Any,
         format: str = "csv",
         include_deleted: bool = False,
         max_records: int | None = None,
@@ -175,22 +162,19 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.soql = soql
-        self.path = path
-        self.format = format
+        self.output_path = output_path
+        self.format = checked_format(format)
         self.include_deleted = include_deleted
         self.max_records = max_records
         self.field_types = field_types
 
     def execute(self, context: Context) -> dict[str, Any]:
-        fmt = query_format(self.format)
-        client = self._client()
-        path = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
+        checked_format(self.format)  # a templated format is known only now
         if not self.deferrable:
-            result = query_to_file(
-                client,
+            result = self.hook.bulk_query_to_file(
                 self.soql,
-                path,
-                fmt,
+                storage_path(self.output_path, self.storage_conn_id),
+                self.format,
                 include_deleted=self.include_deleted,
                 max_records=self.max_records,
                 poll_interval=self.poll_interval,
@@ -199,9 +183,9 @@ class SalesforceBulkQueryOperator(_BulkOperator):
                 keep_job=self.keep_job,
                 on_job=self._remember,
             )
-            self.record_extract(client.instance_url, self.soql, result)
+            self.record_extract(self.hook.get_conn().instance_url, self.soql, result)
             return result
-        job_id = create_query_job(client, self.soql, self.include_deleted)
+        job_id = self.hook.bulk_start_query(self.soql, self.include_deleted)
         self._remember(job_id)
         self._defer([job_id])
 
@@ -211,19 +195,17 @@ class SalesforceBulkQueryOperator(_BulkOperator):
             _raise_event_error(event)
         job_id = event["job_ids"][0]
         self._job_ids = [job_id]
-        client = self._client()
-        result = download_results(
-            client,
+        result = self.hook.bulk_download(
             job_id,
-            SalesforceJWTHook.storage_path(self.path, self.storage_conn_id),
+            storage_path(self.output_path, self.storage_conn_id),
             self.format,
-            self.soql,
-            self.max_records,
-            self.field_types,
+            soql=self.soql,
+            max_records=self.max_records,
+            field_types=self.field_types,
         )
         if not self.keep_job:
-            delete_job(client, QUERY, job_id)
-        self.record_extract(client.instance_url, self.soql, result)
+            self.hook.bulk_delete_job(QUERY, job_id)
+        self.record_extract(self.hook.get_conn().instance_url, self.soql, result)
         return result
 
 
@@ -232,8 +214,8 @@ class SalesforceBulkIngestOperator(_BulkOperator):
 
     :param sobject: the object, e.g. ``Account`` (templated).
     :param operation: ``insert``, ``update``, ``upsert``, ``delete`` or ``hardDelete`` (templated).
-    :param path: local path or object-storage URL/``ObjectStoragePath`` of the CSV (templated);
-        streamed and split into uploads under Salesforce's size limit.
+    :param input_path: local path or object-storage URI/``ObjectStoragePath`` of the CSV
+        (templated); streamed and split into uploads under Salesforce's size limit.
     :param external_id_field: for ``upsert``: the External ID field's API name (templated).
     :param results_dir: where ``<name>.successfulResults.csv``, ``.failedResults.csv`` and
         ``.unprocessedrecords.csv`` go (templated); default next to the input.
@@ -259,7 +241,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
     template_fields: Sequence[str] = (
         "sobject",
         "operation",
-        "path",
+        "input_path",
         "external_id_field",
         "results_dir",
         "max_failed_records",
@@ -272,7 +254,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         *,
         sobject: str,
         operation: str,
-        path: Any,
+        input_path: Any,
         external_id_field: str | None = None,
         results_dir: Any = None,
         max_failed_records: int | str = 0,
@@ -286,7 +268,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             raise ValueError("transient_retries must be 0 or more (0: never load again)")
         self.sobject = sobject
         self.operation = operation
-        self.path = path
+        self.input_path = input_path
         self.external_id_field = external_id_field
         self.results_dir = results_dir
         self.max_failed_records = max_failed_records
@@ -296,19 +278,15 @@ class SalesforceBulkIngestOperator(_BulkOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         failed_records_limit(self.max_failed_records, 0)  # a bad setting fails before any upload
-        client = self._client()
-        source = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
+        source = storage_path(self.input_path, self.storage_conn_id)
         if not self.deferrable:
             try:
-                summary = ingest_file(
-                    client,
+                summary = self.hook.bulk_ingest_file(
                     self.sobject,
                     self.operation,
                     source,
                     external_id_field=self.external_id_field,
-                    results_dir=SalesforceJWTHook.storage_path(
-                        self.results_dir, self.storage_conn_id
-                    ),
+                    results_dir=storage_path(self.results_dir, self.storage_conn_id),
                     poll_interval=self.poll_interval,
                     timeout=self.job_timeout,
                     keep_job=self.keep_job,
@@ -321,19 +299,18 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             except TooManyFailedRecordsError as exc:
                 self._report_failure(context, exc.summary)
                 raise
-            self.record_load(client.instance_url, source, self.sobject)
+            self.record_load(self.hook.get_conn().instance_url, source, self.sobject)
             return self._report(summary)
-        job_ids, _ = start_ingest(
-            client,
+        job_ids = self.hook.bulk_start_ingest(
             self.sobject,
             self.operation,
             source,
             self.external_id_field,
-            self.max_upload_bytes,
+            max_upload_bytes=self.max_upload_bytes,
             on_job=self._remember,
         )
         if not job_ids:
-            self.log.warning("%s holds no records: nothing was loaded", self.path)
+            self.log.warning("%s holds no records: nothing was loaded", self.input_path)
         self._defer(job_ids)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -342,43 +319,30 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             _raise_event_error(event)
         job_ids = list(event["job_ids"])
         self._job_ids = list(job_ids)  # on_kill also learns the retry jobs; job_ids stays as is
-        client = self._client()
-        source = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
-        infos = event.get("jobs")
-        rounds = resubmit_transient_failures(
-            client,
-            self.sobject,
-            self.operation,
-            job_ids,
-            self.external_id_field,
-            self.transient_retries,
-            self.transient_error_codes,
-            self.poll_interval,
-            self.job_timeout,
-            on_job=self._remember,
-            infos=infos,
-        )
-        summary = collect_ingest_results(
-            client,
+        source = storage_path(self.input_path, self.storage_conn_id)
+        summary = self.hook.bulk_finish_ingest(
             self.sobject,
             self.operation,
             job_ids,
             source,
-            None,
-            SalesforceJWTHook.storage_path(self.results_dir, self.storage_conn_id),
-            infos,
-            rounds,
-            self.transient_error_codes,
+            external_id_field=self.external_id_field,
+            results_dir=storage_path(self.results_dir, self.storage_conn_id),
+            infos=event.get("jobs"),
+            transient_retries=self.transient_retries,
+            transient_error_codes=self.transient_error_codes,
+            poll_interval=self.poll_interval,
+            timeout=self.job_timeout,
+            on_job=self._remember,
         )
         if not self.keep_job:
             for job_id in summary["job_ids"]:
-                delete_job(client, INGEST, job_id)
+                self.hook.bulk_delete_job(INGEST, job_id)
         try:
             check_failed_records(summary, self.max_failed_records)
         except TooManyFailedRecordsError:
             self._report_failure(context, summary)
             raise
-        self.record_load(client.instance_url, source, self.sobject)
+        self.record_load(self.hook.get_conn().instance_url, source, self.sobject)
         return self._report(summary)
 
     def _report(self, summary: dict[str, Any]) -> dict[str, Any]:

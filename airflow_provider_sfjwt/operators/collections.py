@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin
-from airflow_provider_sfjwt.salesforce.load import OPERATIONS, load_collections, load_file
+from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
+from airflow_provider_sfjwt.salesforce.load import OPERATIONS
 from airflow_provider_sfjwt.salesforce.retry import (
     DEFAULT_TRANSIENT_RETRIES,
     TRANSIENT_ERROR_CODES,
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
+class SalesforceCollectionsOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
     """Insert, update, upsert or delete records in chunks of 200 through sObject Collections.
 
     For tens of thousands of records or more use ``SalesforceBulkIngestOperator``: Collections
@@ -110,23 +111,19 @@ class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
         self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
         options: dict[str, Any] = {
             "sobject": self.sobject,
             "external_id_field": self.external_id_field,
             "all_or_none": self.all_or_none,
             "transient_retries": self.transient_retries,
             "transient_error_codes": self.transient_error_codes,
-            "failed_records_path": hook.storage_path(self.failed_records_path, self.storage_conn_id)
-            if self.failed_records_path
-            else None,
+            "failed_records_path": storage_path(
+                self.failed_records_path or None, self.storage_conn_id
+            ),
         }
         if self.input_path is not None:
-            summary = load_file(
-                hook.get_conn(),
-                self.operation,
-                hook.storage_path(self.input_path, self.storage_conn_id),
-                **options,
+            summary = self.hook.load_file(
+                self.operation, storage_path(self.input_path, self.storage_conn_id), **options
             )
         else:
             if isinstance(self.records, str):
@@ -135,9 +132,7 @@ class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
                     "task's output directly (records=upstream.output) or set "
                     "render_template_as_native_obj=True on the DAG."
                 )
-            summary = load_collections(
-                hook.get_conn(), self.operation, self.records or [], **options
-            )
+            summary = self.hook.load_records(self.operation, self.records or [], **options)
         if summary.failed > self.max_failed_records:
             where = (
                 f"See {summary.failed_records_path} for each record's error code."
@@ -149,5 +144,5 @@ class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
                 f"{summary.records} records, more than max_failed_records={self.max_failed_records}. "
                 f"{where} Fix the data, or raise max_failed_records if such rejects are expected."
             )
-        self.record_load(hook.get_conn().instance_url, self.input_path, self.sobject)
+        self.record_load(self.hook.get_conn().instance_url, self.input_path, self.sobject)
         return summary.as_dict()

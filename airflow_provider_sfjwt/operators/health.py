@@ -1,7 +1,7 @@
 """``SalesforceCredentialHealthOperator``: fail early, on a schedule, before the credentials do.
 
 The certificate uploaded to the Connected App / External Client App expires, and on that day
-every pipeline stops with ``invalid_grant``. The seeds' advice is a calendar reminder; this is
+every pipeline stops with ``invalid_grant``. The usual advice is a calendar reminder; this is
 the Airflow version of it: a daily task that fails ``fail_days_before_expiry`` days ahead, so the
 team's normal alerting (failure e-mails, callbacks, on-call) carries the reminder. It also does a
 token exchange and one REST call, so a revoked pre-authorisation or a disabled user shows up the
@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
 from airflow_provider_sfjwt.salesforce.keys import certificate_info, certificate_matches_key
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ ROTATION_STEPS = (
 )
 
 
-class SalesforceCredentialHealthOperator(BaseOperator):
+class SalesforceCredentialHealthOperator(SalesforceHookMixin, BaseOperator):
     """Check a ``salesforce_jwt`` connection: certificate expiry, key match, a live login.
 
     Fails (without retries: waiting cannot fix a certificate) when the connection's certificate
@@ -64,8 +65,7 @@ class SalesforceCredentialHealthOperator(BaseOperator):
         self.check_login = check_login
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
-        settings = hook.settings
+        settings = self.hook.settings
         summary: dict[str, Any] = {
             "conn_id": self.salesforce_conn_id,
             "username": settings.username,
@@ -114,12 +114,12 @@ class SalesforceCredentialHealthOperator(BaseOperator):
                 int(days),
             )
         if self.check_login:
-            client = hook.get_conn()
-            identity = client.identity()
+            identity = self.hook.identity()
+            instance_url = self.hook.get_conn().instance_url
             summary.update(
-                instance_url=client.instance_url,
+                instance_url=instance_url,
                 user_id=identity.get("user_id"),
                 organization_id=identity.get("organization_id"),
             )
-            self.log.info("Logged in to %s as %s.", client.instance_url, settings.username)
+            self.log.info("Logged in to %s as %s.", instance_url, settings.username)
         return summary

@@ -21,15 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .client import SalesforceClient
-from .files import open_writer
+from .files import FORMATS, open_writer
 from .soql import select_columns
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _END = object()
-
-FORMATS = ("csv", "jsonl", "parquet")
 
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
 _PARENS = re.compile(r"\([^()]*\)")
