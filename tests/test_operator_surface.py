@@ -74,4 +74,7 @@ def test_one_argument_name_per_idea(cls, kwargs):
 
 
 def test_rest_resource_is_an_endpoint():
-    assert "endpoint" in arguments(SalesforceRestOperator) and "endpoint" in SalesforceRestOperator.template_fields
+    assert (
+        "endpoint" in arguments(SalesforceRestOperator)
+        and "endpoint" in SalesforceRestOperator.template_fields
+    )
