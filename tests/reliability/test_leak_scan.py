@@ -231,7 +231,8 @@ class Standalone:
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.http.request(method, f"{self.base}/api/v2/{path}", timeout=30, **kwargs)
 
-    def wait_until(self, what: str, probe, bound: float) -> Any:
+    def wait_until(self, what: str, probe, bound: float, progress=None) -> Any:
+        """``probe()`` until it is truthy; on timeout the message holds ``progress()``."""
         deadline = time.monotonic() + bound
         while time.monotonic() < deadline:
             assert self.proc is not None and self.proc.poll() is None, (
@@ -245,7 +246,8 @@ class Standalone:
             if value:
                 return value
             time.sleep(1)
-        raise AssertionError(f"timed out after {bound:.0f} s waiting for {what}")
+        where = f": {progress()}" if progress else ""
+        raise AssertionError(f"timed out after {bound:.0f} s waiting for {what}{where}")
 
     def write(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:
         """A write through the API; sqlite answers 'database is locked' (HTTP 500) now and then
@@ -314,7 +316,7 @@ def test_real_scheduler_run_leaks_nothing(org, tmp_path, cell):
                 states[dag_id] = air.run_state(dag_id, run_id)
             return all(s in ("success", "failed") for s in states.values())
 
-        air.wait_until("every DAG run to finish", all_done, RUN_BOUND)
+        air.wait_until("every DAG run to finish", all_done, RUN_BOUND, lambda: states)
         for dag_id, run_id in runs.items():
             texts.update(air.task_texts(dag_id, run_id))
     finally:
