@@ -512,8 +512,8 @@ def check_token_exchange(run: _Run) -> Outcome:
         checks = exc.checks
         clock_fine = run.clock_skew is not None and abs(run.clock_skew) <= CLOCK_SKEW_TOLERANCE
         if isinstance(exc, ExpiredAssertionError) and clock_fine:
-            # The seeds: "expired" from Salesforce is almost never about time when the clocks
-            # agree; it is a configuration mismatch, so list those settings too.
+            # "expired" from Salesforce is almost never about time when the clocks agree; it is
+            # a configuration mismatch, so list those settings too.
             detail += " The clocks agree, so 'expired' here usually means a mismatch in the setup."
             checks = (
                 *checks,

@@ -31,7 +31,7 @@ class ConfigurationError(SalesforceError, ValueError):
 
 # --- token endpoint --------------------------------------------------------------------------
 
-# The seeds' troubleshooting checklist, one line per setting; entries below pick from it.
+# The JWT Bearer troubleshooting checklist, one line per setting; entries below pick from it.
 CHECK_CONSUMER_KEY = (
     "consumer_key (connection extra) is the Consumer Key of the app that holds the certificate: "
     "copy it again from Setup > App Manager / External Client App Manager > the app"
