@@ -1,7 +1,9 @@
-"""Suite-wide set-up: an isolated AIRFLOW_HOME before Airflow is imported, and test keys.
+"""Suite-wide set-up: an isolated AIRFLOW_HOME before Airflow is imported, test keys and the
+one emulator fixture.
 
 Keys are generated at test time (never committed) and cached for the session, because RSA
-generation is the slowest thing most tests would otherwise do.
+generation is the slowest thing most tests would otherwise do. ``keypair`` is the key the
+emulator's app trusts (the emulator package's shared pair), so a test can sign with it directly.
 """
 
 from __future__ import annotations
@@ -22,27 +24,40 @@ import pytest  # noqa: E402
 
 from airflow_provider_sfjwt.salesforce import keys  # noqa: E402
 from airflow_provider_sfjwt.salesforce.auth import TOKEN_CACHE  # noqa: E402
+from airflow_provider_sfjwt.testing import EmulatorHandle, SalesforceEmulator  # noqa: E402
+from airflow_provider_sfjwt.testing.keys import new_key_pair, shared_key_pair  # noqa: E402
 
 
 class KeyPair:
-    """A generated RSA key with its certificate, in the shapes tests need."""
+    """An RSA key with its certificate, in the shapes tests need (objects and PEM)."""
 
-    def __init__(self, bits: int = 2048, days: int = 365, passphrase: str | None = None) -> None:
-        self.key = keys.generate_private_key(bits)
-        self.passphrase = passphrase
-        self.pem = keys.private_key_to_pem(self.key, passphrase).decode()
-        self.cert = keys.self_signed_certificate(self.key, "sfjwt-test", days=days)
-        self.cert_pem = keys.certificate_to_pem(self.cert).decode()
+    def __init__(self, private_key_pem: str, certificate_pem: str) -> None:
+        self.key = keys.load_private_key(private_key_pem, None)
+        self.pem = private_key_pem
+        self.cert = keys.load_certificate(certificate_pem)
+        self.cert_pem = certificate_pem
 
 
 @pytest.fixture(scope="session")
 def keypair() -> KeyPair:
-    return KeyPair()
+    """The key the ``emu`` fixture's Connected App trusts."""
+    shared = shared_key_pair()
+    return KeyPair(shared.private_key_pem, shared.certificate_pem)
 
 
 @pytest.fixture(scope="session")
 def other_keypair() -> KeyPair:
-    return KeyPair()
+    """A key no app trusts."""
+    other = new_key_pair("sfjwt-other")
+    return KeyPair(other.private_key_pem, other.certificate_pem)
+
+
+@pytest.fixture
+def emu(salesforce_emulator: EmulatorHandle) -> SalesforceEmulator:
+    """The started emulator of the ``salesforce_emulator`` fixture (the suite's one emulator
+    fixture): a Connected App trusting ``keypair`` with its approved user, reached through the
+    ``salesforce_jwt_default`` connection."""
+    return salesforce_emulator.emulator
 
 
 @pytest.fixture(autouse=True)

@@ -15,19 +15,9 @@ from airflow_provider_sfjwt.salesforce.auth import TOKEN_CACHE
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient, make_session
 from airflow_provider_sfjwt.salesforce.settings import parse_connection
 from airflow_provider_sfjwt.testing import SalesforceEmulator
+from airflow_provider_sfjwt.testing.wiring import CONSUMER_KEY, USERNAME
 
-CONSUMER_KEY = "3MVG9AUTHTESTCONSUMERKEY"
-USERNAME = "integration@example.com"
 CONN_ID = "sf_auth_test"
-
-
-@pytest.fixture
-def emu(keypair):
-    with SalesforceEmulator() as emu:
-        emu.add_app(
-            consumer_key=CONSUMER_KEY, certificate_pem=keypair.cert_pem, usernames=[USERNAME]
-        )
-        yield emu
 
 
 def set_conn(monkeypatch, emu, keypair, conn_id=CONN_ID, password=None, **extra):

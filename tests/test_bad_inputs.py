@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.salesforce.errors import ConfigurationError
 from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
-from airflow_provider_sfjwt.testing import SalesforceEmulator
 
 CONSUMER_KEY = "3MVG9BADINPUTTEST"
 USERNAME = "integration@example.com"
@@ -22,12 +21,6 @@ def _pem(key) -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with SalesforceEmulator() as emu:
-        yield emu
 
 
 def CASES(kp):

@@ -14,10 +14,10 @@ from .dag_support import run_dag
 
 
 @pytest.fixture
-def bulk_env(salesforce_emulator, monkeypatch):
+def bulk_env(emu, monkeypatch):
     monkeypatch.setenv("SFJWT_BULK_POLL_INTERVAL", "0.01")
     monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
-    return salesforce_emulator
+    return emu
 
 
 @pytest.mark.parametrize("deferrable", [True, False])

@@ -12,15 +12,16 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     ingest_file,
 )
 from airflow_provider_sfjwt.salesforce.errors import ApiError
+from airflow_provider_sfjwt.testing.wiring import CONN_ID
 
 FAST = {"poll_interval": 0.01, "timeout": 30}
 
 
 @pytest.fixture
-def client(salesforce_emulator):
+def client(emu):
     from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 
-    return SalesforceJWTHook(salesforce_emulator.conn_id).get_conn()
+    return SalesforceJWTHook(CONN_ID).get_conn()
 
 
 def write_contacts(path, n: int, bad_every: int = 0) -> None:
@@ -128,13 +129,11 @@ def test_big_file_is_split_into_several_jobs_and_results_are_joined(client, tmp_
     assert len(contacts_in_salesforce(client)) == 594
 
 
-def test_session_revoked_before_upload_resends_the_whole_part(
-    salesforce_emulator, client, tmp_path
-):
+def test_session_revoked_before_upload_resends_the_whole_part(emu, client, tmp_path):
     source = tmp_path / "c.csv"
     write_contacts(source, 300)
     client.auth.token()
-    salesforce_emulator.faults.revoke_sessions(after_calls=1)  # the PUT of the CSV gets a 401
+    emu.faults.revoke_sessions(after_calls=1)  # the PUT of the CSV gets a 401
     summary = ingest_file(
         client, "Contact", "upsert", source, external_id_field="External_Id__c", **FAST
     )
@@ -162,9 +161,9 @@ def test_bad_operation_is_refused_before_any_call(client, tmp_path):
         ingest_file(client, "Contact", "upsert", tmp_path / "none.csv")
 
 
-def test_header_only_file_loads_nothing_and_says_so(salesforce_emulator, client, tmp_path):
+def test_header_only_file_loads_nothing_and_says_so(emu, client, tmp_path):
     source = tmp_path / "empty.csv"
     source.write_text("External_Id__c,LastName\n", encoding="utf-8")
     summary = ingest_file(client, "Contact", "upsert", source, external_id_field="External_Id__c")
     assert summary["job_ids"] == [] and summary["records"] == summary["processed"] == 0
-    assert salesforce_emulator.stats.bulk_ingest_jobs == 0
+    assert emu.stats.bulk_ingest_jobs == 0

@@ -19,6 +19,7 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     create_query_job,
     get_job,
 )
+from airflow_provider_sfjwt.testing.wiring import CONN_ID
 from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
 
 from .test_bulk_ingest import read_rows, write_contacts
@@ -27,10 +28,10 @@ FAST = {"poll_interval": 0.01, "job_timeout": 30}
 
 
 @pytest.fixture
-def client(salesforce_emulator):
+def client(emu):
     from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 
-    return SalesforceJWTHook(salesforce_emulator.conn_id).get_conn()
+    return SalesforceJWTHook(CONN_ID).get_conn()
 
 
 def run_trigger(trigger: SalesforceBulkJobTrigger) -> dict:
@@ -40,8 +41,8 @@ def run_trigger(trigger: SalesforceBulkJobTrigger) -> dict:
     return asyncio.run(first_event())
 
 
-def test_deferred_query_defers_then_downloads(salesforce_emulator, client, tmp_path):
-    salesforce_emulator.generate_accounts(1_500)
+def test_deferred_query_defers_then_downloads(emu, client, tmp_path):
+    emu.generate_accounts(1_500)
     op = SalesforceBulkQueryOperator(
         task_id="q",
         soql="SELECT Id, Name FROM Account",
@@ -63,8 +64,8 @@ def test_deferred_query_defers_then_downloads(salesforce_emulator, client, tmp_p
     assert len(read_rows(tmp_path / "a.csv")) == 1_500
 
 
-def test_deferred_failure_raises_with_job_id_and_message(salesforce_emulator, client, tmp_path):
-    salesforce_emulator.faults.fail_bulk_job(message="InvalidBatch : Query timed out")
+def test_deferred_failure_raises_with_job_id_and_message(emu, client, tmp_path):
+    emu.faults.fail_bulk_job(message="InvalidBatch : Query timed out")
     op = SalesforceBulkQueryOperator(
         task_id="q", soql="SELECT Id FROM Account", output_path=str(tmp_path / "a.csv"), **FAST
     )
@@ -78,24 +79,22 @@ def test_deferred_failure_raises_with_job_id_and_message(salesforce_emulator, cl
     assert f"query job {job_id} ended Failed: InvalidBatch : Query timed out" in str(err.value)
 
 
-def test_trigger_timeout_aborts_the_job(salesforce_emulator, client):
+def test_trigger_timeout_aborts_the_job(emu, client):
     job_id = create_query_job(client, "SELECT Id FROM Account")
-    trigger = SalesforceBulkJobTrigger(
-        salesforce_emulator.conn_id, [job_id], "query", 0.01, deadline=time.time() - 1
-    )
+    trigger = SalesforceBulkJobTrigger(CONN_ID, [job_id], "query", 0.01, deadline=time.time() - 1)
     event = run_trigger(trigger)
     assert event["status"] == "error" and event["timeout"] is True
     assert get_job(client, "query", job_id)["state"] == "Aborted"
 
 
-def test_trigger_never_blocks_the_event_loop(salesforce_emulator, client):
+def test_trigger_never_blocks_the_event_loop(emu, client):
     """Every poll is held 0.3 s by the emulator; a ticker must still run every few ms and
     asyncio's debug mode must see no callback slower than 50 ms."""
-    salesforce_emulator.bulk_poll_transitions = 3
+    emu.bulk_poll_transitions = 3
     job_id = create_query_job(client, "SELECT Id FROM Account")
     prefix = f"/services/data/v{client.api_version}/jobs/query/{job_id}"
-    salesforce_emulator.faults.delay(prefix, 0.3, count=10)
-    trigger = SalesforceBulkJobTrigger(salesforce_emulator.conn_id, [job_id], "query", 0.01)
+    emu.faults.delay(prefix, 0.3, count=10)
+    trigger = SalesforceBulkJobTrigger(CONN_ID, [job_id], "query", 0.01)
     slow: list[str] = []
 
     async def main() -> tuple[dict, float, int]:
@@ -144,8 +143,8 @@ def test_trigger_never_blocks_the_event_loop(salesforce_emulator, client):
     assert slow == [], slow
 
 
-def test_on_kill_aborts_the_running_job(salesforce_emulator, client, tmp_path):
-    salesforce_emulator.bulk_poll_transitions = 1_000  # the job would run "forever"
+def test_on_kill_aborts_the_running_job(emu, client, tmp_path):
+    emu.bulk_poll_transitions = 1_000  # the job would run "forever"
     op = SalesforceBulkQueryOperator(
         task_id="q",
         soql="SELECT Id FROM Account",
@@ -176,10 +175,10 @@ def test_on_kill_aborts_the_running_job(salesforce_emulator, client, tmp_path):
     assert not (tmp_path / "k.csv").exists()
 
 
-def test_trigger_on_kill_aborts_pending_jobs(salesforce_emulator, client):
-    salesforce_emulator.bulk_poll_transitions = 1_000
+def test_trigger_on_kill_aborts_pending_jobs(emu, client):
+    emu.bulk_poll_transitions = 1_000
     job_id = create_query_job(client, "SELECT Id FROM Account")
-    trigger = SalesforceBulkJobTrigger(salesforce_emulator.conn_id, [job_id], "query", 0.01)
+    trigger = SalesforceBulkJobTrigger(CONN_ID, [job_id], "query", 0.01)
 
     async def main() -> None:
         task = asyncio.create_task(anext(trigger.run()))
@@ -214,7 +213,7 @@ def run_ingest(op, deferrable):
 
 
 @pytest.mark.parametrize("deferrable", [False, True])
-def test_ingest_outcome_follows_max_failed_records(salesforce_emulator, tmp_path, deferrable):
+def test_ingest_outcome_follows_max_failed_records(emu, tmp_path, deferrable):
     source = tmp_path / "c.csv"
     write_contacts(source, 40, bad_every=10)  # 4 of 40 fail: 10 %
 
@@ -233,11 +232,11 @@ def test_ingest_outcome_follows_max_failed_records(salesforce_emulator, tmp_path
     assert summary["failed_path"] == str(failed_path)
 
 
-def test_object_storage_paths_in_and_out(salesforce_emulator, tmp_path):
+def test_object_storage_paths_in_and_out(emu, tmp_path):
     """ObjectStoragePath (here file://, same code path as s3:// or gs://) for every file."""
     from airflow.sdk import ObjectStoragePath
 
-    salesforce_emulator.generate_accounts(700)
+    emu.generate_accounts(700)
     out = ObjectStoragePath(f"file://{tmp_path}/lake/accounts.csv")
     query = SalesforceBulkQueryOperator(
         task_id="q", soql="SELECT Id FROM Account", output_path=out, deferrable=False, **FAST
@@ -264,12 +263,10 @@ def test_object_storage_paths_in_and_out(salesforce_emulator, tmp_path):
 
 
 @pytest.mark.parametrize("deferrable", [False, True])
-def test_ingest_loads_locked_rows_again_in_a_new_job(
-    salesforce_emulator, client, tmp_path, deferrable, caplog
-):
+def test_ingest_loads_locked_rows_again_in_a_new_job(emu, client, tmp_path, deferrable, caplog):
     source = tmp_path / "c.csv"
     write_contacts(source, 40, bad_every=10)  # rows 0, 10, 20, 30 lack LastName
-    salesforce_emulator.faults.lock_rows(3)  # rows 0, 1, 2 of the job are locked
+    emu.faults.lock_rows(3)  # rows 0, 1, 2 of the job are locked
     summary = run_ingest(ingest_op(source, tmp_path, deferrable, max_failed_records=4), deferrable)
     assert (summary["records"], summary["succeeded"], summary["failed"]) == (40, 36, 4)
     assert summary["retried"] == 3 and len(summary["job_ids"]) == 2
@@ -296,12 +293,10 @@ def test_ingest_loads_locked_rows_again_in_a_new_job(
 
 
 @pytest.mark.parametrize("deferrable", [False, True])
-def test_ingest_rows_locked_through_every_round_count_as_failed(
-    salesforce_emulator, tmp_path, deferrable
-):
+def test_ingest_rows_locked_through_every_round_count_as_failed(emu, tmp_path, deferrable):
     source = tmp_path / "c.csv"
     write_contacts(source, 10)
-    salesforce_emulator.faults.lock_rows(1000)
+    emu.faults.lock_rows(1000)
     op = ingest_op(source, tmp_path, deferrable, transient_retries=2)
     with pytest.raises(TooManyFailedRecordsError, match="UNABLE_TO_LOCK_ROW x10"):
         run_ingest(op, deferrable)

@@ -16,16 +16,17 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     wait_for_job,
 )
 from airflow_provider_sfjwt.salesforce.errors import ApiError
+from airflow_provider_sfjwt.testing.wiring import CONN_ID
 
 SOQL = "SELECT Id, Name, AnnualRevenue, NumberOfEmployees, Active__c, CreatedDate, Owner.Name FROM Account"
 FAST = {"poll_interval": 0.01, "timeout": 30}
 
 
 @pytest.fixture
-def client(salesforce_emulator):
+def client(emu):
     from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 
-    return SalesforceJWTHook(salesforce_emulator.conn_id).get_conn()
+    return SalesforceJWTHook(CONN_ID).get_conn()
 
 
 def read_csv(path) -> tuple[list[str], list[list[str]]]:
@@ -34,8 +35,8 @@ def read_csv(path) -> tuple[list[str], list[list[str]]]:
     return rows[0], rows[1:]
 
 
-def test_csv_streams_every_chunk_once_with_one_header(salesforce_emulator, client, tmp_path):
-    salesforce_emulator.generate_accounts(2_345)
+def test_csv_streams_every_chunk_once_with_one_header(emu, client, tmp_path):
+    emu.generate_accounts(2_345)
     jobs: list[str] = []
     result = query_to_file(
         client, SOQL, tmp_path / "a.csv", max_records=500, on_job=jobs.append, **FAST
@@ -54,19 +55,19 @@ def test_csv_streams_every_chunk_once_with_one_header(salesforce_emulator, clien
     assert gone.value.status == 404
 
 
-def test_keep_job_leaves_the_job_in_salesforce(salesforce_emulator, client, tmp_path):
-    salesforce_emulator.generate_accounts(10)
+def test_keep_job_leaves_the_job_in_salesforce(emu, client, tmp_path):
+    emu.generate_accounts(10)
     result = query_to_file(
         client, "SELECT Id FROM Account", tmp_path / "k.csv", keep_job=True, **FAST
     )
     assert get_job(client, "query", result["job_id"])["state"] == "JobComplete"
 
 
-def test_jsonl_and_parquet_are_typed_from_describe(salesforce_emulator, client, tmp_path):
+def test_jsonl_and_parquet_are_typed_from_describe(emu, client, tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     import json
 
-    salesforce_emulator.generate_accounts(1_200)
+    emu.generate_accounts(1_200)
     jl = query_to_file(client, SOQL, tmp_path / "a.jsonl", "jsonl", max_records=400, **FAST)
     lines = (tmp_path / "a.jsonl").read_text(encoding="utf-8").splitlines()
     assert jl["rows"] == len(lines) == 1_200
@@ -86,10 +87,8 @@ def test_jsonl_and_parquet_are_typed_from_describe(salesforce_emulator, client, 
     assert types["Owner.Name"] == "string"
 
 
-def test_failed_job_names_the_job_and_salesforces_message(salesforce_emulator, client, tmp_path):
-    salesforce_emulator.faults.fail_bulk_job(
-        message="InvalidBatch : Failed to process query: INVALID_FIELD"
-    )
+def test_failed_job_names_the_job_and_salesforces_message(emu, client, tmp_path):
+    emu.faults.fail_bulk_job(message="InvalidBatch : Failed to process query: INVALID_FIELD")
     jobs: list[str] = []
     with pytest.raises(BulkJobError) as err:
         query_to_file(client, SOQL, tmp_path / "f.csv", on_job=jobs.append, **FAST)
@@ -100,8 +99,8 @@ def test_failed_job_names_the_job_and_salesforces_message(salesforce_emulator, c
     assert not (tmp_path / "f.csv").exists()
 
 
-def test_aborted_job_is_reported_with_its_id(salesforce_emulator, client, tmp_path):
-    salesforce_emulator.faults.abort_bulk_job()
+def test_aborted_job_is_reported_with_its_id(emu, client, tmp_path):
+    emu.faults.abort_bulk_job()
     jobs: list[str] = []
     with pytest.raises(BulkJobError) as err:
         query_to_file(client, SOQL, tmp_path / "x.csv", on_job=jobs.append, **FAST)
@@ -109,28 +108,24 @@ def test_aborted_job_is_reported_with_its_id(salesforce_emulator, client, tmp_pa
     assert f"query job {jobs[0]} ended Aborted" in str(err.value)
 
 
-def test_session_revoked_between_locator_pages_keeps_the_exact_count(
-    salesforce_emulator, client, tmp_path
-):
-    salesforce_emulator.generate_accounts(5_000)
+def test_session_revoked_between_locator_pages_keeps_the_exact_count(emu, client, tmp_path):
+    emu.generate_accounts(5_000)
     job_id = create_query_job(client, "SELECT Id, Name FROM Account")
     wait_for_job(client, "query", job_id, poll_interval=0.01, timeout=30)
-    exchanges = salesforce_emulator.stats.token_exchanges
-    salesforce_emulator.faults.revoke_sessions(after_calls=2)  # before the 3rd of 5 pages
+    exchanges = emu.stats.token_exchanges
+    emu.faults.revoke_sessions(after_calls=2)  # before the 3rd of 5 pages
     result = download_results(client, job_id, tmp_path / "r.csv", max_records=1_000)
     _, rows = read_csv(tmp_path / "r.csv")
     assert result["rows"] == len(rows) == 5_000
     assert len({r[0] for r in rows}) == 5_000
-    assert salesforce_emulator.stats.token_exchanges == exchanges + 1
-    assert salesforce_emulator.stats.statuses[401] == 1
+    assert emu.stats.token_exchanges == exchanges + 1
+    assert emu.stats.statuses[401] == 1
 
 
-def test_chunk_cut_mid_body_is_fetched_again_without_loss_or_duplicates(
-    salesforce_emulator, client, tmp_path
-):
+def test_chunk_cut_mid_body_is_fetched_again_without_loss_or_duplicates(emu, client, tmp_path):
     """Cuts land after 1.2 MB, past the first 1 MiB block already written: the re-fetched
     chunk must skip exactly the bytes already delivered."""
-    salesforce_emulator.generate_accounts(45_000)
+    emu.generate_accounts(45_000)
     job_id = create_query_job(
         client, "SELECT Id, Name, Description, BillingCity, Industry, Owner.Name FROM Account"
     )
@@ -138,16 +133,16 @@ def test_chunk_cut_mid_body_is_fetched_again_without_loss_or_duplicates(
     clean = download_results(client, job_id, tmp_path / "clean.csv", max_records=15_000)
     assert (tmp_path / "clean.csv").stat().st_size > 3 * 1_300_000  # every chunk exceeds the cut
     prefix = f"/services/data/v{client.api_version}/jobs/query/{job_id}/results"
-    salesforce_emulator.faults.reset_connection(prefix, count=2, after_bytes=1_200_000)
-    injected = salesforce_emulator.stats.faults_injected
+    emu.faults.reset_connection(prefix, count=2, after_bytes=1_200_000)
+    injected = emu.stats.faults_injected
     again = download_results(client, job_id, tmp_path / "again.csv", max_records=15_000)
-    assert salesforce_emulator.stats.faults_injected == injected + 2
+    assert emu.stats.faults_injected == injected + 2
     assert again["rows"] == clean["rows"] == 45_000
     assert (tmp_path / "again.csv").read_bytes() == (tmp_path / "clean.csv").read_bytes()
 
 
-def test_timeout_aborts_the_job(salesforce_emulator, client, tmp_path):
-    salesforce_emulator.generate_accounts(10)
+def test_timeout_aborts_the_job(emu, client, tmp_path):
+    emu.generate_accounts(10)
     jobs: list[str] = []
     with pytest.raises(BulkJobTimeoutError) as err:
         query_to_file(
@@ -157,8 +152,8 @@ def test_timeout_aborts_the_job(salesforce_emulator, client, tmp_path):
     assert get_job(client, "query", jobs[0])["state"] == "Aborted"
 
 
-def test_query_all_includes_deleted_rows(salesforce_emulator, client, tmp_path):
-    salesforce_emulator.generate_accounts(20)
+def test_query_all_includes_deleted_rows(emu, client, tmp_path):
+    emu.generate_accounts(20)
     victim = next(client.query("SELECT Id FROM Account LIMIT 1"))["Id"]
     client.request("DELETE", f"sobjects/Account/{victim}")
     live = query_to_file(client, "SELECT Id FROM Account", tmp_path / "live.csv", **FAST)

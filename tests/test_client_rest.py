@@ -30,6 +30,7 @@ from airflow_provider_sfjwt.salesforce.extract import (
 )
 from airflow_provider_sfjwt.salesforce.retry import RetryPolicy
 from airflow_provider_sfjwt.salesforce.settings import parse_connection
+from airflow_provider_sfjwt.testing.keys import shared_key_pair
 
 API = "/services/data/v66.0"
 QUERY = f"{API}/query"
@@ -37,11 +38,9 @@ ACCOUNT_SOQL = "SELECT Id, Name, AnnualRevenue FROM Account"
 
 
 def make_client(emu, max_retries: int = 3, **extra) -> SalesforceClient:
+    conn = emu.connection(private_key_pem=shared_key_pair().private_key_pem, **extra)
     settings = parse_connection(
-        host=emu.url,
-        login=emu.username,
-        password=None,
-        extra={"consumer_key": emu.consumer_key, "private_key": emu.private_key_pem, **extra},
+        host=conn["host"], login=conn["login"], password=None, extra=conn["extra"]
     )
     retry = RetryPolicy(max_retries=max_retries, backoff_base=0.01, backoff_max=0.05)
     return SalesforceClient(settings, retry=retry)
@@ -52,10 +51,10 @@ def emulator_ids(emu, sobject: str = "Account") -> list[str]:
 
 
 @pytest.fixture
-def accounts(salesforce_emulator):
+def accounts(emu):
     """2,000 Accounts: ten pages of 200 with ``batch_size=200``."""
-    salesforce_emulator.generate_accounts(2000)
-    return salesforce_emulator
+    emu.generate_accounts(2000)
+    return emu
 
 
 def test_session_revoked_mid_query_yields_every_record_once(accounts):
@@ -78,42 +77,42 @@ def test_connection_reset_mid_page_is_retried(accounts):
     assert accounts.stats.faults_injected == 2
 
 
-def test_503_with_retry_after_then_success(salesforce_emulator):
-    salesforce_emulator.generate_accounts(3)
-    client = make_client(salesforce_emulator)
+def test_503_with_retry_after_then_success(emu):
+    emu.generate_accounts(3)
+    client = make_client(emu)
     client.auth.token()
-    salesforce_emulator.faults.fail(QUERY, 503, count=1, retry_after=1)
+    emu.faults.fail(QUERY, 503, count=1, retry_after=1)
     started = time.monotonic()
     assert client.count("SELECT COUNT() FROM Account") == 3
     assert time.monotonic() - started >= 1.0  # Retry-After honoured, not the 10 ms backoff
-    assert salesforce_emulator.stats.paths[QUERY] == 2
+    assert emu.stats.paths[QUERY] == 2
 
 
-def test_429_storm_gives_up_after_the_bound(salesforce_emulator):
-    client = make_client(salesforce_emulator, max_retries=3)
+def test_429_storm_gives_up_after_the_bound(emu):
+    client = make_client(emu, max_retries=3)
     client.auth.token()
-    salesforce_emulator.faults.fail(QUERY, 429, count=50)
+    emu.faults.fail(QUERY, 429, count=50)
     with pytest.raises(RetriesExhaustedError) as caught:
         client.count("SELECT COUNT() FROM Account")
     message = str(caught.value)
     assert "HTTP 429" in message and "4 tries" in message and "max_retries (now 3)" in message
-    assert salesforce_emulator.stats.paths[QUERY] == 4  # the first try and 3 retries
+    assert emu.stats.paths[QUERY] == 4  # the first try and 3 retries
 
 
-def test_request_limit_exceeded_stops_without_retrying(salesforce_emulator):
-    client = make_client(salesforce_emulator, max_retries=5)
+def test_request_limit_exceeded_stops_without_retrying(emu):
+    client = make_client(emu, max_retries=5)
     client.auth.token()
-    salesforce_emulator.faults.exhaust_quota()
+    emu.faults.exhaust_quota()
     with pytest.raises(RequestLimitExceededError) as caught:
         client.count("SELECT COUNT() FROM Account")
-    assert salesforce_emulator.stats.paths[QUERY] == 1
+    assert emu.stats.paths[QUERY] == 1
     message = str(caught.value)
     assert "REQUEST_LIMIT_EXCEEDED" in message and "24-hour API request limit" in message
 
 
-def test_quota_guard_stops_above_the_configured_share(salesforce_emulator):
-    salesforce_emulator.daily_api_limit = 10
-    client = make_client(salesforce_emulator, max_api_usage_percent=50)
+def test_quota_guard_stops_above_the_configured_share(emu):
+    emu.daily_api_limit = 10
+    client = make_client(emu, max_api_usage_percent=50)
     client.auth.token()
     done = 0
     with pytest.raises(QuotaGuardError) as caught:
@@ -125,8 +124,8 @@ def test_quota_guard_stops_above_the_configured_share(salesforce_emulator):
     assert "max_api_usage_percent of 50 %" in str(caught.value)
 
 
-def test_api_usage_is_logged_once_per_client(salesforce_emulator, caplog):
-    client = make_client(salesforce_emulator)
+def test_api_usage_is_logged_once_per_client(emu, caplog):
+    client = make_client(emu)
     with caplog.at_level(logging.INFO, logger="airflow_provider_sfjwt.salesforce.client"):
         for _ in range(3):
             client.count("SELECT COUNT() FROM Account")
@@ -135,8 +134,7 @@ def test_api_usage_is_logged_once_per_client(salesforce_emulator, caplog):
     assert "daily API requests" in usage_lines[0].getMessage()
 
 
-def test_failed_extract_leaves_no_file(salesforce_emulator, tmp_path):
-    emu = salesforce_emulator
+def test_failed_extract_leaves_no_file(emu, tmp_path):
     emu.generate_accounts(4100)  # three pages of 2,000
     client = make_client(emu, max_retries=1)
     client.auth.token()
@@ -175,8 +173,7 @@ def _as_csv_text(value) -> str:
     return str(value)
 
 
-def test_csv_round_trips_through_the_csv_module(salesforce_emulator, tmp_path):
-    emu = salesforce_emulator
+def test_csv_round_trips_through_the_csv_module(emu, tmp_path):
     emu.load("Account", TRICKY)
     emu.generate_accounts(300)  # generated names and descriptions carry commas, quotes, unicode
     client = make_client(emu)
@@ -213,8 +210,7 @@ def test_csv_round_trips_through_the_csv_module(salesforce_emulator, tmp_path):
     assert {t["Name"] for t in TRICKY} <= names  # CR LF, quotes and commas survived
 
 
-def test_jsonl_keeps_json_types(salesforce_emulator, tmp_path):
-    emu = salesforce_emulator
+def test_jsonl_keeps_json_types(emu, tmp_path):
     emu.load("Account", TRICKY)
     client = make_client(emu)
     path = tmp_path / "a.jsonl"
@@ -224,9 +220,8 @@ def test_jsonl_keeps_json_types(salesforce_emulator, tmp_path):
     assert lines[0]["Phone"] is None and set(lines[0]) == {"Name", "Phone", "Owner.Name"}
 
 
-def test_parquet_is_typed_from_describe(salesforce_emulator, tmp_path):
+def test_parquet_is_typed_from_describe(emu, tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
-    emu = salesforce_emulator
     emu.generate_accounts(500)
     client = make_client(emu)
     soql = (
@@ -249,8 +244,8 @@ def test_parquet_is_typed_from_describe(salesforce_emulator, tmp_path):
     }
 
 
-def test_column_types_follow_relationships(salesforce_emulator):
-    client = make_client(salesforce_emulator)
+def test_column_types_follow_relationships(emu):
+    client = make_client(emu)
     soql = "SELECT Name, Account.Name, Account.AnnualRevenue, expr0 FROM Contact"
     types = column_types(client, soql, ["Name", "Account.Name", "Account.AnnualRevenue", "x"])
     assert types == {

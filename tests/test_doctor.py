@@ -19,10 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from airflow_provider_sfjwt.cli import main
 from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.salesforce.doctor import CHECKS, DoctorInput, Status, run_doctor
-from airflow_provider_sfjwt.testing import SalesforceEmulator
+from airflow_provider_sfjwt.testing.wiring import CONSUMER_KEY, USERNAME
 
-CONSUMER_KEY = "3MVG9doctor.test.consumer_key"
-USERNAME = "doctor@example.com"
 PASSPHRASE = "doctor-passphrase-7"
 ALL_NAMES = [c.name for c in CHECKS]
 
@@ -36,10 +34,14 @@ def files(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def emu(files):
-    with SalesforceEmulator() as emu:
-        emu.app = emu.add_app(CONSUMER_KEY, (files / "app.crt").read_text(), [USERNAME])
-        yield emu
+def emu(emu, salesforce_emulator, files):
+    """The suite's emulator, its app trusting the certificate `sfjwt keygen` made above."""
+    salesforce_emulator.app.set_certificate((files / "app.crt").read_text())
+    return emu
+
+
+def app(emu):
+    return emu.identity.apps[CONSUMER_KEY]
 
 
 def flags(emu, files, **override) -> list[str]:
@@ -100,7 +102,7 @@ def _wrong_username(emu, files, tmp_path):
 
 
 def _not_preauthorised(emu, files, tmp_path):
-    emu.app.revoke_user(USERNAME)
+    app(emu).revoke_user(USERNAME)
     return flags(emu, files)
 
 
@@ -111,7 +113,7 @@ def _wrong_audience(emu, files, tmp_path):
 def _certificate_from_another_key(emu, files, tmp_path):
     other = keys.generate_private_key()
     other_cert = keys.self_signed_certificate(other, "the-uploaded-one")
-    emu.app.set_certificate(keys.certificate_to_pem(other_cert))
+    app(emu).set_certificate(keys.certificate_to_pem(other_cert))
     cert_path = tmp_path / "uploaded.crt"
     cert_path.write_bytes(keys.certificate_to_pem(other_cert))
     return flags(emu, files, cert=str(cert_path))
@@ -122,7 +124,7 @@ def _expired_certificate(emu, files, tmp_path):
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400)
     cert = keys.self_signed_certificate(key, "expired", days=365, not_before=start)
     key_path, cert_path = _write_pair(tmp_path, "expired", key, cert)
-    emu.app.set_certificate(keys.certificate_to_pem(cert))
+    app(emu).set_certificate(keys.certificate_to_pem(cert))
     return flags(emu, files, key_file=key_path, cert=cert_path)
 
 
@@ -312,7 +314,7 @@ def test_no_secret_reaches_the_output(capsys, emu, files, monkeypatch, keypair):
     key_path = files / "encrypted.key"
     key_path.write_text(encrypted)
     key_path.chmod(0o600)
-    emu.app.set_certificate(keypair.cert_pem)
+    app(emu).set_certificate(keypair.cert_pem)
     monkeypatch.setenv("SF_DOCTOR_PASS", PASSPHRASE)
     argv = flags(emu, files, key_file=str(key_path), cert=None) + [
         "--passphrase-env",

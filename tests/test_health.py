@@ -13,10 +13,8 @@ from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.operators.health import SalesforceCredentialHealthOperator
 from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.salesforce.errors import UserNotApprovedError
-from airflow_provider_sfjwt.testing import SalesforceEmulator
+from airflow_provider_sfjwt.testing.wiring import CONSUMER_KEY, USERNAME
 
-CONSUMER_KEY = "3MVG9health.check"
-USERNAME = "health@example.com"
 CONN_ID = "sf_health"
 HOOK_LOGGER = "airflow_provider_sfjwt.hooks.salesforce_jwt"
 
@@ -37,13 +35,6 @@ def set_conn(monkeypatch, host, keypair, cert_pem=None, **extra) -> None:
     fields.update(extra)
     conn = {"conn_type": "salesforce_jwt", "host": host, "login": USERNAME, "extra": fields}
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
-
-
-@pytest.fixture
-def emu(keypair):
-    with SalesforceEmulator() as emu:
-        emu.app = emu.add_app(CONSUMER_KEY, keypair.cert_pem, [USERNAME])
-        yield emu
 
 
 # --- the hook's warning, once per task -------------------------------------------------------
@@ -152,9 +143,11 @@ def test_missing_certificate_fails_unless_not_required(monkeypatch, emu, keypair
     assert summary["user_id"]
 
 
-def test_login_failure_is_an_ordinary_failure_so_retries_apply(monkeypatch, emu, keypair):
+def test_login_failure_is_an_ordinary_failure_so_retries_apply(
+    monkeypatch, emu, salesforce_emulator, keypair
+):
     set_conn(monkeypatch, emu.url, keypair, certificate(keypair, 200.5))
-    emu.app.revoke_user(USERNAME)
+    salesforce_emulator.app.revoke_user(USERNAME)
     with pytest.raises(UserNotApprovedError) as caught:
         run_operator()
     assert not isinstance(caught.value, AirflowFailException)

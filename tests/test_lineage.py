@@ -55,8 +55,8 @@ def schema(dataset) -> list[str]:
     return [f.name for f in dataset.facets["schema"].fields]
 
 
-def test_query_operator_reports_object_in_and_file_out(salesforce_emulator, tmp_path):
-    salesforce_emulator.generate_accounts(30)
+def test_query_operator_reports_object_in_and_file_out(emu, tmp_path):
+    emu.generate_accounts(30)
     op = SalesforceQueryOperator(
         task_id="q",
         soql="SELECT Id, Name, Owner.Name FROM Account WHERE Name != 'x'",
@@ -65,14 +65,14 @@ def test_query_operator_reports_object_in_and_file_out(salesforce_emulator, tmp_
     assert op.get_openlineage_facets_on_complete(None) is None  # nothing ran yet
     op.execute({})
     lineage = op.get_openlineage_facets_on_complete(None)
-    org = org_namespace(salesforce_emulator)
+    org = org_namespace(emu)
     assert names(lineage.inputs) == [(org, "Account")]
     assert names(lineage.outputs) == [("file", str(tmp_path / "a.csv"))]
     assert schema(lineage.outputs[0]) == ["Id", "Name", "Owner.Name"]
 
 
-def test_bulk_query_deferred_reports_lineage_after_the_trigger(salesforce_emulator, tmp_path):
-    salesforce_emulator.generate_contacts(20)
+def test_bulk_query_deferred_reports_lineage_after_the_trigger(emu, tmp_path):
+    emu.generate_contacts(20)
     op = SalesforceBulkQueryOperator(
         task_id="bq",
         soql="SELECT Id, LastName FROM Contact",
@@ -90,10 +90,10 @@ def test_bulk_query_deferred_reports_lineage_after_the_trigger(salesforce_emulat
     assert schema(lineage.outputs[0]) == ["Id", "LastName"]
 
 
-def test_loads_report_file_in_and_object_out(salesforce_emulator, tmp_path):
+def test_loads_report_file_in_and_object_out(emu, tmp_path):
     source = tmp_path / "contacts.csv"
     write_contacts(source, 5)
-    org = org_namespace(salesforce_emulator)
+    org = org_namespace(emu)
     collections = SalesforceCollectionsOperator(
         task_id="c",
         operation="upsert",

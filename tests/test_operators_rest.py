@@ -28,11 +28,6 @@ from airflow_provider_sfjwt.sensors import SalesforceSoqlSensor
 from .dag_support import run_dag
 
 
-@pytest.fixture
-def emu(salesforce_emulator):
-    return salesforce_emulator
-
-
 def read_csv(path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))

@@ -64,10 +64,10 @@ def test_values_without_a_literal_are_refused():
     assert soql_date(dt.datetime(2026, 2, 3, 4, 5, tzinfo=dt.timezone.utc)) == "2026-02-03"
 
 
-def test_each_value_matches_exactly_itself_in_salesforce(salesforce_emulator):
+def test_each_value_matches_exactly_itself_in_salesforce(emu):
     from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 
-    salesforce_emulator.load("Account", [{"Name": name} for name in [*TRICKY, "500 off", "other"]])
+    emu.load("Account", [{"Name": name} for name in [*TRICKY, "500 off", "other"]])
     client = SalesforceJWTHook().get_conn()
 
     def names(where: str) -> list[str]:

@@ -63,14 +63,14 @@ def store_dir() -> Path:
 
 
 def test_tasks_starting_together_share_one_login(salesforce_emulator):
-    salesforce_emulator.generate_accounts(30)
+    salesforce_emulator.emulator.generate_accounts(30)
     results = run_tasks(salesforce_emulator.conn, 6)
     assert [r["rows"] for r in results] == [30] * 6
     assert sorted(r["exchanges"] for r in results) == [0, 0, 0, 0, 0, 1]
-    assert salesforce_emulator.stats.token_exchanges == 1
+    assert salesforce_emulator.emulator.stats.token_exchanges == 1
     # A later task reuses it too.
     assert run_tasks(salesforce_emulator.conn, 1)[0]["exchanges"] == 0
-    assert salesforce_emulator.stats.token_exchanges == 1
+    assert salesforce_emulator.emulator.stats.token_exchanges == 1
 
 
 def test_the_stored_token_is_private_and_encrypted(salesforce_emulator):
@@ -79,29 +79,31 @@ def test_the_stored_token_is_private_and_encrypted(salesforce_emulator):
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     files = list(directory.glob("*.token"))
     assert len(files) == 1 and stat.S_IMODE(files[0].stat().st_mode) == 0o600
-    (token,) = salesforce_emulator.issued_tokens
+    (token,) = salesforce_emulator.emulator.issued_tokens
     blob = files[0].read_bytes()
     assert token.encode() not in blob and salesforce_emulator.url.encode() not in blob
 
 
 def test_a_revoked_token_is_replaced_once_for_everyone(salesforce_emulator):
-    salesforce_emulator.generate_accounts(5)
+    salesforce_emulator.emulator.generate_accounts(5)
     run_tasks(salesforce_emulator.conn, 1)
-    salesforce_emulator.faults.revoke_sessions()
+    salesforce_emulator.emulator.faults.revoke_sessions()
     first = run_tasks(salesforce_emulator.conn, 1)[0]
     assert (first["rows"], first["exchanges"]) == (5, 1)  # 401, then one new exchange
     assert run_tasks(salesforce_emulator.conn, 3) == [{"rows": 5, "exchanges": 0}] * 3
-    assert salesforce_emulator.stats.token_exchanges == 2
+    assert salesforce_emulator.emulator.stats.token_exchanges == 2
 
 
-def test_another_key_cannot_read_the_token_and_logs_in_for_itself(salesforce_emulator, keypair):
+def test_another_key_cannot_read_the_token_and_logs_in_for_itself(
+    salesforce_emulator, other_keypair
+):
     run_tasks(salesforce_emulator.conn, 1)
-    salesforce_emulator.app.add_certificate(keypair.cert_pem)  # a rotated key, same identity
+    salesforce_emulator.app.add_certificate(other_keypair.cert_pem)  # a rotated key, same identity
     rotated = json.loads(json.dumps(salesforce_emulator.conn))
-    rotated["extra"]["private_key"] = keypair.pem
+    rotated["extra"]["private_key"] = other_keypair.pem
     assert run_tasks(rotated, 1)[0]["exchanges"] == 1
     assert run_tasks(rotated, 1)[0]["exchanges"] == 0
-    assert salesforce_emulator.stats.token_exchanges == 2
+    assert salesforce_emulator.emulator.stats.token_exchanges == 2
 
 
 def test_token_cache_process_shares_nothing(salesforce_emulator):
@@ -133,7 +135,7 @@ def test_connection_test_always_exchanges(salesforce_emulator):
     run_tasks(salesforce_emulator.conn, 1)
     ok, message = SalesforceJWTHook().test_connection()
     assert ok, message
-    assert salesforce_emulator.stats.token_exchanges == 2  # not the stored token
+    assert salesforce_emulator.emulator.stats.token_exchanges == 2  # not the stored token
     assert TOKEN_CACHE.exchanges == 0
 
 

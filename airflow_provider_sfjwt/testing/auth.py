@@ -131,7 +131,7 @@ def _form(req: Request) -> dict[str, str]:
 
 def token_endpoint(emu: SalesforceEmulator, req: Request) -> Response:
     """POST /services/oauth2/token (JWT bearer grant only)."""
-    emu.stats._bump("token_requests")
+    emu.stats.increment("token_requests")
     if req.method != "POST":
         return _oauth_error(400, "invalid_request", "must use HTTP POST")
     injected = emu.faults.take_token_error()
@@ -158,7 +158,7 @@ def token_endpoint(emu: SalesforceEmulator, req: Request) -> Response:
     with emu.identity.lock:
         emu.identity.sessions[token] = Session(token, user, app, now)
         emu.identity.issued.append(token)
-    emu.stats._bump("token_exchanges")
+    emu.stats.increment("token_exchanges")
     issued = str(int(now * 1000))
     ident = f"{emu.url}/id/{emu.org_id}/{user.user_id}"
     sig = base64.b64encode(

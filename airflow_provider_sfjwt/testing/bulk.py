@@ -23,7 +23,7 @@ from . import encode, soql
 from .ids import BULK_JOB_PREFIX, make_id
 from .ingest import DELIMITERS, IngestProcessing
 from .store import STANDARD_SCHEMAS
-from .transport import ApiError, Request, Response
+from .transport import ErrorReply, Request, Response
 
 if TYPE_CHECKING:
     from .emulator import SalesforceEmulator
@@ -124,8 +124,8 @@ def _offset(locator: str) -> int | None:
         return None
 
 
-def _job_error(message: str, code: str = "INVALIDJOB", status: int = 400) -> ApiError:
-    return ApiError(status, code, message)
+def _job_error(message: str, code: str = "INVALIDJOB", status: int = 400) -> ErrorReply:
+    return ErrorReply(status, code, message)
 
 
 class Bulk(IngestProcessing):
@@ -160,7 +160,7 @@ class Bulk(IngestProcessing):
     # ------------------------------------------------------------------ routing
     def handle(self, req: Request, parts: list[str]) -> Response:
         if len(parts) < 2 or parts[1] not in ("query", "ingest"):
-            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+            raise ErrorReply(404, "NOT_FOUND", "The requested resource does not exist")
         kind = parts[1]
         if len(parts) == 2:
             if req.method == "POST":
@@ -168,14 +168,14 @@ class Bulk(IngestProcessing):
             if req.method == "GET":
                 jobs = [j.info() for j in self.jobs.values() if j.kind == kind]
                 return Response.json(200, {"done": True, "records": jobs, "nextRecordsUrl": None})
-            raise ApiError(
+            raise ErrorReply(
                 405,
                 "METHOD_NOT_ALLOWED",
                 f"HTTP Method '{req.method}' not allowed. Allowed are GET,POST",
             )
         job = self.jobs.get(parts[2])
         if job is None or job.kind != kind:
-            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+            raise ErrorReply(404, "NOT_FOUND", "The requested resource does not exist")
         if len(parts) == 3:
             if req.method == "GET":
                 self._advance(job)
@@ -184,7 +184,7 @@ class Bulk(IngestProcessing):
                 return self._patch(req, job)
             if req.method == "DELETE":
                 return self._delete(job)
-            raise ApiError(
+            raise ErrorReply(
                 405,
                 "METHOD_NOT_ALLOWED",
                 f"HTTP Method '{req.method}' not allowed. Allowed are GET,PATCH,DELETE",
@@ -207,7 +207,7 @@ class Bulk(IngestProcessing):
             )
         ):
             return self._ingest_results(job, sub)
-        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        raise ErrorReply(404, "NOT_FOUND", "The requested resource does not exist")
 
     # ------------------------------------------------------------------ jobs
     def _create(self, req: Request, kind: str) -> Response:
@@ -296,7 +296,7 @@ class Bulk(IngestProcessing):
         with self.lock:
             self.jobs[job_id] = job
             self.created[kind] += 1
-        emu.stats._bump(f"bulk_{kind}_jobs")
+        emu.stats.increment("bulk_query_jobs" if kind == "query" else "bulk_ingest_jobs")
         return Response.json(200, job.info())
 
     def _advance(self, job: Job) -> None:
@@ -398,13 +398,13 @@ class Bulk(IngestProcessing):
     def _range(self, req: Request, job: Job) -> tuple[int, int]:
         offset = _offset(req.query.get("locator", ""))
         if offset is None or offset > len(job.rows):
-            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid locator")
+            raise ErrorReply(400, "INVALID_QUERY_LOCATOR", "invalid locator")
         raw = req.query.get("maxRecords")
         if raw in (None, ""):
             count = self.default_max_records
         else:
             if not raw.isdigit() or int(raw) <= 0:
-                raise ApiError(400, "INVALIDPARAMETER", "maxRecords must be a positive integer")
+                raise ErrorReply(400, "INVALIDPARAMETER", "maxRecords must be a positive integer")
             count = int(raw)
         return offset, min(len(job.rows), offset + count)
 
@@ -433,7 +433,7 @@ class Bulk(IngestProcessing):
                     lambda block=block: encode.csv_rows(table, q, block, delim, eol),  # type: ignore[arg-type]
                 )
                 yield ((head + text) if first else text).encode()
-                stats._bump("records_served", stop - pos)
+                stats.increment("records_served", stop - pos)
                 first = False
                 pos = stop
 
@@ -488,7 +488,7 @@ class Bulk(IngestProcessing):
             size = req.stream_body(sink, self.max_upload_bytes)
         if size > self.max_upload_bytes:
             os.remove(path)
-            return ApiError(
+            return ErrorReply(
                 413,
                 "LIMIT_EXCEEDED",
                 f"The upload of {size} bytes exceeds the {self.max_upload_bytes} byte limit of one "

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from .emulator import SalesforceEmulator
 from .keys import new_key_pair
-from .pytest_plugin import CONN_ID, CONSUMER_KEY, USERNAME, conn_env_var
+from .wiring import CONN_ID, CONSUMER_KEY, USERNAME, conn_env_var
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -14,11 +14,12 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from . import auth, data, rest
 from .bulk import Bulk
@@ -27,15 +28,30 @@ from .faults import Faults, fail_body
 from .ids import ORG_PREFIX, make_id
 from .store import Store, now_datetime
 from .tls import make_tls_files, server_context
-from .transport import ApiError, Request, Response, serve, sleep
+from .transport import ErrorReply, Request, Response, Server, serve, sleep
 
 DEFAULT_API_VERSIONS = ("62.0", "63.0", "64.0", "65.0", "66.0", "67.0", "68.0")
 _VERSION_RE = re.compile(r"^v(\d+\.\d)$")
 ApexHandler = Callable[[Request], "tuple[int, Any]"]
 
 
+CounterName = Literal[
+    "token_requests",
+    "token_exchanges",
+    "api_calls",
+    "records_served",
+    "bulk_query_jobs",
+    "bulk_ingest_jobs",
+    "faults_injected",
+]
+
+
 class Stats:
-    """Counters of what clients did; also served as JSON at ``GET /__emulator__/stats``."""
+    """Counters of what clients did; also served as JSON at ``GET /__emulator__/stats``.
+
+    Tests assert on them (one token exchange per process, no page fetched twice), so every
+    update goes through one lock: request handlers run in many threads at once.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,14 +70,21 @@ class Stats:
             self.requests: Counter[str] = Counter()
             self.statuses: Counter[int] = Counter()
 
-    def _bump(self, name: str, by: int = 1) -> None:
+    def increment(self, name: CounterName, by: int = 1) -> None:
+        """Add ``by`` to the counter ``name``."""
         with self._lock:
             setattr(self, name, getattr(self, name) + by)
 
-    def _request(self, method: str, path: str) -> None:
+    def record_request(self, method: str, path: str) -> None:
+        """Count one request by path and by ``METHOD path``."""
         with self._lock:
             self.paths[path] += 1
             self.requests[f"{method} {path}"] += 1
+
+    def record_status(self, status: int) -> None:
+        """Count one answer by HTTP status."""
+        with self._lock:
+            self.statuses[status] += 1
 
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
@@ -87,6 +110,34 @@ class Stats:
             f"Stats(token_exchanges={d['token_exchanges']}, api_calls={d['api_calls']}, "
             f"records_served={d['records_served']})"
         )
+
+
+class OpenConnections:
+    """Client sockets being served, so :meth:`SalesforceEmulator.stop` can drop them all
+    (a keep-alive client would otherwise hold a handler thread after the server stopped)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socks: set[socket.socket] = set()
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.add(sock)
+
+    def discard(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.discard(sock)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._socks)
+
+    def close_all(self) -> None:
+        with self._lock:
+            socks = list(self._socks)
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class SalesforceEmulator:
@@ -130,13 +181,12 @@ class SalesforceEmulator:
         self.bulk = Bulk(self)
         self.cache = BlockCache(serialize_cache_mb * 1024 * 1024)
         self.ca_cert_path: str | None = None
+        self.connections = OpenConnections()
+        self.ssl_context: ssl.SSLContext | None = None
         self._apex: list[tuple[str, str, ApexHandler]] = []
-        self._ssl_context: Any = None
         self._tls_dir: str | None = None
-        self._server: Any = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
         self._stopping = False
         self.url = ""
         self.admin = self.add_user("admin@emulator.example.com", name="Emulator Admin")
@@ -149,7 +199,7 @@ class SalesforceEmulator:
         if self.tls:
             self._tls_dir = os.path.dirname(make_tls_files()[0])
             self.ca_cert_path = os.path.join(self._tls_dir, "ca.pem")
-            self._ssl_context = server_context(
+            self.ssl_context = server_context(
                 os.path.join(self._tls_dir, "server.pem"), os.path.join(self._tls_dir, "server.key")
             )
         self._stopping = False
@@ -158,8 +208,7 @@ class SalesforceEmulator:
         scheme = "https" if self.tls else "http"
         self.url = f"{scheme}://{self.host}:{self.port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            target=self._server.run,
             daemon=True,
             name=f"sfemu-{self.port}",
         )
@@ -171,14 +220,10 @@ class SalesforceEmulator:
         if self._server is None:
             return
         self._stopping = True
-        self._server.shutdown()
-        self._server.server_close()
-        with self._conns_lock:
-            conns = list(self._conns)
-        for sock in conns:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self._server.stop(self._thread)
+        self.connections.close_all()
         self._server = None
+        self._thread = None
         self.bulk.close()
         self.cache.clear()
         if self._tls_dir:
@@ -190,13 +235,6 @@ class SalesforceEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _track(self, sock: socket.socket, add: bool) -> None:
-        with self._conns_lock:
-            if add:
-                self._conns.add(sock)
-            else:
-                self._conns.discard(sock)
 
     # ------------------------------------------------------------------ serialisation cache
     def _generation(self, key: Any) -> tuple[int, ...]:
@@ -378,14 +416,18 @@ class SalesforceEmulator:
         }
 
     # ------------------------------------------------------------------ request handling
-    def _handle(self, req: Request) -> tuple[Response, int | None]:
-        """Route one request; returns the response and, for a reset fault, the bytes to send."""
-        self.stats._request(req.method, req.path)
+    def handle(self, req: Request) -> tuple[Response, int | None]:
+        """Answer one request (called by the transport for every request it parses).
+
+        Returns the response and, when a connection-reset fault fires, how many bytes of it to
+        send before resetting the connection.
+        """
+        self.stats.record_request(req.method, req.path)
         fired = self.faults.take(req.method, req.path)
         if fired.delay:
             sleep(fired.delay, lambda: self._stopping)
         if fired.fail is not None:
-            self.stats._bump("faults_injected")
+            self.stats.increment("faults_injected")
             body, ctype = fail_body(fired.fail)
             headers = []
             if fired.fail.retry_after is not None:
@@ -395,21 +437,20 @@ class SalesforceEmulator:
             return self._finish(req, resp), None
         try:
             resp = self._route(req)
-        except ApiError as exc:
+        except ErrorReply as exc:
             resp = exc.response()
         except Exception as exc:  # an emulator bug must still answer like a server
-            resp = ApiError(
+            resp = ErrorReply(
                 500, "UNKNOWN_EXCEPTION", f"emulator error: {type(exc).__name__}: {exc}"
             ).response()
         reset = None
         if fired.reset is not None:
-            self.stats._bump("faults_injected")
+            self.stats.increment("faults_injected")
             reset = fired.reset.after_bytes
         return self._finish(req, resp), reset
 
     def _finish(self, req: Request, resp: Response) -> Response:
-        with self.stats._lock:
-            self.stats.statuses[resp.status] += 1
+        self.stats.record_status(resp.status)
         if req.path.startswith(("/services/data/v", "/services/apexrest")):
             used = self.daily_api_limit if self.faults.quota_exhausted else self.stats.api_calls
             resp.headers.append(("Sforce-Limit-Info", f"api-usage={used}/{self.daily_api_limit}"))
@@ -425,11 +466,11 @@ class SalesforceEmulator:
                 self.identity.sessions.pop(session.token, None)
             session = None
         if session is None:
-            raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            raise ErrorReply(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if self.faults.quota_exhausted or self.stats.api_calls >= self.daily_api_limit:
-            raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            raise ErrorReply(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         req.session = session
-        self.stats._bump("api_calls")
+        self.stats.increment("api_calls")
 
     def _route(self, req: Request) -> Response:
         path = req.path
@@ -448,7 +489,7 @@ class SalesforceEmulator:
         if path.startswith("/services/apexrest/"):
             self._authenticate(req)
             return self._apex_call(req)
-        raise ApiError(404, "NOT_FOUND", rest.NOT_FOUND)
+        raise ErrorReply(404, "NOT_FOUND", rest.NOT_FOUND)
 
     def _identity(self, req: Request) -> Response:
         session = self.identity.session(auth.bearer(req))
@@ -465,7 +506,7 @@ class SalesforceEmulator:
         parts = [p for p in req.path[len("/services/data/") :].split("/") if p]
         m = _VERSION_RE.match(parts[0]) if parts else None
         if m is None or m.group(1) not in self.api_versions:
-            raise ApiError(404, "NOT_FOUND", rest.NOT_FOUND)
+            raise ErrorReply(404, "NOT_FOUND", rest.NOT_FOUND)
         req.version = m.group(1)
         self._authenticate(req)
         parts = parts[1:]
@@ -482,7 +523,7 @@ class SalesforceEmulator:
             return rest.collections(self, req, parts)
         if head == "jobs":
             return self.bulk.handle(req, parts)
-        raise ApiError(404, "NOT_FOUND", rest.NOT_FOUND)
+        raise ErrorReply(404, "NOT_FOUND", rest.NOT_FOUND)
 
     def _apex_call(self, req: Request) -> Response:
         sub = req.path[len("/services/apexrest/") :].strip("/")
@@ -490,16 +531,16 @@ class SalesforceEmulator:
             if method in (req.method, "*") and fnmatch.fnmatchcase(sub, pattern):
                 try:
                     status, body = handler(req)
-                except ApiError:
+                except ErrorReply:
                     raise
                 except Exception as exc:
-                    raise ApiError(500, "APEX_ERROR", f"{type(exc).__name__}: {exc}") from None
+                    raise ErrorReply(500, "APEX_ERROR", f"{type(exc).__name__}: {exc}") from None
                 if body is None:
                     return Response.empty(status)
                 if isinstance(body, bytes):
                     return Response(status, body, "application/json;charset=UTF-8")
                 return Response.json(status, body)
-        raise ApiError(404, "NOT_FOUND", "Could not find a match for URL")
+        raise ErrorReply(404, "NOT_FOUND", "Could not find a match for URL")
 
 
-__all__ = ["SalesforceEmulator", "Stats"]
+__all__ = ["OpenConnections", "SalesforceEmulator", "Stats"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import encode, soql, writes
 from .ids import QUERY_LOCATOR_PREFIX, normalize_id
 from .store import STANDARD_SCHEMAS, Field, Table
-from .transport import ApiError, Request, Response
+from .transport import ErrorReply, Request, Response
 
 if TYPE_CHECKING:
     from .emulator import SalesforceEmulator
@@ -71,7 +71,7 @@ def _table(emu: SalesforceEmulator, name: str) -> Table:
     if t is None and any(k.lower() == name.lower() for k in STANDARD_SCHEMAS):
         t = emu.store.table(name)
     if t is None:
-        raise ApiError(404, "NOT_FOUND", NOT_FOUND)
+        raise ErrorReply(404, "NOT_FOUND", NOT_FOUND)
     return t
 
 
@@ -143,7 +143,7 @@ def sobjects(emu: SalesforceEmulator, req: Request, parts: list[str]) -> Respons
         return _one_record(emu, req, t, parts[2])
     if len(parts) == 4:
         return _by_external_id(emu, req, t, parts[2], urllib.parse.unquote(parts[3]))
-    raise ApiError(404, "NOT_FOUND", NOT_FOUND)
+    raise ErrorReply(404, "NOT_FOUND", NOT_FOUND)
 
 
 def _by_external_id(
@@ -152,7 +152,7 @@ def _by_external_id(
     """GET / PATCH (upsert) ``/sobjects/{Object}/{ExternalIdField}/{value}``."""
     f = t.field(field)
     if f is None or not (f.external_id or f.name == "Id"):
-        raise ApiError(
+        raise ErrorReply(
             404,
             "NOT_FOUND",
             f"Provided external ID field does not exist or is not accessible: {field}",
@@ -166,12 +166,12 @@ def _by_external_id(
         row = None
     if req.method in ("GET", "HEAD"):
         if row is None:
-            raise ApiError(404, "NOT_FOUND", NOT_FOUND)
+            raise ErrorReply(404, "NOT_FOUND", NOT_FOUND)
         return Response.json(200, _record_json(emu, t, row, req.version or "", None))
     _allow(req, "GET", "HEAD", "PATCH")
     body = req.json()
     if not isinstance(body, dict):
-        raise ApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+        raise ErrorReply(400, "JSON_PARSER_ERROR", "Expected a JSON object")
     body = {k: v for k, v in body.items() if k.lower() != f.name.lower()}
     with emu.store.lock:
         try:
@@ -184,7 +184,7 @@ def _by_external_id(
             row, values = writes.plan_update(emu.store, t, t.cols["Id"][row], body, writes.Batch())
             rid = writes.apply_update(t, row, values, emu.now_datetime())
         except writes.Rejected as exc:
-            raise ApiError(400, exc.error.code, exc.error.message, exc.error.fields) from None
+            raise ErrorReply(400, exc.error.code, exc.error.message, exc.error.fields) from None
     return Response.json(200, {"id": rid, "success": True, "errors": [], "created": False})
 
 
@@ -202,7 +202,7 @@ def _describe_field(t: Table, f: Field) -> dict[str, Any]:
 
 def _allow(req: Request, *methods: str) -> None:
     if req.method not in methods:
-        raise ApiError(
+        raise ErrorReply(
             405,
             "METHOD_NOT_ALLOWED",
             f"HTTP Method '{req.method}' not allowed. Allowed are {','.join(methods)}",
@@ -220,7 +220,7 @@ def _record_json(
     for name in names:
         f = t.field(name)
         if f is None:
-            raise ApiError(
+            raise ErrorReply(
                 400,
                 "INVALID_FIELD",
                 f"No such column '{name}' on entity '{t.name}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
@@ -233,28 +233,28 @@ def _one_record(emu: SalesforceEmulator, req: Request, t: Table, record_id: str)
     rid = normalize_id(record_id)
     row = t.index.get(rid) if rid else None
     if row is None:
-        raise ApiError(404, "NOT_FOUND", NOT_FOUND)
+        raise ErrorReply(404, "NOT_FOUND", NOT_FOUND)
     deleted = bool(t.cols["IsDeleted"][row])
     if req.method in ("GET", "HEAD"):
         if deleted:
-            raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
+            raise ErrorReply(404, "ENTITY_IS_DELETED", "entity is deleted")
         fields = [f for f in req.query.get("fields", "").split(",") if f.strip()] or None
         return Response.json(200, _record_json(emu, t, row, req.version or "", fields))
     if req.method == "PATCH":
         body = req.json()
         if not isinstance(body, dict):
-            raise ApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+            raise ErrorReply(400, "JSON_PARSER_ERROR", "Expected a JSON object")
         with emu.store.lock:
             try:
                 row, values = writes.plan_update(emu.store, t, rid, body, writes.Batch())
             except writes.Rejected as exc:
-                raise ApiError(400, exc.error.code, exc.error.message, exc.error.fields) from None
+                raise ErrorReply(400, exc.error.code, exc.error.message, exc.error.fields) from None
             writes.apply_update(t, row, values, emu.now_datetime())
         return Response.empty(204)
     if req.method == "DELETE":
         with emu.store.lock:
             if deleted:
-                raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
+                raise ErrorReply(404, "ENTITY_IS_DELETED", "entity is deleted")
             t.soft_delete(row, emu.now_datetime())
         return Response.empty(204)
     _allow(req, "GET", "HEAD", "PATCH", "DELETE")
@@ -264,12 +264,12 @@ def _one_record(emu: SalesforceEmulator, req: Request, t: Table, record_id: str)
 def _create_one(emu: SalesforceEmulator, req: Request, t: Table) -> Response:
     body = req.json()
     if not isinstance(body, dict):
-        raise ApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+        raise ErrorReply(400, "JSON_PARSER_ERROR", "Expected a JSON object")
     with emu.store.lock:
         try:
             values = writes.plan_create(emu.store, t, body, writes.Batch())
         except writes.Rejected as exc:
-            raise ApiError(400, exc.error.code, exc.error.message, exc.error.fields) from None
+            raise ErrorReply(400, exc.error.code, exc.error.message, exc.error.fields) from None
         rid = writes.apply_create(t, values, emu.now_datetime(), _owner(req))
     return Response.json(201, {"id": rid, "success": True, "errors": []})
 
@@ -340,7 +340,7 @@ def _page(emu: SalesforceEmulator, cur: Cursor, start: int, version: str, kind: 
     records = emu.cached_block(
         "json", q, rows, (version,), lambda: encode.json_records(table, q, rows, version)
     )
-    emu.stats._bump("records_served", end - start)
+    emu.stats.increment("records_served", end - start)
     done = "true" if end >= len(cur.rows) else "false"
     head = f'{{"totalSize":{len(cur.rows)},"done":{done}'
     if end < len(cur.rows):
@@ -357,13 +357,13 @@ def query(emu: SalesforceEmulator, req: Request, parts: list[str]) -> Response:
         loc, _, offset = parts[1].rpartition("-")
         cur = emu.cursors.get(loc) if loc else None
         if cur is None or not offset.isdigit() or int(offset) > len(cur.rows):
-            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            raise ErrorReply(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return _page(emu, cur, int(offset), version, kind)
     if len(parts) != 1:
-        raise ApiError(404, "NOT_FOUND", NOT_FOUND)
+        raise ErrorReply(404, "NOT_FOUND", NOT_FOUND)
     text = req.query.get("q")
     if text is None:
-        raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
+        raise ErrorReply(400, "MALFORMED_QUERY", "A query string has to be specified")
     q = run_parse(emu, text)
     result = soql.execute(emu.store, q, all_rows, _today(emu))
     if isinstance(result, int):
@@ -385,7 +385,7 @@ def run_parse(emu: SalesforceEmulator, text: str) -> soql.Query:
     try:
         return soql.resolve(emu.store, soql.parse(text))
     except soql.SoqlError as exc:
-        raise ApiError(400, exc.code, exc.message) from None
+        raise ErrorReply(400, exc.code, exc.message) from None
 
 
 def _today(emu: SalesforceEmulator) -> dt.date:
@@ -397,8 +397,8 @@ def _today(emu: SalesforceEmulator) -> dt.date:
 MAX_COLLECTION = 200
 
 
-def _too_many() -> ApiError:
-    return ApiError(
+def _too_many() -> ErrorReply:
+    return ErrorReply(
         400,
         "EXCEEDED_ID_LIMIT",
         "record limit reached. cannot submit more than 200 records into this call",
@@ -407,7 +407,7 @@ def _too_many() -> ApiError:
 
 def collections(emu: SalesforceEmulator, req: Request, parts: list[str]) -> Response:
     if len(parts) < 2 or parts[1] != "sobjects":
-        raise ApiError(404, "NOT_FOUND", NOT_FOUND)
+        raise ErrorReply(404, "NOT_FOUND", NOT_FOUND)
     if req.method == "DELETE" and len(parts) == 2:
         return _collection_delete(emu, req)
     if req.method == "GET" and len(parts) == 3:
@@ -419,7 +419,7 @@ def collections(emu: SalesforceEmulator, req: Request, parts: list[str]) -> Resp
             emu, req, "create" if req.method == "POST" else "update", None, None
         )
     _allow(req, "POST", "PATCH", "DELETE", "GET")
-    raise ApiError(404, "NOT_FOUND", NOT_FOUND)
+    raise ErrorReply(404, "NOT_FOUND", NOT_FOUND)
 
 
 def _collection_get(emu: SalesforceEmulator, req: Request, sobject: str) -> Response:
@@ -442,7 +442,7 @@ def _collection_get(emu: SalesforceEmulator, req: Request, sobject: str) -> Resp
 def _collection_body(req: Request) -> tuple[bool, list[Any]]:
     body = req.json()
     if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-        raise ApiError(400, "JSON_PARSER_ERROR", 'Expected {"allOrNone": bool, "records": [...]}')
+        raise ErrorReply(400, "JSON_PARSER_ERROR", 'Expected {"allOrNone": bool, "records": [...]}')
     records = body["records"]
     if len(records) > MAX_COLLECTION:
         raise _too_many()
@@ -469,7 +469,7 @@ def _collection_write(
         upsert_table = _table(emu, sobject or "")
         ext = upsert_table.field(ext_field or "")
         if ext is None or not (ext.external_id or ext.name == "Id"):
-            raise ApiError(
+            raise ErrorReply(
                 400,
                 "INVALID_FIELD",
                 f"Field {ext_field} is not an External ID or indexed field for {upsert_table.name}",
@@ -571,7 +571,7 @@ def _apply(plan: tuple[Any, ...], now: str, owner: str | None) -> dict[str, Any]
 def _collection_delete(emu: SalesforceEmulator, req: Request) -> Response:
     ids = [i for i in req.query.get("ids", "").split(",") if i]
     if not ids:
-        raise ApiError(400, "MISSING_ARGUMENT", "ids parameter is required")
+        raise ErrorReply(400, "MISSING_ARGUMENT", "ids parameter is required")
     if len(ids) > MAX_COLLECTION:
         raise _too_many()
     all_or_none = req.query.get("allOrNone", "false").lower() == "true"

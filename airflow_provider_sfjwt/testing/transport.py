@@ -11,8 +11,10 @@ import contextlib
 import email.utils
 import gzip
 import json
+import selectors
 import socket
 import struct
+import threading
 import time
 import urllib.parse
 import zlib
@@ -28,8 +30,13 @@ JSON_TYPE = "application/json;charset=UTF-8"
 MAX_BUFFERED_BODY = 64 * 1024 * 1024
 
 
-class ApiError(Exception):
-    """An error answered in Salesforce's REST shape ``[{"message", "errorCode", "fields"?}]``."""
+class ErrorReply(Exception):
+    """Raised by a route handler to answer an error in Salesforce's REST shape
+    ``[{"message", "errorCode", "fields"?}]``.
+
+    Named apart from the provider's ``salesforce.errors.ApiError`` (what a client raises when it
+    receives such an answer): this one is the server side, the answer being sent.
+    """
 
     def __init__(
         self, status: int, code: str, message: str, fields: list[str] | None = None
@@ -96,7 +103,7 @@ class Request:
         try:
             return json.loads(raw or b"null")
         except ValueError as exc:
-            raise ApiError(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}") from None
+            raise ErrorReply(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}") from None
 
     def stream_body(self, sink: IO[bytes], limit: int) -> int:
         """Copy the body to ``sink`` without buffering it; returns bytes written."""
@@ -110,14 +117,41 @@ class Request:
             self._consumed = True
 
 
-class _Server(ThreadingHTTPServer):
+class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
     def __init__(self, addr: tuple[str, int], emulator: SalesforceEmulator) -> None:
         self.emulator = emulator
+        self._stop_requested = False
+        self._wake_r, self._wake_w = socket.socketpair()
         super().__init__(addr, _Handler)
+
+    def run(self) -> None:
+        """Accept connections until :meth:`stop`.
+
+        ``serve_forever`` polls for shutdown every ``poll_interval``, so stopping an emulator
+        would cost a tenth of a second in every test; a wake-up socket ends the wait at once.
+        """
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stop_requested:
+                for key, _ in selector.select():
+                    if key.fileobj is self and not self._stop_requested:
+                        self._handle_request_noblock()
+
+    def stop(self, thread: threading.Thread | None) -> None:
+        """End :meth:`run` (running in ``thread``) and close the listening socket."""
+        self._stop_requested = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if thread is not None:
+            thread.join()
+        self.server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Client disconnects and TLS handshake failures are normal in tests: stay quiet."""
@@ -128,22 +162,22 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "SFDC"
     sys_version = ""
     timeout = 120
-    server: _Server
+    server: Server
 
     # ------------------------------------------------------------------ connection
     def setup(self) -> None:
         emu = self.server.emulator
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if emu._ssl_context is not None:
+        if emu.ssl_context is not None:
             self.request.settimeout(10)
-            self.request = emu._ssl_context.wrap_socket(self.request, server_side=True)
+            self.request = emu.ssl_context.wrap_socket(self.request, server_side=True)
         super().setup()
-        emu._track(self.request, True)
+        emu.connections.add(self.request)
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
             super().finish()
-        self.server.emulator._track(self.request, False)
+        self.server.emulator.connections.discard(self.request)
 
     def version_string(self) -> str:
         return "SFDC"
@@ -165,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
         parsed = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
         req = Request(self.command, parsed.path, query, self.headers, self)
-        resp, reset_after = emu._handle(req)
+        resp, reset_after = emu.handle(req)
         req.drain()
         self.send(resp, reset_after)
 
@@ -208,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
             total += len(data)
             if total > limit:
                 self.close_connection = True
-                raise ApiError(413, "REQUEST_ENTITY_TOO_LARGE", "Request body too large")
+                raise ErrorReply(413, "REQUEST_ENTITY_TOO_LARGE", "Request body too large")
             parts.append(data)
         return b"".join(parts)
 
@@ -325,8 +359,8 @@ def _gzip_stream(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield comp.flush()
 
 
-def serve(emulator: SalesforceEmulator, host: str, port: int) -> _Server:
-    return _Server((host, port), emulator)
+def serve(emulator: SalesforceEmulator, host: str, port: int) -> Server:
+    return Server((host, port), emulator)
 
 
 def sleep(seconds: float, stop: Callable[[], bool]) -> None:

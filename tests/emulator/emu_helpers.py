@@ -1,13 +1,13 @@
-"""Helpers and fixtures for the emulator's own tests: a started emulator, signed assertions, a logged-in session.
+"""Helpers and fixtures for the emulator's own tests: signed assertions, a logged-in session.
 
-Everything talks real HTTP on loopback; assertions are signed with PyJWT directly so these tests
-depend only on the emulator, not on the provider's client.
+The emulator itself is the suite's ``emu`` fixture (``tests/conftest.py``). Everything talks real
+HTTP on loopback; assertions are signed with PyJWT directly so these tests depend only on the
+emulator, not on the provider's client.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -20,9 +20,9 @@ from airflow_provider_sfjwt.testing import (
     new_key_pair,
     shared_key_pair,
 )
+from airflow_provider_sfjwt.testing.wiring import CONSUMER_KEY as CK
+from airflow_provider_sfjwt.testing.wiring import USERNAME as USER
 
-CK = "3MVG9test.consumer"
-USER = "etl@example.com"
 V = "66.0"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -35,13 +35,6 @@ def keys() -> KeyPair:
 @pytest.fixture(scope="session")
 def other_keys() -> KeyPair:
     return new_key_pair("other")
-
-
-@pytest.fixture
-def emu(keys: KeyPair) -> Iterator[SalesforceEmulator]:
-    with SalesforceEmulator(bulk_poll_transitions=2) as e:
-        e.add_app(CK, keys.certificate_pem, [USER])
-        yield e
 
 
 def assertion(

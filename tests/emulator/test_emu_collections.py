@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emu_helpers import api
+from emu_helpers import USER, api
 
 
 def acc(**fields):
@@ -57,7 +57,7 @@ def test_create_in_request_order_with_errors(emu, sf):
     stored = {r["Name"]: r for r in emu.records("Account")}
     assert set(stored) == {"One", "Six"}
     assert stored["One"]["AnnualRevenue"] == 10.0 and stored["One"]["Active__c"] is False
-    assert stored["One"]["OwnerId"] == emu.identity.users["etl@example.com"].user_id
+    assert stored["One"]["OwnerId"] == emu.identity.users[USER].user_id
     q = sf.get(
         api(emu, "query"), params={"q": "SELECT Name FROM Account WHERE External_Id__c = 'E1'"}
     )

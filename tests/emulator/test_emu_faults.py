@@ -6,7 +6,7 @@ import time
 
 import pytest
 import requests
-from emu_helpers import V, api
+from emu_helpers import V, api, login
 
 QUERY = f"/services/data/v{V}/query"
 
@@ -129,28 +129,16 @@ def test_exhaust_quota(emu, sf):
     assert sf.get(api(emu, "limits")).status_code == 200
 
 
-def test_daily_limit_counts_calls(keys):
-    from airflow_provider_sfjwt.testing import SalesforceEmulator
-
-    with SalesforceEmulator(daily_api_limit=3) as e:
-        e.add_app("ck", keys.certificate_pem, ["etl@example.com"])
-        from emu_helpers import assertion, exchange
-
-        token = exchange(e, assertion(keys, iss="ck")).json()["access_token"]
-        s = requests.Session()
-        s.headers["Authorization"] = f"Bearer {token}"
-        codes = [s.get(e.url + "/services/data/v66.0/limits").status_code for _ in range(4)]
-        assert codes == [200, 200, 200, 403]
+def test_daily_limit_counts_calls(emu, keys):
+    emu.daily_api_limit = 3
+    s = login(emu, keys)
+    codes = [s.get(api(emu, "limits")).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 403]
 
 
-def test_session_timeout(keys):
-    from emu_helpers import login
-
-    from airflow_provider_sfjwt.testing import SalesforceEmulator
-
-    with SalesforceEmulator(session_timeout=0.3) as e:
-        e.add_app("3MVG9test.consumer", keys.certificate_pem, ["etl@example.com"])
-        s = login(e, keys)
-        assert s.get(e.url + "/services/data/v66.0/limits").status_code == 200
-        time.sleep(0.4)
-        assert s.get(e.url + "/services/data/v66.0/limits").status_code == 401
+def test_session_timeout(emu, keys):
+    emu.session_timeout = 0.3
+    s = login(emu, keys)
+    assert s.get(api(emu, "limits")).status_code == 200
+    time.sleep(0.4)
+    assert s.get(api(emu, "limits")).status_code == 401

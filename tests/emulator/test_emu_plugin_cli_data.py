@@ -8,28 +8,66 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 import requests
-from emu_helpers import assertion, exchange
+from emu_helpers import CK, USER, assertion, exchange
 
-from airflow_provider_sfjwt.testing import SalesforceEmulator, shared_key_pair
+from airflow_provider_sfjwt.testing import EmulatorHandle, SalesforceEmulator, shared_key_pair
 from airflow_provider_sfjwt.testing.cli import build_parser, start_from_args
+from airflow_provider_sfjwt.testing.pytest_plugin import TOKEN_DIR_ENV
 
 
 def test_fixture_is_ready_to_use(salesforce_emulator):
-    emu = salesforce_emulator
-    assert emu.conn_id == "salesforce_jwt_default"
+    handle = salesforce_emulator
+    assert isinstance(handle, EmulatorHandle) and isinstance(handle.emulator, SalesforceEmulator)
+    assert handle.conn_id == "salesforce_jwt_default" and handle.url == handle.emulator.url
     conn = json.loads(os.environ["AIRFLOW_CONN_SALESFORCE_JWT_DEFAULT"])
-    assert conn["conn_type"] == "salesforce_jwt" and conn["host"] == emu.url
-    assert conn["login"] == emu.username
-    assert conn["extra"]["consumer_key"] == emu.consumer_key
-    assert conn["extra"]["private_key"] == emu.private_key_pem
-    assert emu.private_key_pem.startswith("-----BEGIN PRIVATE KEY-----")
+    assert conn == handle.conn
+    assert conn["conn_type"] == "salesforce_jwt" and conn["host"] == handle.url
+    assert conn["login"] == handle.username
+    assert conn["extra"]["consumer_key"] == handle.consumer_key
+    assert conn["extra"]["private_key"] == handle.private_key_pem
+    assert handle.private_key_pem.startswith("-----BEGIN PRIVATE KEY-----")
+    assert handle.emulator.identity.apps[handle.consumer_key] is handle.app
     keys = shared_key_pair()
-    resp = exchange(emu, assertion(keys, iss=emu.consumer_key, sub=emu.username, aud=emu.url))
+    assert handle.certificate_pem == keys.certificate_pem
+    claims = {"iss": handle.consumer_key, "sub": handle.username, "aud": handle.url}
+    resp = exchange(handle.emulator, assertion(keys, **claims))
     assert resp.status_code == 200
+
+
+def test_fixture_tokens_go_to_a_temporary_store(salesforce_emulator, tmp_path_factory):
+    """The provider's token store follows SFJWT_TOKEN_CACHE_DIR, which the fixture points at a
+    directory of pytest's temporary tree: a test never writes to ~/.cache/sfjwt/tokens."""
+    from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+    from airflow_provider_sfjwt.salesforce import token_store
+
+    store = Path(os.environ[token_store.DIR_ENV])
+    assert TOKEN_DIR_ENV == token_store.DIR_ENV
+    assert store.parent.name.startswith("sfjwt-tokens")
+    assert store.is_relative_to(tmp_path_factory.getbasetemp())
+    SalesforceJWTHook(salesforce_emulator.conn_id).limits()
+    assert salesforce_emulator.emulator.stats.token_exchanges == 1
+    assert [p.suffix for p in store.iterdir() if p.suffix == ".token"] == [".token"]
+
+
+def test_the_plugin_loads_no_emulator_module():
+    """pytest imports the plugin in every run; the emulator is imported only by the fixture."""
+    code = (
+        "import sys, airflow_provider_sfjwt.testing.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.startswith('airflow_provider_sfjwt')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(
+        [
+            "airflow_provider_sfjwt",
+            "airflow_provider_sfjwt.testing",
+            "airflow_provider_sfjwt.testing.pytest_plugin",
+        ]
+    )
 
 
 def test_connection_helper(emu):
@@ -37,10 +75,10 @@ def test_connection_helper(emu):
     assert conn == {
         "conn_type": "salesforce_jwt",
         "host": emu.url,
-        "login": "etl@example.com",
+        "login": USER,
         "password": None,
         "extra": {
-            "consumer_key": "3MVG9test.consumer",
+            "consumer_key": CK,
             "private_key": "PEM",
             "api_version": "62.0",
         },

@@ -267,7 +267,7 @@ def test_apex_rest(emu, sf):
 def test_keep_alive_connection_reused(emu, sf):
     for _ in range(20):
         assert sf.get(api(emu, "limits")).status_code == 200
-    assert len(emu._conns) == 1
+    assert len(emu.connections) == 1
 
 
 def test_upsert_and_get_by_external_id(emu, sf):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 
@@ -11,12 +10,9 @@ import pytest
 
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 from airflow_provider_sfjwt.testing.keys import shared_key_pair
+from airflow_provider_sfjwt.testing.wiring import CONN_ID, CONSUMER_KEY, USERNAME
 
 from .recorder import RECORDER, Cell
-
-CONN_ID = "salesforce_jwt_default"
-USERNAME = "integration@reliability.example.com"
-CONSUMER_KEY = "3MVG9reliability.matrix"
 
 
 @pytest.fixture
@@ -69,11 +65,6 @@ def connection(emu: SalesforceEmulator, **extra: object) -> dict:
         private_key_pem=keys.private_key_pem,
         **settings,
     )
-
-
-def stop_soon(emu: SalesforceEmulator) -> None:
-    """Stop in the background: shutdown waits out the server's 0.1 s poll, per emulator."""
-    threading.Thread(target=emu.stop, daemon=True, name="sfemu-stop").start()
 
 
 def use_connection(monkeypatch: pytest.MonkeyPatch, conn: dict, conn_id: str = CONN_ID) -> None:

@@ -29,7 +29,7 @@ from airflow_provider_sfjwt.salesforce.auth import TOKEN_CACHE
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
 from .columns import COLUMNS, PAGE_SIZE, Column, State, wait_until_stable
-from .conftest import connection, start_emulator, stop_soon, use_connection
+from .conftest import connection, start_emulator, use_connection
 
 MAX_RETRIES = 3
 RETRY_AFTER = 0.1
@@ -378,7 +378,7 @@ def baseline_calls(column: Column, tmp_path_factory, monkeypatch) -> int:
             assert error is None, f"clean baseline run of {column.key} failed: {error}"
             _baselines[column.key] = emu.stats.api_calls
         finally:
-            stop_soon(emu)
+            emu.stop()
     return _baselines[column.key]
 
 
@@ -413,4 +413,4 @@ def test_fault_cell(fault: Fault, column: Column, tmp_path, tmp_path_factory, mo
         if fault.check is not None:
             fault.check(run)
     finally:
-        stop_soon(emu)
+        emu.stop()

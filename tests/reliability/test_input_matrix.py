@@ -45,7 +45,7 @@ from airflow_provider_sfjwt.sensors import SalesforceSoqlSensor
 from airflow_provider_sfjwt.testing.keys import shared_key_pair
 
 from .columns import files_in, run_task
-from .conftest import CONN_ID, USERNAME, connection, start_emulator, stop_soon, use_connection
+from .conftest import CONN_ID, USERNAME, connection, start_emulator, use_connection
 
 PASSPHRASE = "input-matrix-passphrase"
 
@@ -276,14 +276,6 @@ def rows(tmp_root: Path) -> list[BadInput]:
 
 
 @pytest.fixture(scope="module")
-def emu():
-    emu = start_emulator()
-    emu.load("Account", [{"Name": f"Account {i}"} for i in range(3)])
-    yield emu
-    stop_soon(emu)
-
-
-@pytest.fixture(scope="module")
 def bad_inputs(tmp_path_factory) -> dict[str, BadInput]:
     return {r.key: r for r in rows(tmp_path_factory.mktemp("inputs"))}
 
@@ -308,6 +300,7 @@ def test_input_cell(row_key, column, bad_inputs, emu, tmp_path, monkeypatch, cel
     cell.describe(
         "inputs", row.key, f"{row.group}: {row.title}", column.key, column.title, expected
     )
+    emu.load("Account", [{"Name": f"Account {i}"} for i in range(3)])
     conn = connection(emu)
     for name in ("host", "login", "password"):
         if name in row.conn:
@@ -359,4 +352,4 @@ def test_unicode_username_is_accepted(monkeypatch, tmp_path, cell):
         body = json.loads(json.dumps(result))
         cell.outcome = f"ok: {body['rows']} row, 1 token exchange"
     finally:
-        stop_soon(emu)
+        emu.stop()

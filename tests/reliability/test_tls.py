@@ -17,7 +17,7 @@ from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.salesforce.errors import TokenEndpointUnreachableError, TransportError
 
 from .columns import ACCOUNTS, FAST_BULK, csv_rows, files_in, run_task
-from .conftest import connection, start_emulator, stop_soon, use_connection
+from .conftest import connection, start_emulator, use_connection
 
 COLUMNS = {
     "token": "Token endpoint",
@@ -32,8 +32,8 @@ def tls_emu():
     emu.load("Account", [{"Name": f"Account {i}"} for i in range(ACCOUNTS)])
     other = start_emulator(tls=True)  # a second CA: a certificate that is "wrong" for the first
     yield emu, other.ca_cert_path
-    stop_soon(emu)
-    stop_soon(other)
+    emu.stop()
+    other.stop()
 
 
 def run_column(column: str, out: Path):
