@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from airflow_provider_sfjwt.salesforce import keys
+from airflow_provider_sfjwt.salesforce.safe_write import write_file
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,8 +39,7 @@ def make_keys(key_dir: Path) -> tuple[Path, str]:
     key = keys.generate_private_key(2048)
     cert = keys.self_signed_certificate(key, "sfjwt-demo", days=30)
     key_path = key_dir / "demo.key"
-    key_path.write_bytes(keys.private_key_to_pem(key))
-    key_path.chmod(0o600)
+    write_file(key_path, keys.private_key_to_pem(key), 0o600, replace=True)
     info = keys.certificate_info(cert)
     print(f"    key         {key_path} (RSA 2048, PKCS#8, mode 0600)")
     print(

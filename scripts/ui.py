@@ -35,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 
 from airflow_provider_sfjwt.salesforce import keys
+from airflow_provider_sfjwt.salesforce.safe_write import write_file
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -161,8 +162,7 @@ class AirflowUI:
         self.key_pem = keys.private_key_to_pem(key).decode()
         self.certificate_pem = keys.certificate_to_pem(cert).decode()
         key_path = self.work / "keys" / "ui.key"
-        key_path.write_text(self.key_pem)
-        key_path.chmod(0o600)
+        write_file(key_path, self.key_pem.encode(), 0o600, replace=True)
         cert_path = self.work / "keys" / "ui.crt"
         cert_path.write_text(self.certificate_pem)
         return key_path, cert_path

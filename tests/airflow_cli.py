@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+import requests
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,3 +46,55 @@ def migrated_home(home: Path, dags_folder: Path) -> dict[str, str]:
     out = run_airflow(["db", "migrate"], env)
     assert out.returncode == 0, out.stderr[-3000:]
     return env
+
+
+class ApiServer:
+    """``airflow api-server`` on a loopback port, for ``airflow dags test --use-executor``.
+
+    An executor's task processes reach Airflow through the execution API, which the API server
+    serves; ``dags test --use-executor`` starts no server of its own. ``env`` is the
+    environment of both the server and the runs that use it (``.env``). Unit-test mode is off:
+    it gives each process a configuration of its own, and the task processes' execution-API
+    tokens would not be valid for the server.
+    """
+
+    def __init__(self, env: dict[str, str], port: int, bound: float = 180) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.env = dict(env, AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base}/execution/")
+        self.env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+        self.port = port
+        self.bound = bound
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = Path(env["AIRFLOW_HOME"]) / "api-server.out"
+
+    def __enter__(self) -> ApiServer:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1"]
+            + ["--port", str(self.port)],
+            env=self.env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.bound
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text(errors="replace")[-3000:]
+            try:
+                if requests.get(f"{self.base}/api/v2/monitor/health", timeout=5).ok:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        self.__exit__()
+        raise AssertionError(f"airflow api-server did not answer within {self.bound:.0f} s")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)

@@ -75,3 +75,55 @@ def _fresh_token_cache_and_masker(tmp_path_factory, monkeypatch):
     yield
     TOKEN_CACHE.clear()
     _secrets_masker().reset_masker()
+
+
+OTHER_USER = "sfjwt-other"
+
+
+@pytest.fixture(scope="session")
+def other_user() -> tuple[int, int]:
+    """(uid, gid) of a real second local user, for what another user of the machine can do.
+
+    Created with ``useradd`` (no home, no login shell) the first time; needs root, so the tests
+    that use it are skipped, saying so, when the suite does not run as root.
+    """
+    import pwd
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a second local user (useradd); not running as root")
+    try:
+        entry = pwd.getpwnam(OTHER_USER)
+    except KeyError:
+        useradd = shutil.which("useradd")
+        if useradd is None:
+            pytest.skip("useradd is not installed: cannot create a second local user")
+        subprocess.run(
+            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
+            check=True,
+            capture_output=True,
+        )
+        entry = pwd.getpwnam(OTHER_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def as_user(user: tuple[int, int], code: str, *args: str) -> None:
+    """Run ``code`` (Python) as ``user`` in a process of its own: what that user can do."""
+    import shutil
+    import subprocess
+
+    uid, gid = user
+    # The system interpreter: the test's own may sit under a directory only root can enter.
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3"
+    done = subprocess.run(
+        [python, "-c", code, *args],
+        user=uid,
+        group=gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

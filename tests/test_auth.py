@@ -342,6 +342,8 @@ def test_my_domain_audience_falls_back_once_and_is_remembered(
             usernames=[USERNAME],
             sandbox=sandbox,
         )
+        # The org's instance is its My Domain too (https), which the session routes here.
+        emu.faults.token_instance_url(my_domain)
         settings = parse_connection(
             host=my_domain,
             login=USERNAME,

@@ -6,12 +6,8 @@ import csv
 
 import pytest
 
-from airflow_provider_sfjwt.salesforce.bulk import (
-    TooManyFailedRecordsError,
-    get_job,
-    ingest_file,
-)
-from airflow_provider_sfjwt.salesforce.errors import ApiError
+from airflow_provider_sfjwt.salesforce.bulk import BulkJobs, ingest_file
+from airflow_provider_sfjwt.salesforce.errors import ApiError, TooManyFailedRecordsError
 from airflow_provider_sfjwt.testing.wiring import CONN_ID
 
 FAST = {"poll_interval": 0.01, "timeout": 30}
@@ -74,7 +70,7 @@ def test_upsert_saves_results_and_reports_partial_failure(client, tmp_path):
     assert len(loaded) == 90 and loaded["T-000001"] == "Müller-1"
     for job_id in summary["job_ids"]:  # deleted afterwards
         with pytest.raises(ApiError):
-            get_job(client, "ingest", job_id)
+            BulkJobs(client).get("ingest", job_id)
 
 
 def test_max_failed_records_fails_after_saving_the_report(client, tmp_path):

@@ -13,12 +13,8 @@ from airflow_provider_sfjwt.operators import (
     SalesforceBulkIngestOperator,
     SalesforceBulkQueryOperator,
 )
-from airflow_provider_sfjwt.salesforce.bulk import (
-    BulkJobError,
-    TooManyFailedRecordsError,
-    create_query_job,
-    get_job,
-)
+from airflow_provider_sfjwt.salesforce.bulk import BulkJobs
+from airflow_provider_sfjwt.salesforce.errors import BulkJobError, TooManyFailedRecordsError
 from airflow_provider_sfjwt.testing.wiring import CONN_ID
 from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
 
@@ -80,18 +76,18 @@ def test_deferred_failure_raises_with_job_id_and_message(emu, client, tmp_path):
 
 
 def test_trigger_timeout_aborts_the_job(emu, client):
-    job_id = create_query_job(client, "SELECT Id FROM Account")
+    job_id = BulkJobs(client).create_query("SELECT Id FROM Account")
     trigger = SalesforceBulkJobTrigger(CONN_ID, [job_id], "query", 0.01, deadline=time.time() - 1)
     event = run_trigger(trigger)
     assert event["status"] == "error" and event["timeout"] is True
-    assert get_job(client, "query", job_id)["state"] == "Aborted"
+    assert BulkJobs(client).get("query", job_id)["state"] == "Aborted"
 
 
 def test_trigger_never_blocks_the_event_loop(emu, client):
     """Every poll is held 0.3 s by the emulator; a ticker must still run every few ms and
     asyncio's debug mode must see no callback slower than 50 ms."""
     emu.bulk_poll_transitions = 3
-    job_id = create_query_job(client, "SELECT Id FROM Account")
+    job_id = BulkJobs(client).create_query("SELECT Id FROM Account")
     prefix = f"/services/data/v{client.api_version}/jobs/query/{job_id}"
     emu.faults.delay(prefix, 0.3, count=10)
     trigger = SalesforceBulkJobTrigger(CONN_ID, [job_id], "query", 0.01)
@@ -112,7 +108,7 @@ def test_trigger_never_blocks_the_event_loop(emu, client):
 
         # Building the client parses the RSA key, which holds the GIL for tens of ms in
         # cryptography; that is CPU, not a blocking call, so it happens before the probe.
-        await trigger._get_client()
+        await trigger._get_jobs()
         loop.set_debug(True)
         loop.slow_callback_duration = 0.05
         tick = asyncio.create_task(ticker())
@@ -170,14 +166,14 @@ def test_on_kill_aborts_the_running_job(emu, client, tmp_path):
     op.on_kill()
     worker.join(10)
     job_id = op._job_ids[0]
-    assert get_job(client, "query", job_id)["state"] == "Aborted"
+    assert BulkJobs(client).get("query", job_id)["state"] == "Aborted"
     assert isinstance(outcome[0], BulkJobError) and outcome[0].state == "Aborted"
     assert not (tmp_path / "k.csv").exists()
 
 
 def test_trigger_on_kill_aborts_pending_jobs(emu, client):
     emu.bulk_poll_transitions = 1_000
-    job_id = create_query_job(client, "SELECT Id FROM Account")
+    job_id = BulkJobs(client).create_query("SELECT Id FROM Account")
     trigger = SalesforceBulkJobTrigger(CONN_ID, [job_id], "query", 0.01)
 
     async def main() -> None:
@@ -187,7 +183,7 @@ def test_trigger_on_kill_aborts_pending_jobs(emu, client):
         await trigger.on_kill()
 
     asyncio.run(main())
-    assert get_job(client, "query", job_id)["state"] == "Aborted"
+    assert BulkJobs(client).get("query", job_id)["state"] == "Aborted"
 
 
 def ingest_op(source, tmp_path, deferrable, **kwargs):

@@ -6,16 +6,8 @@ import csv
 
 import pytest
 
-from airflow_provider_sfjwt.salesforce.bulk import (
-    BulkJobError,
-    BulkJobTimeoutError,
-    create_query_job,
-    download_results,
-    get_job,
-    query_to_file,
-    wait_for_job,
-)
-from airflow_provider_sfjwt.salesforce.errors import ApiError
+from airflow_provider_sfjwt.salesforce.bulk import BulkJobs, download_results, query_to_file
+from airflow_provider_sfjwt.salesforce.errors import ApiError, BulkJobError, BulkJobTimeoutError
 from airflow_provider_sfjwt.testing.wiring import CONN_ID
 
 SOQL = "SELECT Id, Name, AnnualRevenue, NumberOfEmployees, Active__c, CreatedDate, Owner.Name FROM Account"
@@ -51,7 +43,7 @@ def test_csv_streams_every_chunk_once_with_one_header(emu, client, tmp_path):
     rest_ids = {r["Id"] for r in client.query("SELECT Id FROM Account")}
     assert {r[0] for r in rows} == rest_ids
     with pytest.raises(ApiError) as gone:  # deleted after the download
-        get_job(client, "query", jobs[0])
+        BulkJobs(client).get("query", jobs[0])
     assert gone.value.status == 404
 
 
@@ -60,7 +52,7 @@ def test_keep_job_leaves_the_job_in_salesforce(emu, client, tmp_path):
     result = query_to_file(
         client, "SELECT Id FROM Account", tmp_path / "k.csv", keep_job=True, **FAST
     )
-    assert get_job(client, "query", result["job_id"])["state"] == "JobComplete"
+    assert BulkJobs(client).get("query", result["job_id"])["state"] == "JobComplete"
 
 
 def test_jsonl_and_parquet_are_typed_from_describe(emu, client, tmp_path):
@@ -110,8 +102,8 @@ def test_aborted_job_is_reported_with_its_id(emu, client, tmp_path):
 
 def test_session_revoked_between_locator_pages_keeps_the_exact_count(emu, client, tmp_path):
     emu.generate_accounts(5_000)
-    job_id = create_query_job(client, "SELECT Id, Name FROM Account")
-    wait_for_job(client, "query", job_id, poll_interval=0.01, timeout=30)
+    job_id = BulkJobs(client).create_query("SELECT Id, Name FROM Account")
+    BulkJobs(client, poll_interval=0.01).wait("query", job_id, timeout=30)
     exchanges = emu.stats.token_exchanges
     emu.faults.revoke_sessions(after_calls=2)  # before the 3rd of 5 pages
     result = download_results(client, job_id, tmp_path / "r.csv", max_records=1_000)
@@ -126,10 +118,10 @@ def test_chunk_cut_mid_body_is_fetched_again_without_loss_or_duplicates(emu, cli
     """Cuts land after 1.2 MB, past the first 1 MiB block already written: the re-fetched
     chunk must skip exactly the bytes already delivered."""
     emu.generate_accounts(45_000)
-    job_id = create_query_job(
-        client, "SELECT Id, Name, Description, BillingCity, Industry, Owner.Name FROM Account"
+    job_id = BulkJobs(client).create_query(
+        "SELECT Id, Name, Description, BillingCity, Industry, Owner.Name FROM Account"
     )
-    wait_for_job(client, "query", job_id, poll_interval=0.01, timeout=30)
+    BulkJobs(client, poll_interval=0.01).wait("query", job_id, timeout=30)
     clean = download_results(client, job_id, tmp_path / "clean.csv", max_records=15_000)
     assert (tmp_path / "clean.csv").stat().st_size > 3 * 1_300_000  # every chunk exceeds the cut
     prefix = f"/services/data/v{client.api_version}/jobs/query/{job_id}/results"
@@ -149,7 +141,7 @@ def test_timeout_aborts_the_job(emu, client, tmp_path):
             client, SOQL, tmp_path / "t.csv", poll_interval=0.01, timeout=0, on_job=jobs.append
         )
     assert "timeout" in str(err.value)
-    assert get_job(client, "query", jobs[0])["state"] == "Aborted"
+    assert BulkJobs(client).get("query", jobs[0])["state"] == "Aborted"
 
 
 def test_query_all_includes_deleted_rows(emu, client, tmp_path):

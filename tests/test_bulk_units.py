@@ -8,13 +8,12 @@ from itertools import islice
 import pytest
 
 from airflow_provider_sfjwt.salesforce.bulk import (
-    BulkJobError,
-    TooManyFailedRecordsError,
     check_failed_records,
     failed_records_limit,
     poll_delays,
     raise_for_state,
 )
+from airflow_provider_sfjwt.salesforce.errors import BulkJobError, TooManyFailedRecordsError
 
 
 @pytest.mark.parametrize(

@@ -18,18 +18,14 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_sfjwt.salesforce.files import (
-    PARQUET_INSTALL_HINT,
-    CsvChunkWriter,
-    atomic_output,
-    csv_chunks_to_records,
-    flatten_record,
-    open_csv_passthrough,
-    open_writer,
-    read_records,
-    split_csv,
-)
+from airflow_provider_sfjwt.salesforce.bulk_csv import CsvJoiner, csv_chunks_to_records
+from airflow_provider_sfjwt.salesforce.errors import SalesforceError
+from airflow_provider_sfjwt.salesforce.parquet import PARQUET_INSTALL_HINT
+from airflow_provider_sfjwt.salesforce.readers import read_records, split_csv
+from airflow_provider_sfjwt.salesforce.records import flatten_record
 from airflow_provider_sfjwt.salesforce.soql import select_columns
+from airflow_provider_sfjwt.salesforce.storage import atomic_output
+from airflow_provider_sfjwt.salesforce.writers import open_writer
 
 SOQL = """SELECT Id,  Name,
     Owner.Name, IsActive__c, NumberOfEmployees, AnnualRevenue,
@@ -507,39 +503,49 @@ BULK_EXPECTED = [
 ]
 
 
+def _join(target: pathlib.Path, bodies: list[bytes], block: int = 0) -> CsvJoiner:
+    """Join CSV bodies into ``target`` the way Bulk results are saved (optionally in small blocks)."""
+    joiner = CsvJoiner()
+    with atomic_output(target, "wb") as out:
+        for n, body in enumerate(bodies):
+            step = block or max(1, len(body))
+            blocks = [body[i : i + step] for i in range(0, len(body), step)]
+            for piece in joiner.body(blocks, f"body {n}"):
+                out.write(piece)
+    return joiner
+
+
 def test_passthrough_concatenates_chunks_with_one_header(tmp_path: pathlib.Path) -> None:
     target = tmp_path / "bulk.csv"
-    with open_csv_passthrough(target) as w:
-        counts = [w.write_chunk(chunk) for chunk in BULK_CHUNKS]
-        assert w.columns == ["Id", "Name", "Owner.Name"]
-    assert counts == [2, 1, 0, 3]
-    assert w.rows == 6 and w.path == str(target)
+    joiner = _join(target, BULK_CHUNKS)
+    assert joiner.columns == ["Id", "Name", "Owner.Name"]
+    assert [len(list(csv_chunks_to_records([c]))) for c in BULK_CHUNKS] == [2, 1, 0, 3]
     data = target.read_bytes()
     assert data.count(BULK_HEADER) == 1 and data.startswith(BULK_HEADER)
     assert data == BULK_HEADER + b"".join(c[len(BULK_HEADER) :] for c in BULK_CHUNKS)
     assert list(read_records(target)) == BULK_EXPECTED
+    # Blocks cut anywhere (inside the header, a quoted newline, a UTF-8 character) join alike.
+    for size in (1, 5, 64):
+        _join(tmp_path / f"blocks-{size}.csv", BULK_CHUNKS, size)
+        assert (tmp_path / f"blocks-{size}.csv").read_bytes() == data, size
 
-    # Unquoted chunks use the fast path; a missing final newline is repaired.
+    # A body without a final newline gets one, so the next body's first record stays apart.
     other = tmp_path / "plain.csv"
-    with CsvChunkWriter(other) as w:
-        assert w.write_chunk(b"Id,Name\n1,a\n2,b\n") == 2
-        assert w.write_chunk(b"Id,Name\n3,c") == 1
-        assert w.write_chunk(b"Id,Name\n4,d\n", rows=1) == 1  # Sforce-NumberOfRecords
-    assert other.read_bytes() == b"Id,Name\n1,a\n2,b\n3,c\n4,d\n" and w.rows == 4
+    _join(other, [b"Id,Name\n1,a\n2,b\n", b"Id,Name\n3,c", b"Id,Name\n4,d\n"])
+    assert other.read_bytes() == b"Id,Name\n1,a\n2,b\n3,c\n4,d\n"
+    assert len(list(read_records(other))) == 4
     header_only = tmp_path / "header-only.csv"
-    with CsvChunkWriter(header_only) as w:
-        assert w.write_chunk(b"Id") == 0
-        assert w.write_chunk(b"Id") == 0
-        assert w.write_chunk(b"") == 0
-    assert header_only.read_bytes() == b"Id\n" and w.rows == 0
+    assert _join(header_only, [b"Id", b"Id", b""]).columns == ["Id"]
+    assert header_only.read_bytes() == b"Id\n" and list(read_records(header_only)) == []
 
 
 def test_passthrough_refuses_mismatched_or_cut_chunks(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(ValueError, match="header"), open_csv_passthrough(tmp_path / "a.csv") as w:
-        w.write_chunk(b"Id,Name\n1,a\n")
-        w.write_chunk(b"Id,Email\n2,b\n")
-    with pytest.raises(ValueError, match="quoted"), open_csv_passthrough(tmp_path / "b.csv") as w:
-        w.write_chunk(b'Id,Name\n1,"unterminated\n')
+    with pytest.raises(SalesforceError, match="header"):
+        _join(tmp_path / "a.csv", [b"Id,Name\n1,a\n", b"Id,Email\n2,b\n"])
+    with pytest.raises(SalesforceError, match="header"):
+        _join(tmp_path / "c.csv", [b"Id,Name\n1,a\n", b"Id,Email"])
+    with pytest.raises(SalesforceError, match="quoted"):
+        _join(tmp_path / "b.csv", [b'Id,Name\n1,"unterminated\n'])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -696,7 +702,8 @@ def test_core_module_imports_neither_airflow_nor_pyarrow() -> None:
 
     code = (
         "import sys\n"
-        "import airflow_provider_sfjwt.salesforce.files, airflow_provider_sfjwt.salesforce.soql\n"
+        "import airflow_provider_sfjwt.salesforce.writers, airflow_provider_sfjwt.salesforce.parquet\n"
+        "import airflow_provider_sfjwt.salesforce.readers, airflow_provider_sfjwt.salesforce.bulk\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'pyarrow', 'pandas'}))\n"
     )
     out = subprocess.run(

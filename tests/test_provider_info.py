@@ -103,10 +103,11 @@ def test_core_imports_no_airflow():
         "            raise ImportError('airflow is blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import airflow_provider_sfjwt.salesforce as core\n"
-        "for m in pkgutil.iter_modules(core.__path__):\n"
-        "    importlib.import_module('airflow_provider_sfjwt.salesforce.' + m.name)\n"
+        "for m in pkgutil.walk_packages(core.__path__, 'airflow_provider_sfjwt.salesforce.'):\n"
+        "    importlib.import_module(m.name)\n"
         "print('ok', sorted(m for m in sys.modules if m.startswith('airflow_provider_sfjwt.salesforce')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "airflow_provider_sfjwt.salesforce.client" in out.stdout
+    assert "airflow_provider_sfjwt.salesforce.bulk.ingest" in out.stdout

@@ -37,6 +37,9 @@ TRICKY = [
         (42, "42"),
         (Decimal("12.50"), "12.50"),
         (2.5, "2.5"),
+        (1e-7, "0.0000001"),
+        (1e22, "10000000000000000000000"),
+        (Decimal("1E+3"), "1000"),
         (dt.date(2026, 1, 31), "2026-01-31"),
         (
             dt.datetime(2026, 1, 1, 1, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
@@ -57,8 +60,9 @@ def test_values_without_a_literal_are_refused():
         soql_quote([])
     with pytest.raises(TypeError, match="no SOQL literal for a dict"):
         soql_quote({"a": 1})
-    with pytest.raises(ValueError, match="no SOQL literal"):
-        soql_quote(float("nan"))
+    for no_number in (float("nan"), float("-inf"), Decimal("NaN"), Decimal("-Infinity")):
+        with pytest.raises(ValueError, match="no SOQL literal"):
+            soql_quote(no_number)
     with pytest.raises(ValueError, match="only the wildcards"):
         soql_like("x", after="%' OR Name != '")
     assert soql_date(dt.datetime(2026, 2, 3, 4, 5, tzinfo=dt.timezone.utc)) == "2026-02-03"
@@ -82,3 +86,14 @@ def test_each_value_matches_exactly_itself_in_salesforce(emu):
     assert names(f"Name LIKE {soql_like('%', before='%', after='%')}") == ["50%_off"]
     assert names(f"Name LIKE {soql_like('ric', before='%', after='%')}") == ["Zürich – naïve"]
     assert names(f"Name LIKE {soql_like('Zür', after='%')}") == ["Zürich – naïve"]
+
+
+def test_numbers_round_trip_through_the_parser(emu):
+    """Tiny and huge numbers reach Salesforce's parser as plain decimals, never an exponent."""
+    from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+
+    emu.load("Account", [{"Name": "small", "AnnualRevenue": 0.5}])
+    client = SalesforceJWTHook().get_conn()
+    for bound in (1e-7, Decimal("1E-7")):
+        soql = f"SELECT Name FROM Account WHERE AnnualRevenue > {soql_quote(bound)}"
+        assert [r["Name"] for r in client.query(soql)] == ["small"]

@@ -21,7 +21,6 @@ from airflow_provider_sfjwt.salesforce.auth import TokenCache
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import SalesforceError
 from airflow_provider_sfjwt.salesforce.keys import certificate_info, certificate_matches_key
-from airflow_provider_sfjwt.salesforce.retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES
 from airflow_provider_sfjwt.salesforce.settings import ConnectionSettings, parse_connection
 
 log = logging.getLogger(__name__)
@@ -212,32 +211,20 @@ class SalesforceJWTHook(BaseHook):
         format: str = "csv",
         include_deleted: bool = False,
         **kwargs: Any,
-    ) -> dict[str, Any]:
+    ) -> bulk.QueryResult:
         """Run a Bulk API 2.0 query job, wait for it here and stream its results into a file.
 
-        Returns ``{"path", "rows", "job_id", "format", "columns"}``.
+        ``kwargs`` are those of :func:`airflow_provider_sfjwt.salesforce.bulk.query_to_file`
+        (``max_records``, ``poll_interval``, ``timeout``, ``field_types``, ``keep_job``,
+        ``on_job``). Returns ``{"path", "rows", "job_id", "format", "columns"}``.
         """
         return bulk.query_to_file(
-            self.get_conn(), soql, storage_path(path), format, include_deleted, **kwargs
-        )
-
-    def bulk_start_query(self, soql: str, include_deleted: bool = False) -> str:
-        """Create a Bulk API 2.0 query job and return its id without waiting for it."""
-        return bulk.create_query_job(self.get_conn(), soql, include_deleted)
-
-    def bulk_download(
-        self,
-        job_id: str,
-        path: Any,
-        format: str = "csv",
-        *,
-        soql: str | None = None,
-        max_records: int | None = None,
-        field_types: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Stream the results of a completed query job into a file (as ``bulk_query_to_file``)."""
-        return bulk.download_results(
-            self.get_conn(), job_id, storage_path(path), format, soql, max_records, field_types
+            self.get_conn(),
+            soql,
+            storage_path(path),
+            format,
+            include_deleted=include_deleted,
+            **kwargs,
         )
 
     def bulk_ingest_file(
@@ -247,21 +234,72 @@ class SalesforceJWTHook(BaseHook):
         path: Any,
         external_id_field: str | None = None,
         **kwargs: Any,
-    ) -> dict[str, Any]:
+    ) -> bulk.IngestSummary:
         """Load a CSV through Bulk API 2.0 ingest jobs, waiting here; result files go beside it.
 
+        ``kwargs`` are those of :func:`airflow_provider_sfjwt.salesforce.bulk.ingest_file`.
         Returns a summary with job ids, processed/failed counts and the result file paths.
         """
         return bulk.ingest_file(
-            self.get_conn(), sobject, operation, storage_path(path), external_id_field, **kwargs
+            self.get_conn(),
+            sobject,
+            operation,
+            storage_path(path),
+            external_id_field=external_id_field,
+            **kwargs,
+        )
+
+    # The steps a deferrable task takes on each side of its wait in the triggerer.
+
+    def bulk_jobs(
+        self,
+        *,
+        poll_interval: float = bulk.DEFAULT_POLL_INTERVAL,
+        on_job: Callable[[str], None] | None = None,
+    ) -> bulk.BulkJobs:
+        """The connection's Bulk API 2.0 jobs: create, wait, abort, delete.
+
+        ``on_job`` is told every job id as soon as the job exists (a task keeps them for
+        ``on_kill``).
+        """
+        return bulk.BulkJobs(self.get_conn(), poll_interval=poll_interval, on_job=on_job)
+
+    def bulk_start_query(
+        self,
+        soql: str,
+        *,
+        include_deleted: bool = False,
+        on_job: Callable[[str], None] | None = None,
+    ) -> str:
+        """Create a Bulk API 2.0 query job and return its id without waiting for it."""
+        jobs = self.bulk_jobs(on_job=on_job)
+        return jobs.create_query(soql, include_deleted=include_deleted)
+
+    def bulk_download(
+        self,
+        job_id: str,
+        path: Any,
+        *,
+        format: str = "csv",
+        soql: str | None = None,
+        max_records: int | None = None,
+        field_types: Mapping[str, str] | None = None,
+    ) -> bulk.QueryResult:
+        """Stream the results of a completed query job into a file (as ``bulk_query_to_file``)."""
+        return bulk.download_results(
+            self.get_conn(),
+            job_id,
+            storage_path(path),
+            format=format,
+            soql=soql,
+            max_records=max_records,
+            field_types=field_types,
         )
 
     def bulk_start_ingest(
         self,
-        sobject: str,
-        operation: str,
+        spec: bulk.IngestSpec,
         path: Any,
-        external_id_field: str | None = None,
         *,
         max_upload_bytes: int = bulk.MAX_UPLOAD_BYTES,
         on_job: Callable[[str], None] | None = None,
@@ -270,73 +308,52 @@ class SalesforceJWTHook(BaseHook):
 
         Returns the job ids (none for a file without records).
         """
+        jobs = self.bulk_jobs(on_job=on_job)
         job_ids, _ = bulk.start_ingest(
-            self.get_conn(),
-            sobject,
-            operation,
-            storage_path(path),
-            external_id_field,
-            max_upload_bytes,
-            on_job=on_job,
+            jobs, spec, storage_path(path), max_upload_bytes=max_upload_bytes
         )
         return job_ids
 
     def bulk_finish_ingest(
         self,
-        sobject: str,
-        operation: str,
+        spec: bulk.IngestSpec,
         job_ids: Sequence[str],
         path: Any,
         *,
-        external_id_field: str | None = None,
         results_dir: Any = None,
         infos: Sequence[Mapping[str, Any]] | None = None,
-        transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
-        transient_error_codes: str | Sequence[str] = TRANSIENT_ERROR_CODES,
         poll_interval: float = bulk.DEFAULT_POLL_INTERVAL,
         timeout: float = bulk.DEFAULT_TIMEOUT,
+        keep_job: bool = False,
+        max_failed_records: int | str | None = None,
         on_job: Callable[[str], None] | None = None,
-    ) -> dict[str, Any]:
-        """After ingest jobs finished: load transiently refused rows again, save the results.
+    ) -> bulk.IngestSummary:
+        """After the ingest jobs completed: load transient refusals again, save the result files.
 
-        ``path`` is the source CSV (result files go beside it unless ``results_dir``), ``infos``
-        the jobs' final state when already known. Returns the summary ``bulk_ingest_file``
-        returns; jobs are not deleted and ``max_failed_records`` is not judged here.
+        ``path`` is the source CSV (results go beside it unless ``results_dir``), ``infos`` the
+        jobs' final state when already known. Jobs are deleted unless ``keep_job``; more
+        failures than ``max_failed_records`` raise ``TooManyFailedRecordsError`` once the files
+        are saved.
         """
-        client = self.get_conn()
-        rounds = bulk.resubmit_transient_failures(
-            client,
-            sobject,
-            operation,
-            job_ids,
-            external_id_field,
-            transient_retries,
-            transient_error_codes,
-            poll_interval,
-            timeout,
-            on_job=on_job,
-            infos=infos,
-        )
-        return bulk.collect_ingest_results(
-            client,
-            sobject,
-            operation,
+        return bulk.finish_ingest(
+            self.bulk_jobs(poll_interval=poll_interval, on_job=on_job),
+            spec,
             job_ids,
             storage_path(path),
-            None,
-            storage_path(results_dir),
-            infos,
-            rounds,
-            transient_error_codes,
+            results_dir=storage_path(results_dir),
+            infos=infos,
+            timeout=timeout,
+            keep_job=keep_job,
+            max_failed_records=max_failed_records,
         )
 
     def bulk_abort_job(self, kind: str, job_id: str) -> bool:
         """Abort a query or ingest job; ``False`` when it had already finished."""
-        return bulk.abort_job(self.get_conn(), kind, job_id)
+        return self.bulk_jobs().abort(kind, job_id)
 
     def bulk_delete_job(self, kind: str, job_id: str) -> None:
         """Delete a finished job and the results Salesforce keeps for it."""
-        bulk.delete_job(self.get_conn(), kind, job_id)
+        self.bulk_jobs().delete(kind, job_id)
 
 
 def storage_path(path: Any, conn_id: str | None = None) -> Any:

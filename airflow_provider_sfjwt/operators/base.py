@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
-from airflow_provider_sfjwt.salesforce.files import FORMATS
+from airflow_provider_sfjwt.salesforce.writers import check_format
 
 
 class SalesforceHookMixin:
@@ -24,11 +24,11 @@ class SalesforceHookMixin:
 
 
 def checked_format(format: str) -> str:
-    """``format`` unchanged when it is one of ``FORMATS`` (any case) or still a template.
+    """``format`` unchanged when it is one of the writers' formats (any case) or still a template.
 
     Called from ``__init__`` so a typo fails when the DAG is parsed, and again from ``execute``
     once a templated value has been rendered, before any request is made.
     """
-    if "{{" not in format and format.lower() not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    if "{{" not in format:
+        check_format(format)
     return format

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.configuration import conf
@@ -29,50 +29,46 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     INGEST,
     MAX_UPLOAD_BYTES,
     QUERY,
-    BulkJobError,
-    BulkJobTimeoutError,
-    TooManyFailedRecordsError,
-    check_failed_records,
+    IngestSpec,
+    IngestSummary,
+    QueryResult,
     failed_records_limit,
+    job_error,
 )
+from airflow_provider_sfjwt.salesforce.errors import TooManyFailedRecordsError
 from airflow_provider_sfjwt.salesforce.retry import (
     DEFAULT_TRANSIENT_RETRIES,
     TRANSIENT_ERROR_CODES,
     transient_codes,
 )
+from airflow_provider_sfjwt.salesforce.storage import Destination
 from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-_STATE_HINTS = {
-    "Failed": "read Salesforce's message; the job stays visible in Setup > Bulk Data Load Jobs",
-    "Aborted": "the job was aborted (job_timeout, on_kill, another client or an admin); run the "
-    "task again if that was not intended, or raise job_timeout if it was only slow",
-}
-
 
 def default_deferrable() -> bool:
     """``True`` unless ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` says otherwise.
 
-    Bulk jobs take minutes to hours, so these operators defer by default, and an explicit environment setting still wins. ``airflow.cfg`` is not consulted: Airflow
-    writes ``default_deferrable = False`` into every new ``airflow.cfg``, so its presence there
-    says nothing about what the user chose. Pass ``deferrable=False`` to run in the worker.
+    Bulk jobs take minutes to hours, so these operators defer by default, and an explicit
+    environment setting still wins. ``airflow.cfg`` is not consulted: Airflow writes
+    ``default_deferrable = False`` into every new ``airflow.cfg``, so its presence there says
+    nothing about what the user chose. Pass ``deferrable=False`` to run in the worker.
     """
     if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ:
         return conf.getboolean("operators", "default_deferrable")
     return True
 
 
-def _raise_event_error(event: dict[str, Any]) -> None:
-    state = str(event.get("state", ""))
-    cls = BulkJobTimeoutError if event.get("timeout") else BulkJobError
-    raise cls(
+def _raise_event_error(event: dict[str, Any]) -> NoReturn:
+    """Raise what the trigger reported, as a wait in the worker would have raised it."""
+    raise job_error(
         str(event.get("kind", "")),
         str(event.get("job_id", "")),
-        state,
+        str(event.get("state", "")),
         str(event.get("message", "")),
-        _STATE_HINTS.get(state, ""),
+        timeout=bool(event.get("timeout")),
     )
 
 
@@ -168,12 +164,14 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         self.max_records = max_records
         self.field_types = field_types
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> QueryResult:
         checked_format(self.format)  # a templated format is known only now
+        path = storage_path(self.output_path, self.storage_conn_id)
+        Destination(path)  # a path that cannot be written is refused before the job exists
         if not self.deferrable:
             result = self.hook.bulk_query_to_file(
                 self.soql,
-                storage_path(self.output_path, self.storage_conn_id),
+                path,
                 self.format,
                 include_deleted=self.include_deleted,
                 max_records=self.max_records,
@@ -185,11 +183,12 @@ class SalesforceBulkQueryOperator(_BulkOperator):
             )
             self.record_extract(self.hook.get_conn().instance_url, self.soql, result)
             return result
-        job_id = self.hook.bulk_start_query(self.soql, self.include_deleted)
-        self._remember(job_id)
+        job_id = self.hook.bulk_start_query(
+            self.soql, include_deleted=self.include_deleted, on_job=self._remember
+        )
         self._defer([job_id])
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> QueryResult:
         """Back from the triggerer: the job is complete (or not); download its results."""
         if event.get("status") != "success":
             _raise_event_error(event)
@@ -198,7 +197,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         result = self.hook.bulk_download(
             job_id,
             storage_path(self.output_path, self.storage_conn_id),
-            self.format,
+            format=self.format,
             soql=self.soql,
             max_records=self.max_records,
             field_types=self.field_types,
@@ -276,7 +275,17 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         self.transient_retries = transient_retries
         self.transient_error_codes = sorted(transient_codes(transient_error_codes))
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def _spec(self) -> IngestSpec:
+        """What to load, from the rendered fields (operation and object may be templated)."""
+        return IngestSpec(
+            self.sobject,
+            self.operation,
+            external_id_field=self.external_id_field,
+            transient_retries=self.transient_retries,
+            transient_error_codes=self.transient_error_codes,
+        )
+
+    def execute(self, context: Context) -> IngestSummary:
         failed_records_limit(self.max_failed_records, 0)  # a bad setting fails before any upload
         source = storage_path(self.input_path, self.storage_conn_id)
         if not self.deferrable:
@@ -302,50 +311,39 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             self.record_load(self.hook.get_conn().instance_url, source, self.sobject)
             return self._report(summary)
         job_ids = self.hook.bulk_start_ingest(
-            self.sobject,
-            self.operation,
-            source,
-            self.external_id_field,
-            max_upload_bytes=self.max_upload_bytes,
-            on_job=self._remember,
+            self._spec(), source, max_upload_bytes=self.max_upload_bytes, on_job=self._remember
         )
         if not job_ids:
             self.log.warning("%s holds no records: nothing was loaded", self.input_path)
         self._defer(job_ids)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> IngestSummary:
         """Back from the triggerer: save the result files, then judge the failures."""
         if event.get("status") != "success":
             _raise_event_error(event)
         job_ids = list(event["job_ids"])
         self._job_ids = list(job_ids)  # on_kill also learns the retry jobs; job_ids stays as is
         source = storage_path(self.input_path, self.storage_conn_id)
-        summary = self.hook.bulk_finish_ingest(
-            self.sobject,
-            self.operation,
-            job_ids,
-            source,
-            external_id_field=self.external_id_field,
-            results_dir=storage_path(self.results_dir, self.storage_conn_id),
-            infos=event.get("jobs"),
-            transient_retries=self.transient_retries,
-            transient_error_codes=self.transient_error_codes,
-            poll_interval=self.poll_interval,
-            timeout=self.job_timeout,
-            on_job=self._remember,
-        )
-        if not self.keep_job:
-            for job_id in summary["job_ids"]:
-                self.hook.bulk_delete_job(INGEST, job_id)
         try:
-            check_failed_records(summary, self.max_failed_records)
-        except TooManyFailedRecordsError:
-            self._report_failure(context, summary)
+            summary = self.hook.bulk_finish_ingest(
+                self._spec(),
+                job_ids,
+                source,
+                results_dir=storage_path(self.results_dir, self.storage_conn_id),
+                infos=event.get("jobs"),
+                poll_interval=self.poll_interval,
+                timeout=self.job_timeout,
+                keep_job=self.keep_job,
+                max_failed_records=self.max_failed_records,
+                on_job=self._remember,
+            )
+        except TooManyFailedRecordsError as exc:
+            self._report_failure(context, exc.summary)
             raise
         self.record_load(self.hook.get_conn().instance_url, source, self.sobject)
         return self._report(summary)
 
-    def _report(self, summary: dict[str, Any]) -> dict[str, Any]:
+    def _report(self, summary: IngestSummary) -> IngestSummary:
         if summary["failed"]:
             self.log.warning(
                 "%d of %d records were rejected (within max_failed_records=%s); first error "
@@ -358,7 +356,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             )
         return summary
 
-    def _report_failure(self, context: Context, summary: dict[str, Any]) -> None:
+    def _report_failure(self, context: Context, summary: Mapping[str, Any]) -> None:
         ti = context.get("ti") if context else None
         if ti is not None:
             ti.xcom_push(key="ingest_summary", value=summary)

@@ -25,10 +25,12 @@ from .errors import (
     AuthenticationError,
     TokenEndpointError,
     TokenEndpointUnreachableError,
+    UntrustedAnswerError,
     classify_token_error,
+    quoted,
 )
 from .retry import RetryPolicy
-from .settings import ConnectionSettings, SecretSink
+from .settings import ConnectionSettings, SecretSink, instance_url_problem
 from .token_store import TokenStore, default_directory
 
 log = logging.getLogger(__name__)
@@ -226,6 +228,17 @@ class TokenExchanger:
                 clock_skew=self.last_clock_skew,
             )
         if status == 200 and body.get("access_token") and body.get("instance_url"):
+            problem = instance_url_problem(body["instance_url"], self.settings)
+            if problem is not None:
+                raise UntrustedAnswerError(
+                    f"JWT token exchange with {self.token_url} answered instance_url "
+                    f"{quoted(repr(body['instance_url']), 200)}, which {problem}. The access "
+                    "token was not used: every API call would carry it there.",
+                    token_url=self.token_url,
+                    status=status,
+                    audiences_tried=(audience,),
+                    clock_skew=self.last_clock_skew,
+                )
             token = AccessToken(
                 access_token=body["access_token"],
                 instance_url=str(body["instance_url"]).rstrip("/"),
@@ -235,8 +248,6 @@ class TokenExchanger:
                 token_type=str(body.get("token_type", "Bearer")),
                 audience=audience,
             )
-            if self.on_secret:
-                self.on_secret(token.access_token)
             skew = self.last_clock_skew
             if skew is not None and abs(skew) > CLOCK_SKEW_TOLERANCE:
                 log.warning(
@@ -347,13 +358,20 @@ class TokenCache:
         store = self._store(settings)
         if store is None:
             return self._exchange(slot, settings, exchanger)
-        with store.locked(settings):
-            stored = store.load(settings)
-            if stored is not None and (stale is None or stored.access_token != stale.access_token):
+        with store.session(settings) as shared:
+            if shared is None:  # unsafe directory or a stuck lock: this process logs in alone
+                return self._exchange(slot, settings, exchanger)
+            stored = shared.load()
+            if (
+                stored is not None
+                and (stale is None or stored.access_token != stale.access_token)
+                # stored under an older instance_domains: checked again, as a fresh answer is
+                and instance_url_problem(stored.instance_url, settings) is None
+            ):
                 slot.audience = stored.audience
                 return stored
             token = self._exchange(slot, settings, exchanger)
-            store.save(settings, token)
+            shared.save(token)
             return token
 
     def _exchange(
@@ -384,7 +402,14 @@ token store, by the other processes of the machine)."""
 
 
 class JWTAuth:
-    """Hands out access tokens for one connection; the client calls ``token()`` and ``refresh()``."""
+    """Hands out access tokens for one connection; the client calls ``token()`` and ``refresh()``.
+
+    Every token handed out is first given to ``on_secret`` (Airflow's masker), whichever path
+    produced it: a fresh exchange, this process's cache (filled by another client, maybe one
+    without a masker), or the token store (filled by another process). Registering here, at
+    the one exit, rather than where tokens are made, is what keeps a task that reuses a token
+    from logging it in clear.
+    """
 
     def __init__(
         self,
@@ -396,15 +421,24 @@ class JWTAuth:
     ) -> None:
         self.settings = settings
         self.cache = cache
+        self.on_secret = on_secret
+        self._registered = ""  # the last token given to on_secret
         self.exchanger = TokenExchanger(
             settings, session, retry or RetryPolicy(settings.max_retries), on_secret
         )
 
     def token(self) -> AccessToken:
-        return self.cache.get(self.settings, self.exchanger)
+        return self._hand_out(self.cache.get(self.settings, self.exchanger))
 
     def refresh(self, stale: AccessToken | None) -> AccessToken:
-        return self.cache.refresh(self.settings, self.exchanger, stale)
+        return self._hand_out(self.cache.refresh(self.settings, self.exchanger, stale))
+
+    def _hand_out(self, token: AccessToken) -> AccessToken:
+        """Register ``token`` with the masker once, before anyone can log it."""
+        if self.on_secret is not None and token.access_token != self._registered:
+            self.on_secret(token.access_token)
+            self._registered = token.access_token
+        return token
 
     @property
     def last_clock_skew(self) -> float | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import NAME_SHAPE, ConfigurationError, shown
 from .keys import REF_SCHEMES, VariableGetter, load_certificate, resolve_reference
 from .settings import ConnectionSettings, parse_connection
 
@@ -108,7 +108,7 @@ def build_connection(
     """
     if not conn_id or any(c.isspace() for c in conn_id):
         raise ConfigurationError(
-            "conn_id", f"{conn_id!r} is not a connection id", "use e.g. salesforce_jwt_default"
+            "conn_id", f"{shown(conn_id)} is not a connection id", "use e.g. salesforce_jwt_default"
         )
     if not key_file and not key_ref:
         raise ConfigurationError(
@@ -123,7 +123,7 @@ def build_connection(
     if scheme not in REF_SCHEMES or not target:
         raise ConfigurationError(
             "private_key_ref",
-            f"{ref[:40]!r} is not a reference",
+            f"{shown(ref)} is not a reference",
             "use file:/path/on/workers/key.pem, env:VARIABLE or variable:NAME",
         )
     if key_path:
@@ -201,7 +201,7 @@ def passphrase_from_env(name: str | None) -> str | None:
     if not value:
         raise ConfigurationError(
             "passphrase-env",
-            f"names environment variable {name!r}, which is not set or empty",
+            f"names environment variable {shown(name, NAME_SHAPE)}, which is not set or empty",
             f"export {name}=... first (read -s {name}; export {name})",
         )
     return value

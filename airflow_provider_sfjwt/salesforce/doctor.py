@@ -44,6 +44,7 @@ from .errors import (
     ConfigurationError,
     ExpiredAssertionError,
     SalesforceError,
+    shown,
 )
 from .keygen import git_exposure
 from .keys import (
@@ -360,7 +361,7 @@ def check_audience(run: _Run) -> Outcome:
     if parts.scheme not in ("https", "http") or not host:
         raise ConfigurationError(
             "audience",
-            f"{explicit!r} is not a URL",
+            f"{shown(explicit)} is not a URL",
             f"leave it empty to derive it, or use {PRODUCTION_AUDIENCE} / {SANDBOX_AUDIENCE}",
         )
     fix_empty = "leave audience empty so it is derived from the Login URL"

@@ -8,12 +8,60 @@ assertions or tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class SalesforceError(Exception):
     """Base of every error this provider raises on purpose."""
+
+
+PREVIEW_CHARS = 8
+
+
+def shown(value: object, shape: re.Pattern[str] | None = None) -> str:
+    """How a validation message may quote what the user typed: never the whole of a long value.
+
+    A value in the wrong field is often a secret pasted there (a PEM line in ``audience``, the
+    passphrase in the Login URL), and the message travels to task logs, the UI's Test button
+    and tracebacks, where the masker may not reach (and never reaches a lower-cased copy). So
+    a message shows at most the first few characters (half the value, at most 8) and the
+    length. A value that has the ``shape`` the field expects (a path, a variable name) is shown
+    whole: it is then what it claims to be, and naming it helps the user find it.
+    """
+    text = str(value)
+    if (
+        shape is not None
+        and len(text) <= 255
+        and shape.fullmatch(text)
+        and not _KEY_MATERIAL.search(text)
+    ):
+        return repr(text)
+    keep = min(PREVIEW_CHARS, len(text) // 2)
+    unit = "character" if len(text) == 1 else "characters"
+    return f"{text[:keep]!r}... ({len(text)} {unit})" if keep else f"a value of {len(text)} {unit}"
+
+
+_KEY_MATERIAL = re.compile(r"[A-Za-z0-9+=]{40,}")  # a run of base64 as long as in a PEM line
+PATH_SHAPE = re.compile(r"[^\s\x00-\x1f]+")
+"""A file path: one line, no spaces."""
+NAME_SHAPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
+"""An environment variable or Airflow Variable name."""
+
+
+SERVER_TEXT_CHARS = 2048
+
+
+def quoted(text: str, limit: int = SERVER_TEXT_CHARS) -> str:
+    """Text a server sent, for a message: at most ``limit`` characters, and how much was cut.
+
+    A broken or hostile server can answer hundreds of megabytes; the message lands in task logs.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit:,} more characters not shown]"
 
 
 class ConfigurationError(SalesforceError, ValueError):
@@ -265,6 +313,25 @@ class TokenEndpointError(AuthenticationError):
     )
 
 
+class UntrustedAnswerError(TokenEndpointError):
+    """The token endpoint answered something this client will not act on (see ``meaning``)."""
+
+    meaning = (
+        "The token endpoint's answer failed a safety check (an instance URL outside Salesforce's "
+        "domains, a redirect, a body beyond the size limit), so nothing of it was used and no "
+        "token or assertion went anywhere else. A proxy rewriting answers, a Login URL that is "
+        "not the org's token endpoint, or an attack."
+    )
+    checks = (
+        "the Login URL (connection host) is https://login.salesforce.com, https://test.salesforce.com "
+        "or the org's My Domain URL",
+        "proxy settings (HTTPS_PROXY, NO_PROXY): a proxy must not redirect or rewrite Salesforce's "
+        "answers",
+        "for a private Salesforce deployment on a domain of its own: list that domain in the "
+        "connection extra instance_domains",
+    )
+
+
 class TokenEndpointUnreachableError(AuthenticationError):
     """Timeouts, refused connections and TLS failures on the way to the token endpoint."""
 
@@ -357,6 +424,46 @@ class RetriesExhaustedError(SalesforceError):
 
 class TransportError(SalesforceError):
     """Connection refused or reset, timeout or TLS failure talking to the instance."""
+
+
+class BulkJobError(SalesforceError):
+    """A Bulk API 2.0 job ended Failed or Aborted, or could not be finished."""
+
+    def __init__(self, kind: str, job_id: str, state: str, message: str, hint: str = "") -> None:
+        self.kind = kind
+        self.job_id = job_id
+        self.state = state
+        self.message = message
+        text = f"Bulk API 2.0 {kind} job {job_id} ended {state}"
+        text += f": {message}" if message else " (Salesforce gave no errorMessage)"
+        if hint:
+            text += f"\nWhat to do: {hint}"
+        super().__init__(text)
+
+
+class BulkJobTimeoutError(BulkJobError):
+    """The job did not finish within the timeout; it has been aborted."""
+
+
+class TooManyFailedRecordsError(SalesforceError):
+    """An ingest rejected more records than ``max_failed_records`` allows.
+
+    ``summary`` is the ingest's summary, so a caller can still report what was loaded.
+    """
+
+    def __init__(self, summary: Mapping[str, Any], limit: int, limit_text: str) -> None:
+        self.summary = dict(summary)
+        codes = ", ".join(f"{code} x{n}" for code, n in summary.get("first_errors", {}).items())
+        text = (
+            f"Bulk ingest of {summary.get('processed', 0):,} records into "
+            f"{summary.get('object')} ({summary.get('operation')}) rejected "
+            f"{summary.get('failed', 0):,}, more than max_failed_records={limit_text} "
+            f"({limit:,} records). First error codes: {codes or 'none reported'}. "
+            f"The rejected rows with Salesforce's reason (sf__Error) are in "
+            f"{summary.get('failed_path')}. Fix those rows and load that file again, or raise "
+            "max_failed_records if such failures are expected."
+        )
+        super().__init__(text)
 
 
 API_HINTS: dict[str, str] = {

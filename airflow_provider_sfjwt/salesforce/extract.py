@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .client import SalesforceClient
-from .files import FORMATS, open_writer
 from .soql import select_columns
+from .writers import check_format, open_writer
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,7 @@ def query_to_file(
 
     Returns ``{"path", "rows", "columns", "format"}`` - small enough for XCom.
     """
-    fmt = format.lower()
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    fmt = check_format(format)
     columns = select_columns(soql)
     types = column_types(client, soql, columns) if fmt == "parquet" else {}
     rows = 0

@@ -2,8 +2,9 @@
 
 What Salesforce's setup guide does by hand with ``openssl genrsa`` and ``openssl req -x509``,
 with the mistakes designed out: the key is written with mode 0600 and never over an existing
-file unless asked, it is PKCS#8 (optionally encrypted), and the user is told when the key sits
-in a git work tree where it is not ignored, because a committed key has to be rotated at once.
+file unless asked (nor through a symlink planted at its name: :mod:`.safe_write`), it is PKCS#8
+(optionally encrypted), and the user is told when the key sits in a git work tree where it is
+not ignored, because a committed key has to be rotated at once.
 
 Plain Python, no Airflow: ``sfjwt keygen`` is a thin wrapper around :func:`write_key_pair`.
 """
@@ -12,14 +13,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, shown
 from .keys import (
     CertificateInfo,
     certificate_info,
@@ -30,6 +30,7 @@ from .keys import (
     resolve_reference,
     self_signed_certificate,
 )
+from .safe_write import write_file
 
 ALLOWED_BITS = (2048, 3072, 4096)
 DEFAULT_COMMON_NAME = "airflow-salesforce-jwt"
@@ -70,7 +71,7 @@ def parse_subject(subject: str) -> x509.Name:
         if not sep or oid is None or not value.strip():
             raise ConfigurationError(
                 "subject",
-                f"has a part {part.strip()!r} that is not NAME=value with NAME one of "
+                f"has a part {shown(part.strip())} that is not NAME=value with NAME one of "
                 f"{', '.join(_NAME_OIDS)}",
                 "write it like /C=US/O=Acme/CN=airflow-salesforce or CN=airflow-salesforce,O=Acme",
             )
@@ -78,30 +79,6 @@ def parse_subject(subject: str) -> x509.Name:
             raise ConfigurationError("subject", "has a country (C=) that is not two letters", "")
         attributes.append(x509.NameAttribute(oid, value.strip()))
     return x509.Name(attributes)
-
-
-def _write_file(path: Path, data: bytes, mode: int, force: bool) -> None:
-    """Write ``data`` so that the file never exists with a wider ``mode``, even briefly.
-
-    A new file is created exclusively (never over one that appeared meanwhile); a replacement
-    goes through a temporary file in the same directory and an atomic rename.
-    """
-    if not force:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)  # the umask may have narrowed it
-            handle.write(data)
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_key_pair(
@@ -133,7 +110,7 @@ def write_key_pair(
             raise ConfigurationError(
                 what, f"goes to {str(path.parent)!r}, which is not a directory", "create it first"
             )
-        if path.exists() and not force:
+        if os.path.lexists(path) and not force:
             raise ConfigurationError(
                 what,
                 f"file {str(path)!r} already exists",
@@ -142,8 +119,8 @@ def write_key_pair(
             )
     key = generate_private_key(bits)
     cert = self_signed_certificate(key, subject or default_subject(), days)
-    _write_file(key_file, private_key_to_pem(key, passphrase), 0o600, force)
-    _write_file(cert_file, certificate_to_pem(cert), 0o644, force)
+    write_file(key_file, private_key_to_pem(key, passphrase), 0o600, replace=force)
+    write_file(cert_file, certificate_to_pem(cert), 0o644, replace=force)
     return KeyPairFiles(
         key_path=key_file,
         cert_path=cert_file,
@@ -170,7 +147,7 @@ def renew_certificate(
     if not 1 <= days <= MAX_DAYS:
         raise ConfigurationError("days", f"is {days}", f"use 1 to {MAX_DAYS} days")
     key_file, cert_file = Path(key_path).expanduser(), Path(cert_path).expanduser()
-    if cert_file.exists() and not force:
+    if os.path.lexists(cert_file) and not force:
         raise ConfigurationError(
             "cert",
             f"file {str(cert_file)!r} already exists",
@@ -185,7 +162,7 @@ def renew_certificate(
     pem = resolve_reference(f"file:{key_file}", "reuse-key")
     key = load_private_key(pem, passphrase, "reuse-key")
     cert = self_signed_certificate(key, subject or default_subject(), days)
-    _write_file(cert_file, certificate_to_pem(cert), 0o644, force)
+    write_file(cert_file, certificate_to_pem(cert), 0o644, replace=force)
     return KeyPairFiles(
         key_path=key_file,
         cert_path=cert_file,

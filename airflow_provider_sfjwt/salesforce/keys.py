@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from .errors import ConfigurationError
+from .errors import NAME_SHAPE, PATH_SHAPE, ConfigurationError, shown
 
 MIN_RSA_BITS = 2048
 REF_SCHEMES = ("file", "env", "variable")
@@ -94,8 +94,8 @@ def resolve_reference(ref: str, field: str, get_variable: VariableGetter | None 
     if not sep or scheme not in REF_SCHEMES or not target:
         raise ConfigurationError(
             field,
-            f"must look like file:/path/key.pem, env:VARIABLE or variable:NAME (got a value starting "
-            f"with {ref.strip()[:8]!r})"
+            "must look like file:/path/key.pem, env:VARIABLE or variable:NAME, not "
+            f"{shown(ref.strip())}"
             if not ref.lstrip().startswith("-----")
             else "holds a PEM, not a reference",
             "put an inline key in private_key, or a reference such as file:/opt/airflow/key.pem in "
@@ -106,8 +106,9 @@ def resolve_reference(ref: str, field: str, get_variable: VariableGetter | None 
         if not path.is_absolute():
             raise ConfigurationError(
                 field,
-                f"points to the relative path {target!r} (from this process's directory: "
-                f"{str(path.resolve())!r}); workers, the triggerer and the API server each start "
+                f"points to the relative path {shown(target, PATH_SHAPE)} (from this "
+                f"process's directory: {shown(str(path.resolve()), PATH_SHAPE)}); workers, the "
+                "triggerer and the API server each start "
                 "in a different directory",
                 "use an absolute path such as file:/opt/airflow/keys/salesforce.pem",
             )
@@ -115,24 +116,29 @@ def resolve_reference(ref: str, field: str, get_variable: VariableGetter | None 
         if not path.is_file():
             raise ConfigurationError(
                 field,
-                f"points to file {str(path)!r}, which does not exist on this machine",
+                f"points to file {shown(str(path), PATH_SHAPE)}, which does not exist on this "
+                "machine",
                 "copy the key to that path on every worker (and on the API server for the Test "
                 "button), or use env: or variable:",
             )
         if path.stat().st_size > MAX_REFERENCED_BYTES:
             raise ConfigurationError(
-                field, f"points to {str(path)!r}, far too large to be a PEM", _PEM_FIX
+                field,
+                f"points to {shown(str(path), PATH_SHAPE)}, far too large to be a PEM",
+                _PEM_FIX,
             )
         try:
             return path.read_text(encoding="ascii", errors="strict")
         except UnicodeDecodeError:
             raise ConfigurationError(
-                field, f"points to {str(path)!r}, which is binary, not a PEM", _PEM_FIX
+                field,
+                f"points to {shown(str(path), PATH_SHAPE)}, which is binary, not a PEM",
+                _PEM_FIX,
             ) from None
         except OSError as exc:
             raise ConfigurationError(
                 field,
-                f"points to {str(path)!r}, which cannot be read ({exc.strerror})",
+                f"points to {shown(str(path), PATH_SHAPE)}, which cannot be read ({exc.strerror})",
                 "give the Airflow user read permission on the file",
             ) from None
     if scheme == "env":
@@ -140,7 +146,8 @@ def resolve_reference(ref: str, field: str, get_variable: VariableGetter | None 
         if not value:
             raise ConfigurationError(
                 field,
-                f"points to environment variable {target!r}, which is not set in this process",
+                f"points to environment variable {shown(target, NAME_SHAPE)}, which is not set "
+                "in this process",
                 "set it on every worker (and the API server for the Test button)",
             )
         return value
@@ -150,10 +157,11 @@ def resolve_reference(ref: str, field: str, get_variable: VariableGetter | None 
         )
     value = get_variable(target)
     if not value:
+        name = target if NAME_SHAPE.fullmatch(target) else "NAME"
         raise ConfigurationError(
             field,
-            f"points to Airflow Variable {target!r}, which does not exist",
-            f'create it (airflow variables set {target} "$(cat key.pem)") or in your secrets '
+            f"points to Airflow Variable {shown(target, NAME_SHAPE)}, which does not exist",
+            f'create it (airflow variables set {name} "$(cat key.pem)") or in your secrets '
             "backend under the variables prefix",
         )
     return value

@@ -29,8 +29,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .client import SalesforceClient
-from .files import Destination, RecordWriter, open_writer, read_records
+from .readers import read_records
 from .retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES, RetryPolicy, transient_codes
+from .storage import Destination, same_file
+from .writers import RecordWriter, open_writer
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +290,18 @@ def load_collections(
 def load_file(
     client: SalesforceClient, operation: str, path: str | os.PathLike[str] | Any, **kwargs: Any
 ) -> LoadSummary:
-    """:func:`load_collections` over the records of a CSV or JSONL file, streamed."""
+    """:func:`load_collections` over the records of a CSV or JSONL file, streamed.
+
+    A ``failed_records_path`` that is the input file itself (by name, link or hard link) is
+    refused before any request: the report would replace the records being loaded.
+    """
+    report = kwargs.get("failed_records_path")
+    if report is not None and same_file(path, report):
+        raise ValueError(
+            f"failed_records_path {report} is the input file {path} (same file once links are "
+            "resolved): the failure report would replace the records being loaded. Give it "
+            "another name."
+        )
     fmt = file_format(Destination(path).name)
     return load_collections(
         client, operation, read_records(path, fmt), from_csv=fmt == "csv", **kwargs

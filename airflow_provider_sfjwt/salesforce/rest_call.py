@@ -17,7 +17,7 @@ import requests
 
 from .client import IDEMPOTENT, SalesforceClient
 from .errors import RetriesExhaustedError, TransportError
-from .files import atomic_output
+from .storage import atomic_output
 
 DEFAULT_MAX_INLINE_BYTES = 64 * 1024
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE", "HEAD")

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import DEFAULT_API_VERSION
-from .errors import ConfigurationError
+from .errors import PATH_SHAPE, ConfigurationError, shown
 from .keys import VariableGetter, load_certificate, load_private_key, pem_lines, resolve_reference
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
@@ -41,6 +41,30 @@ _UI_HOSTS = (
 
 _DNS_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
+SALESFORCE_DOMAINS = (
+    "salesforce.com",
+    "force.com",
+    "salesforce.mil",
+    "cloudforce.com",
+    "site.com",
+    "salesforce-setup.com",
+)
+"""Domains an ``instance_url`` may be on without ``instance_domains``: Salesforce's own, as its
+documentation lists them for allow-lists (My Domain ``*.my.salesforce.com``, Government Cloud
+Plus ``*.salesforce.mil``, Experience Cloud ``*.site.com`` and ``*.force.com``, Setup
+``*.salesforce-setup.com``, older ``*.cloudforce.com``)."""
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name or an IP address (lower case, no port)."""
+    if _DNS_NAME.fullmatch(host):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -53,7 +77,8 @@ def is_loopback(host: str) -> bool:
 
 def validate_login_url(value: str | None) -> str:
     """The token host as ``scheme://host[:port][/site-path]`` without a trailing slash."""
-    url = (value or "").strip() or DEFAULT_LOGIN_URL
+    typed = (value or "").strip()
+    url = typed or DEFAULT_LOGIN_URL
     if "://" not in url:
         url = "https://" + url
     if len(url) > MAX_FIELD_LENGTH:
@@ -69,19 +94,19 @@ def validate_login_url(value: str | None) -> str:
     field_name = "host"
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number
-        valid_host = bool(_DNS_NAME.fullmatch(host)) or bool(ipaddress.ip_address(host))
+        valid_host = _valid_host(host)
     except ValueError:
         valid_host = False
     if host and not valid_host:
         raise ConfigurationError(
             field_name,
-            f"(Login URL) {url!r} does not name a valid host and port",
+            f"(Login URL) {shown(typed)} does not name a valid host and port",
             f"use {DEFAULT_LOGIN_URL}, {SANDBOX_AUDIENCE} or your My Domain URL",
         )
     if parts.scheme not in ("https", "http") or not host:
         raise ConfigurationError(
             field_name,
-            f"(Login URL) {url!r} is not an http(s) URL",
+            f"(Login URL) {shown(typed)} is not an http(s) URL",
             f"use {DEFAULT_LOGIN_URL}, {SANDBOX_AUDIENCE} or your My Domain URL",
         )
     if parts.username or parts.password:
@@ -118,6 +143,45 @@ def validate_login_url(value: str | None) -> str:
     return f"{parts.scheme}://{parts.netloc.lower()}{path}"
 
 
+def instance_url_problem(value: object, settings: ConnectionSettings) -> str | None:
+    """Why ``value`` (a token answer's ``instance_url``) must not receive the bearer token, or None.
+
+    Every API call carries the token to this URL, so it is checked like the Login URL and more:
+    https (http only when the Login URL is http, so loopback: the emulator), a valid host, no user
+    info, query or fragment, and a host on Salesforce's domains, the Login URL's own host or a
+    domain the connection names in ``instance_domains``.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_FIELD_LENGTH:
+        return "is not a URL"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "contains spaces or control characters"
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return "does not name a valid host and port"
+    login = urlsplit(settings.login_url)
+    # http only after an http Login URL, which is loopback (the emulator): never a downgrade.
+    if parts.scheme != "https" and not (parts.scheme == login.scheme == "http"):
+        return "is not https"
+    if not host or not _valid_host(host):
+        return "does not name a valid host"
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return "carries a user name or password"
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        return "has a query or fragment"
+    allowed = (*SALESFORCE_DOMAINS, *settings.instance_domains)
+    if host != (login.hostname or "").lower() and not any(
+        host == d or host.endswith("." + d) for d in allowed
+    ):
+        return (
+            f"is on {host}, which is neither a Salesforce domain nor the Login URL's host; for a "
+            "private deployment, name its domain in the connection's instance_domains"
+        )
+    return None
+
+
 def audience_candidates(login_url: str, explicit: str | None) -> tuple[str, ...]:
     """The audiences to try, in order (see design.md, 'audience')."""
     if explicit:
@@ -149,10 +213,30 @@ def _number(value: Any, name: str, default: float, lo: float, hi: float) -> floa
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigurationError(name, f"must be a number (got {str(value)[:20]!r})", "") from None
+        raise ConfigurationError(name, f"must be a number, not {shown(value)}", "") from None
     if not lo <= number <= hi:
         raise ConfigurationError(name, f"must be between {lo:g} and {hi:g} (got {number:g})", "")
     return number
+
+
+def _domains(value: Any) -> tuple[str, ...]:
+    """``instance_domains``: a list, or one comma-separated string, of domains (``*.`` optional)."""
+    if value in (None, "", []):
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ConfigurationError("instance_domains", "must be a list of domains", "")
+    domains = []
+    for item in items:
+        domain = str(item).strip().lower().removeprefix("*.").strip(".")
+        if not domain or not _valid_host(domain):
+            raise ConfigurationError(
+                "instance_domains",
+                f"has {shown(item)}, which is not a domain",
+                'list domains such as ["sfdc.example.gov"]: each allows itself and its subdomains',
+            )
+        domains.append(domain)
+    return tuple(domains)
 
 
 @dataclass(frozen=True, repr=False)
@@ -173,6 +257,7 @@ class ConnectionSettings:
     ca_bundle: str | None = None
     cert_expiry_warning_days: int = 30
     token_cache: str = "file"
+    instance_domains: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -226,7 +311,14 @@ def parse_connection(
     get_variable: VariableGetter | None = None,
     on_secret: SecretSink | None = None,
 ) -> ConnectionSettings:
-    """Validate the connection's fields and resolve the key reference. No network."""
+    """Validate the connection's fields and resolve the key reference. No network.
+
+    Secrets go to ``on_secret`` as soon as they are in hand, before any check that could fail
+    and quote a field: the passphrase first, the key once its reference is resolved.
+    """
+    passphrase = password or None
+    if on_secret and passphrase:
+        on_secret(passphrase)
     ext = parse_extra(extra)
     login_url = validate_login_url(_text(host, "host"))
     consumer_key = _text(ext.get("consumer_key"), "consumer_key")
@@ -273,13 +365,10 @@ def parse_connection(
     pem = inline if inline else resolve_reference(ref or "", "private_key_ref", get_variable)
     if len(pem) > MAX_PEM_LENGTH:
         raise ConfigurationError(key_field, "is far too large to be a private key", "")
-    passphrase = password or None
     if on_secret:
         for line in pem_lines(pem):
             on_secret(line)
         on_secret(pem)
-        if passphrase:
-            on_secret(passphrase)
     cert = _text(ext.get("certificate"), "certificate")
     if cert and not cert.lstrip().startswith("-----"):
         cert = resolve_reference(cert, "certificate", get_variable)
@@ -289,12 +378,14 @@ def parse_connection(
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ConfigurationError(
                 "audience",
-                f"{audience!r} is not a URL",
+                f"{shown(audience)} is not a URL",
                 f"leave it empty to derive it, or use {PRODUCTION_AUDIENCE} / {SANDBOX_AUDIENCE}",
             )
     api_version = str(ext.get("api_version") or DEFAULT_API_VERSION).strip().lstrip("vV")
     if not api_version.replace(".", "", 1).isdigit():
-        raise ConfigurationError("api_version", f"{api_version!r} is not a version like 66.0", "")
+        raise ConfigurationError(
+            "api_version", f"{shown(api_version)} is not a version like 66.0", ""
+        )
     if "." not in api_version:
         api_version += ".0"
     usage = ext.get("max_api_usage_percent")
@@ -302,18 +393,20 @@ def parse_connection(
     if ca_bundle and not os.path.exists(ca_bundle):
         raise ConfigurationError(
             "ca_bundle",
-            f"points to {ca_bundle!r}, which does not exist on this machine",
+            f"points to {shown(ca_bundle, PATH_SHAPE)}, which does not exist on this machine",
             "put the PEM bundle of your private CA or TLS-inspecting proxy there (on every worker), "
             "or remove ca_bundle to use the system store or REQUESTS_CA_BUNDLE",
         )
-    token_cache = str(ext.get("token_cache") or "file").strip().lower()
+    raw_cache = str(ext.get("token_cache") or "file").strip()
+    token_cache = raw_cache.lower()
     if token_cache not in TOKEN_CACHE_MODES:
         raise ConfigurationError(
             "token_cache",
-            f"is {token_cache!r}",
+            f"is {shown(raw_cache)}",
             "use 'file' (the default: processes on one machine share an encrypted token) or "
             "'process' (each process logs in for itself)",
         )
+    instance_domains = _domains(ext.get("instance_domains"))
     settings = ConnectionSettings(
         login_url=login_url,
         username=username,
@@ -336,6 +429,7 @@ def parse_connection(
         ),
         key_field=key_field,
         token_cache=token_cache,
+        instance_domains=instance_domains,
     )
     # Parse the key now, so every key problem is reported before any network call.
     settings.load_private_key()

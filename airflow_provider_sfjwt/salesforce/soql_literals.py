@@ -61,12 +61,10 @@ def soql_quote(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, Decimal)):
+    if isinstance(value, int):
         return str(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"{value!r} has no SOQL literal")
-        return repr(value)
+    if isinstance(value, (float, Decimal)):
+        return _number(value)
     if isinstance(value, dt.datetime):
         return soql_datetime(value)
     if isinstance(value, dt.date):
@@ -79,6 +77,15 @@ def soql_quote(value: Any) -> str:
     raise TypeError(
         f"no SOQL literal for a {type(value).__name__}; pass a str, number, date or list"
     )
+
+
+def _number(value: float | Decimal) -> str:
+    """A decimal literal without exponent: SOQL reads ``1e-07`` or ``1E+3`` as no number at
+    all, and NaN and infinities (float or Decimal) would be bare words in the query."""
+    number = Decimal(repr(value)) if isinstance(value, float) else value
+    if not number.is_finite():
+        raise ValueError(f"{value!r} has no SOQL literal")
+    return format(number, "f")
 
 
 def _in_list(items: Iterable[Any]) -> str:

@@ -134,6 +134,9 @@ def token_endpoint(emu: SalesforceEmulator, req: Request) -> Response:
     emu.stats.increment("token_requests")
     if req.method != "POST":
         return _oauth_error(400, "invalid_request", "must use HTTP POST")
+    planned = emu.faults.take_token_answer()
+    if planned is not None and planned.body is not None:
+        return Response(planned.status, planned.body, "application/json;charset=UTF-8")
     injected = emu.faults.take_token_error()
     if injected is not None:
         if injected.html:
@@ -169,7 +172,7 @@ def token_endpoint(emu: SalesforceEmulator, req: Request) -> Response:
         {
             "access_token": token,
             "scope": "api",
-            "instance_url": emu.url,
+            "instance_url": emu.url if planned is None else planned.instance_url,
             "id": ident,
             "token_type": "Bearer",
             "issued_at": issued,

@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 
+from ..salesforce.safe_write import write_file
 from .emulator import SalesforceEmulator
 from .keys import new_key_pair
 from .wiring import CONN_ID, CONSUMER_KEY, USERNAME, conn_env_var
@@ -45,21 +46,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return p
 
 
-def _write(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)
-
-
 def start_from_args(args: argparse.Namespace) -> tuple[SalesforceEmulator, dict[str, object]]:
     key_dir = args.key_dir or tempfile.mkdtemp(prefix="sfemu-keys-")
     os.makedirs(key_dir, mode=0o700, exist_ok=True)
     keys = new_key_pair("sfjwt-emulator")
     key_path = os.path.abspath(os.path.join(key_dir, "emulator_private_key.pem"))
     cert_path = os.path.abspath(os.path.join(key_dir, "emulator_certificate.pem"))
-    _write(key_path, keys.private_key_pem)
-    _write(cert_path, keys.certificate_pem)
+    # Replaced through a temporary file and a rename: a link planted at either name in a
+    # shared --key-dir is replaced, never written through.
+    write_file(key_path, keys.private_key_pem.encode(), 0o600, replace=True)
+    write_file(cert_path, keys.certificate_pem.encode(), 0o600, replace=True)
     emu = SalesforceEmulator(tls=args.tls, host=args.host, port=args.port, page_size=args.page_size)
     emu.add_app(args.consumer_key, keys.certificate_pem, [args.username], kind=args.app_kind)
     if args.accounts:

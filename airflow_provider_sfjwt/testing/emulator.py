@@ -24,7 +24,7 @@ from typing import Any, Literal
 from . import auth, data, rest
 from .bulk import Bulk
 from .cache import BlockCache
-from .faults import Faults, fail_body
+from .faults import Faults, fault_response
 from .ids import ORG_PREFIX, make_id
 from .store import Store, now_datetime
 from .tls import make_tls_files, server_context
@@ -32,6 +32,8 @@ from .transport import ErrorReply, Request, Response, Server, serve, sleep
 
 DEFAULT_API_VERSIONS = ("62.0", "63.0", "64.0", "65.0", "66.0", "67.0", "68.0")
 _VERSION_RE = re.compile(r"^v(\d+\.\d)$")
+_QUERY_PAGE_RE = re.compile(r"/query(All)?/[^/]+-\d+$")
+_NEXT_URL_RE = re.compile(rb'"nextRecordsUrl":"[^"]*"')
 ApexHandler = Callable[[Request], "tuple[int, Any]"]
 
 
@@ -428,13 +430,7 @@ class SalesforceEmulator:
             sleep(fired.delay, lambda: self._stopping)
         if fired.fail is not None:
             self.stats.increment("faults_injected")
-            body, ctype = fail_body(fired.fail)
-            headers = []
-            if fired.fail.retry_after is not None:
-                ra = fired.fail.retry_after
-                headers.append(("Retry-After", str(int(ra)) if float(ra).is_integer() else str(ra)))
-            resp = Response(fired.fail.status, body, ctype, headers)
-            return self._finish(req, resp), None
+            return self._finish(req, fault_response(fired.fail)), None
         try:
             resp = self._route(req)
         except ErrorReply as exc:
@@ -451,9 +447,26 @@ class SalesforceEmulator:
 
     def _finish(self, req: Request, resp: Response) -> Response:
         self.stats.record_status(resp.status)
+        if self.faults.repeating_cursors or self.faults.record_count is not None:
+            resp = self._hostile_cursor(req, resp)
         if req.path.startswith(("/services/data/v", "/services/apexrest")):
             used = self.daily_api_limit if self.faults.quota_exhausted else self.stats.api_calls
             resp.headers.append(("Sforce-Limit-Info", f"api-usage={used}/{self.daily_api_limit}"))
+        return resp
+
+    def _hostile_cursor(self, req: Request, resp: Response) -> Response:
+        """``faults.repeat_cursors`` and ``faults.wrong_record_count`` applied to an answer."""
+        if resp.status != 200:
+            return resp
+        locator = req.query.get("locator")
+        if self.faults.repeating_cursors and locator and req.path.endswith("/results"):
+            resp.headers = [(k, v) for k, v in resp.headers if k != "Sforce-Locator"]
+            resp.headers.append(("Sforce-Locator", locator))
+        elif self.faults.repeating_cursors and _QUERY_PAGE_RE.search(req.path):
+            resp.body = _NEXT_URL_RE.sub(f'"nextRecordsUrl":"{req.path}"'.encode(), resp.body)
+        if self.faults.record_count is not None and req.path.endswith("/results"):
+            resp.headers = [(k, v) for k, v in resp.headers if k != "Sforce-NumberOfRecords"]
+            resp.headers.append(("Sforce-NumberOfRecords", str(self.faults.record_count)))
         return resp
 
     def _authenticate(self, req: Request) -> None:

@@ -3,14 +3,22 @@
 Rules match by URL path prefix (``/services/data/v66.0/query`` also matches ``.../queryAll``) and
 optionally by method, and fire for the next ``count`` matching requests. They are checked before
 authentication, the way a load balancer or an overloaded pod fails.
+
+Some faults play a hostile or broken server rather than a failing one, for the checks a client
+must make on what it is handed: a token answer naming another host as ``instance_url``, a
+redirect to another host, a body far larger than any real one, a cursor that points at itself
+forever, a record count that disagrees with the rows sent.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from .transport import Response
 
 _DEFAULT_ERRORS = {
     429: ("REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."),
@@ -25,9 +33,15 @@ _DEFAULT_ERRORS = {
 }
 
 
+_JSON = "application/json;charset=UTF-8"
+_BLOCK = 1 << 16
+ANSWERS = ("fail", "redirect", "huge")
+"""Rule kinds that replace the answer (at most one fires per request)."""
+
+
 @dataclass
 class Rule:
-    kind: str  # "fail" | "reset" | "delay"
+    kind: str  # "fail" | "reset" | "delay" | "redirect" | "huge"
     prefix: str
     method: str | None = None
     count: int | None = 1  # None: until cleared
@@ -37,6 +51,12 @@ class Rule:
     body: str | None = None
     after_bytes: int = 100
     seconds: float = 0.0
+    location: str = ""
+    size: int = 0
+    start: bytes = b""
+    fill: bytes = b"x"
+    end: bytes = b""
+    content_type: str = _JSON
 
     def matches(self, method: str, path: str) -> bool:
         return path.startswith(self.prefix) and (
@@ -51,6 +71,16 @@ class TokenError:
     status: int = 400
     count: int | None = None
     html: bool = False
+
+
+@dataclass
+class TokenAnswer:
+    """A planned token-endpoint answer: a raw body, or real tokens with another instance_url."""
+
+    body: bytes | None = None
+    status: int = 200
+    instance_url: str | None = None
+    count: int | None = None
 
 
 @dataclass
@@ -74,6 +104,9 @@ class Faults:
         self._bulk: list[tuple[str, str | None, str]] = []  # (kind, job_id, message)
         self._revoke_now = False
         self._locked_rows = 0
+        self._token_answer: TokenAnswer | None = None
+        self.repeating_cursors = False
+        self.record_count: int | None = None
 
     # ------------------------------------------------------------------ public API
     def revoke_sessions(self, after_calls: int = 0) -> None:
@@ -108,6 +141,83 @@ class Faults:
     def delay(self, path_prefix: str, seconds: float, count: int = 1) -> None:
         """Hold the next ``count`` matching requests for ``seconds`` before answering."""
         self._add(Rule("delay", path_prefix, count=count, seconds=seconds))
+
+    def redirect(
+        self,
+        path_prefix: str,
+        location: str,
+        status: int = 302,
+        count: int = 1,
+        method: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` matching requests with ``status`` (301, 302, 303, 307 or
+        308) and ``Location: location`` instead of processing them, as a compromised proxy or
+        server sending the client (and its bearer token, assertion or records) elsewhere."""
+        if status not in (301, 302, 303, 307, 308):
+            raise ValueError(f"{status} is not a redirect status")
+        self._add(Rule("redirect", path_prefix, method, count, status, location=location))
+
+    def huge_body(
+        self,
+        path_prefix: str,
+        size: int,
+        status: int = 200,
+        start: bytes = b"",
+        fill: bytes = b"x",
+        end: bytes = b"",
+        content_type: str = _JSON,
+        count: int = 1,
+        method: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` matching requests with a body of ``size`` bytes: ``start``,
+        ``fill`` repeated, then ``end``, streamed (chunked) and never held in memory, as a
+        broken or hostile server might. ``start=b'{"access_token":"'``, ``end=b'"}'`` gives a
+        300 MB token answer; ``fill=b"Id\\r\\n"`` without a final newline a CSV header that
+        never ends."""
+        if size < len(start) + len(end):
+            raise ValueError("size is smaller than start + end")
+        self._add(
+            Rule(
+                "huge",
+                path_prefix,
+                method,
+                count,
+                status,
+                size=size,
+                start=start,
+                fill=fill or b"x",
+                end=end,
+                content_type=content_type,
+            )
+        )
+
+    def token_response(
+        self, body: str | bytes | dict[str, Any], status: int = 200, count: int | None = 1
+    ) -> None:
+        """Make the token endpoint answer exactly ``body`` (a dict is sent as JSON), without
+        looking at the request: any answer a broken or hostile server could give."""
+        raw = json.dumps(body).encode() if isinstance(body, dict) else body
+        raw = raw.encode() if isinstance(raw, str) else raw
+        with self._lock:
+            self._token_answer = TokenAnswer(body=raw, status=status, count=count)
+
+    def token_instance_url(self, instance_url: str, count: int | None = None) -> None:
+        """Issue real tokens whose answer names ``instance_url`` (any string: another host,
+        ``"x"``, a URL with user info, query or fragment) as the org's instance."""
+        with self._lock:
+            self._token_answer = TokenAnswer(instance_url=instance_url, count=count)
+
+    def repeat_cursors(self) -> None:
+        """From now on a cursor points at itself: a REST query page fetched by its
+        ``nextRecordsUrl`` names that same URL as the next one, and a Bulk query result chunk
+        fetched with a ``locator`` answers that same locator in ``Sforce-Locator``. A client
+        that follows them blindly pages forever (until ``clear``)."""
+        self.repeating_cursors = True
+
+    def wrong_record_count(self, value: int) -> None:
+        """From now on Bulk query result chunks say ``Sforce-NumberOfRecords: value`` whatever
+        rows they hold (until ``clear``)."""
+        self.record_count = value
 
     def token_error(
         self,
@@ -157,6 +267,9 @@ class Faults:
             self._bulk.clear()
             self._revoke_now = False
             self._locked_rows = 0
+            self._token_answer = None
+            self.repeating_cursors = False
+            self.record_count = None
 
     # ------------------------------------------------------------------ used by the server
     def _add(self, rule: Rule) -> None:
@@ -174,7 +287,7 @@ class Faults:
                         continue
                     fired.delay = rule.seconds
                 elif fired.fail is None and fired.reset is None:
-                    if rule.kind == "fail":
+                    if rule.kind in ANSWERS:
                         fired.fail = rule
                     else:
                         fired.reset = rule
@@ -185,6 +298,15 @@ class Faults:
                     if rule.count <= 0:
                         self._rules.remove(rule)
         return fired
+
+    def take_token_answer(self) -> TokenAnswer | None:
+        with self._lock:
+            answer = self._token_answer
+            if answer is not None and answer.count is not None:
+                answer.count -= 1
+                if answer.count <= 0:
+                    self._token_answer = None
+            return answer
 
     def take_token_error(self) -> TokenError | None:
         with self._lock:
@@ -227,6 +349,34 @@ class Faults:
                     self._bulk.remove(item)
                     return kind, message
         return None
+
+
+def fault_response(rule: Rule) -> Response:
+    """The answer of a rule that replaces it (``ANSWERS``)."""
+    if rule.kind == "redirect":
+        body = f'<html><body>Moved to <a href="{rule.location}">here</a></body></html>'
+        return Response(
+            rule.status, body.encode(), "text/html;charset=UTF-8", [("Location", rule.location)]
+        )
+    if rule.kind == "huge":
+        return Response(rule.status, b"", rule.content_type, stream=_huge(rule))
+    body, ctype = fail_body(rule)
+    headers = []
+    if rule.retry_after is not None:
+        ra = rule.retry_after
+        headers.append(("Retry-After", str(int(ra)) if float(ra).is_integer() else str(ra)))
+    return Response(rule.status, body, ctype, headers)
+
+
+def _huge(rule: Rule) -> Iterator[bytes]:
+    yield rule.start
+    left = rule.size - len(rule.start) - len(rule.end)
+    block = rule.fill * max(1, _BLOCK // len(rule.fill))
+    while left > 0:
+        piece = block[:left]
+        left -= len(piece)
+        yield piece
+    yield rule.end
 
 
 def fail_body(rule: Rule) -> tuple[bytes, str]:

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..salesforce.safe_write import write_file
+
 
 def _name(cn: str) -> x509.Name:
     return x509.Name(
@@ -87,9 +89,7 @@ def make_tls_files(directory: str | None = None) -> tuple[str, str, str]:
         ),
     )
     for path, blob in zip(paths, blobs, strict=False):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
+        write_file(path, blob, 0o600)
     return paths  # type: ignore[return-value]
 
 

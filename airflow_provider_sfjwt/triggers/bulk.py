@@ -21,12 +21,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_sfjwt.salesforce.bulk import (
     DEFAULT_POLL_INTERVAL,
     JOB_KINDS,
-    TERMINAL_STATES,
-    abort_quietly,
-    get_job,
-    poll_delays,
+    BulkJobs,
+    JobWatch,
 )
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient
+from airflow_provider_sfjwt.salesforce.errors import BulkJobError, BulkJobTimeoutError
 
 
 class SalesforceBulkJobTrigger(BaseTrigger):
@@ -60,8 +59,11 @@ class SalesforceBulkJobTrigger(BaseTrigger):
         self.kind = kind
         self.poll_interval = float(poll_interval)
         self.deadline = deadline
-        self._client: SalesforceClient | None = None
-        self._pending: list[str] = list(self.job_ids)
+        self._jobs: BulkJobs | None = None
+        # The same judgement as a wait in the worker; the deadline is wall-clock time, absolute.
+        self._watch = JobWatch(
+            kind, self.job_ids, poll_interval=self.poll_interval, deadline=deadline, clock=time.time
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -75,87 +77,68 @@ class SalesforceBulkJobTrigger(BaseTrigger):
             },
         )
 
-    def _make_client(self) -> SalesforceClient:
+    def _make_jobs(self) -> BulkJobs:
         from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 
-        return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id).get_conn()
+        client: SalesforceClient = SalesforceJWTHook(
+            salesforce_conn_id=self.salesforce_conn_id
+        ).get_conn()
+        return BulkJobs(client, poll_interval=self.poll_interval)
 
-    async def _get_client(self) -> SalesforceClient:
-        if self._client is None:
-            self._client = await asyncio.to_thread(self._make_client)
-        return self._client
+    async def _get_jobs(self) -> BulkJobs:
+        if self._jobs is None:
+            self._jobs = await asyncio.to_thread(self._make_jobs)
+        return self._jobs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        client = await self._get_client()
-        delays = poll_delays(self.poll_interval)
-        jobs: dict[str, dict[str, Any]] = {}
-        while self._pending:
-            for job_id in list(self._pending):
-                info = await asyncio.to_thread(get_job, client, self.kind, job_id)
-                state = str(info.get("state", ""))
-                if state not in TERMINAL_STATES:
-                    continue
-                if state != "JobComplete":
-                    self._pending.remove(job_id)
-                    await self._abort_pending(client)
-                    yield self._error(job_id, state, str(info.get("errorMessage") or ""))
-                    return
-                self._pending.remove(job_id)
-                jobs[job_id] = _job_numbers(info)
-            if not self._pending:
-                break
-            wait = next(delays)
-            if self.deadline is not None:
-                remaining = self.deadline - time.time()
-                if remaining <= 0:
-                    job_id = self._pending[0]
-                    await self._abort_pending(client)
-                    yield self._error(
-                        job_id,
-                        "Aborted",
-                        "not finished by the operator's job_timeout, so it was aborted",
-                        timeout=True,
-                    )
-                    return
-                wait = min(wait, remaining)
-            self.log.info(
-                "Bulk %s job(s) %s not finished; next poll in %.1f s",
-                self.kind,
-                ", ".join(self._pending),
-                wait,
+        jobs = await self._get_jobs()
+        watch = self._watch
+        try:
+            while True:
+                for job_id in list(watch.pending):
+                    watch.observe(job_id, await asyncio.to_thread(jobs.get, self.kind, job_id))
+                if not watch.pending:
+                    break
+                wait = watch.next_wait()
+                self.log.info(
+                    "Bulk %s job(s) %s not finished; next poll in %.1f s",
+                    self.kind,
+                    ", ".join(watch.pending),
+                    wait,
+                )
+                await asyncio.sleep(wait)
+        except BulkJobError as exc:
+            await self._abort_pending(jobs)
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "kind": self.kind,
+                    "job_ids": self.job_ids,
+                    "job_id": exc.job_id,
+                    "state": exc.state,
+                    "message": exc.message,
+                    "timeout": isinstance(exc, BulkJobTimeoutError),
+                }
             )
-            await asyncio.sleep(wait)
+            return
         yield TriggerEvent(
             {
                 "status": "success",
                 "kind": self.kind,
                 "job_ids": self.job_ids,
-                "jobs": [jobs[j] for j in self.job_ids],
+                "jobs": [_job_numbers(info) for info in watch.results()],
             }
         )
 
-    def _error(self, job_id: str, state: str, message: str, timeout: bool = False) -> TriggerEvent:
-        return TriggerEvent(
-            {
-                "status": "error",
-                "kind": self.kind,
-                "job_ids": self.job_ids,
-                "job_id": job_id,
-                "state": state,
-                "message": message,
-                "timeout": timeout,
-            }
-        )
-
-    async def _abort_pending(self, client: SalesforceClient) -> None:
-        for job_id in list(self._pending):
-            await asyncio.to_thread(abort_quietly, client, self.kind, job_id)
-        self._pending.clear()
+    async def _abort_pending(self, jobs: BulkJobs) -> None:
+        pending = self._watch.pending
+        while pending:
+            await asyncio.to_thread(jobs.abort_quietly, self.kind, pending.pop(0))
 
     async def on_kill(self) -> None:
         """The user killed the deferred task: abort the jobs it was waiting for."""
-        if self._pending:
-            await self._abort_pending(await self._get_client())
+        if self._watch.pending:
+            await self._abort_pending(await self._get_jobs())
 
 
 def _job_numbers(info: dict[str, Any]) -> dict[str, Any]:

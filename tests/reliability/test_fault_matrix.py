@@ -307,6 +307,20 @@ FAULTS += [
         check=no_api_call,
     ),
     Fault(
+        "instance_other_host",
+        "Token answer: instance_url on another host (http://127.0.0.2)",
+        before(lambda emu: emu.faults.token_instance_url("http://127.0.0.2:9")),
+        failing("127.0.0.2", "instance_domains", "was not used"),
+        check=no_api_call,
+    ),
+    Fault(
+        "instance_userinfo",
+        "Token answer: instance_url with user:password@",
+        before(lambda emu: emu.faults.token_instance_url(emu.url.replace("//", "//u:p@"))),
+        failing("user name or password", "was not used"),
+        check=no_api_call,
+    ),
+    Fault(
         "quota_exhausted",
         "Daily API quota exhausted (REQUEST_LIMIT_EXCEEDED)",
         before(lambda emu: emu.faults.exhaust_quota()),

@@ -130,6 +130,7 @@ class BadInput:
     raw_extra: str | None = None  # the extra as a raw string (not JSON object)
     args: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> operator kwargs
     columns: tuple[str, ...] = ALL
+    pasted: str | None = None  # a secret pasted into the wrong field: never echoed, in any case
 
     @property
     def group(self) -> str:
@@ -144,6 +145,11 @@ def extra_row(key: str, title: str, words: tuple[str, ...], **extra: Any) -> Bad
     return BadInput(key, title, words, conn={"extra": extra})
 
 
+def pasted_row(key: str, title: str, words: tuple[str, ...], secret: str, **conn: Any) -> BadInput:
+    """A secret in the wrong field: refused, quoted by length and a short prefix at most."""
+    return BadInput(key, title, words + ("characters",), conn=conn, pasted=secret)
+
+
 def arg_row(key: str, title: str, words: tuple[str, ...], **per_column: dict) -> BadInput:
     return BadInput(key, title, words, args=per_column, columns=tuple(per_column))
 
@@ -156,6 +162,14 @@ def rows(tmp_root: Path) -> list[BadInput]:
         serialization.load_pem_private_key(kp.private_key_pem.encode(), None), PASSPHRASE
     ).decode()
     no_key = {"private_key": ""}
+    source = tmp_root / "load.csv"
+    source.write_text("LastName\n" + "".join(f"INPUT-{i}\n" for i in range(300)))
+    link = tmp_root / "report.csv"
+    if not link.is_symlink():
+        link.symlink_to(source)
+    pem = kp.private_key_pem
+    line = pem_lines(pem)[3]
+    passphrase = "Tr0ub4dor&3:horse#battery"
     return [
         conn_row("host_http", "Login URL http:// to a remote host", ("https",),
                  host="http://login.salesforce.com"),
@@ -237,6 +251,22 @@ def rows(tmp_root: Path) -> list[BadInput]:
                   ca_bundle="/no/such/ca.pem"),
         extra_row("usage_percent", "max_api_usage_percent 150", ("between 1 and 100",),
                   max_api_usage_percent=150),
+        pasted_row("pasted_passphrase_host", "Passphrase pasted into the Login URL",
+                   ("Login URL", "valid host"), passphrase, host=passphrase),
+        pasted_row("pasted_pem_line_audience", "A PEM line pasted into audience",
+                   ("audience", "not a URL"), line, extra={"audience": line}),
+        pasted_row("pasted_pem_api_version", "The whole PEM pasted into api_version",
+                   ("api_version",), pem, extra={"api_version": pem}),
+        pasted_row("pasted_pem_ca_bundle", "The whole PEM pasted into ca_bundle",
+                   ("ca_bundle", "does not exist"), pem, extra={"ca_bundle": pem}),
+        pasted_row("pasted_pem_token_cache", "The whole PEM pasted into token_cache",
+                   ("token_cache", "'file'"), pem, extra={"token_cache": pem}),
+        pasted_row("pasted_pem_key_ref", "A PEM line pasted into private_key_ref",
+                   ("private_key_ref", "file:/path"), line,
+                   extra={"private_key": "", "private_key_ref": line}),
+        pasted_row("pasted_passphrase_timeout", "Passphrase pasted into request_timeout",
+                   ("request_timeout", "number"), passphrase,
+                   extra={"request_timeout": passphrase}),
         # --- operator arguments -----------------------------------------------------------------
         arg_row("format_unknown", "format 'xlsx'", ("format",),
                 rest_query={"format": "xlsx"}, bulk_query={"format": "xlsx"}),
@@ -265,6 +295,18 @@ def rows(tmp_root: Path) -> list[BadInput]:
         arg_row("input_missing", "input file does not exist", ("/no/such/input.csv",),
                 collections={"records": None, "input_path": "/no/such/input.csv"},
                 bulk_ingest={"input_path": "/no/such/input.csv"}),
+        arg_row("report_is_input", "failed_records_path is the input file", ("is the input file",),
+                collections={"records": None, "input_path": str(source),
+                             "failed_records_path": str(source)}),
+        arg_row("report_links_to_input", "failed_records_path is a link to the input file",
+                ("is the input file",),
+                collections={"records": None, "input_path": str(source),
+                             "failed_records_path": str(link)}),
+        arg_row("output_file_url_host", "output path file://127.0.0.2/... (a host)",
+                ("names the host", "file:///path"),
+                rest_query={"output_path": "file://127.0.0.2/tmp/sfjwt-never-written.csv"},
+                bulk_query={"output_path": "file://127.0.0.2/tmp/sfjwt-never-written.csv"},
+                collections={"records": None, "input_path": "file://127.0.0.2/tmp/in.csv"}),
         arg_row("rest_full_url", "REST endpoint is a URL on another host", ("full URL",),
                 rest={"endpoint": "https://attacker.example.com/collect"}),
         arg_row("rest_method", "REST method 'FETCH'", ("method",), rest={"method": "FETCH"}),
@@ -322,8 +364,16 @@ def test_input_cell(row_key, column, bad_inputs, emu, tmp_path, monkeypatch, cel
     after = (emu.stats.token_requests, emu.stats.api_calls, len(emu.records("Account")))
     assert after == before, f"network or writes happened: {before} -> {after}"
     assert files_in(out) == [], files_in(out)
+    for args in row.args.values():  # an input the task was given is still whole
+        if "input_path" in args and args["input_path"].endswith("load.csv"):
+            assert Path(args["input_path"]).read_text().count("\n") == 301
     key_lines = pem_lines(shared_key_pair().private_key_pem)
     assert not [line for line in key_lines if line in message or line in repr(error)]
+    if row.pasted:
+        told = (message + repr(error)).lower()
+        pieces = pem_lines(row.pasted) or [row.pasted]
+        assert not [p for p in pieces if p.lower() in told], "a pasted secret was echoed"
+        assert not [p for p in pieces if p[:12].lower() in told], "more than a short prefix"
     assert "root:" not in message, "a referenced file's content was echoed"
     cell.outcome = f"{type(error).__name__}: {message.splitlines()[0][:140]}"
 

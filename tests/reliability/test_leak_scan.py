@@ -1,13 +1,24 @@
 """Secret-leak scan: the example DAGs and failing variants, run for real, leave no secret behind.
 
 Two runs over the same DAGs (``example_dags/``, ``tests/dags/sfjwt_leak_probe.py`` and
-``tests/dags/sfjwt_rel_failures.py``) and one emulator:
+``tests/dags/sfjwt_rel_failures.py``) and one emulator, and one executor run of a DAG that logs
+its secrets on purpose:
 
 1. ``airflow dags test`` of each DAG in a subprocess (in-process executor, trigger run in line;
    every example DAG with ``SFJWT_TEST_ALL=1``, else the failing variants);
 2. a real deployment: ``airflow standalone`` (scheduler, dag-processor, triggerer, api-server,
    LocalExecutor, sqlite) in a temporary AIRFLOW_HOME on free ports, every DAG triggered through
-   the REST API and awaited with a bound, everything stopped in a ``finally``.
+   the REST API and awaited with a bound, everything stopped in a ``finally``;
+3. ``airflow dags test --use-executor`` (LocalExecutor, with an ``airflow api-server`` for the
+   tasks' execution API) of ``tests/dags/sfjwt_secret_log_probe.py``: two task processes log
+   the access token, the passphrase and every key line on purpose, the second with the token it
+   took from the token store. Airflow masks what was registered with its masker, so the task
+   log files show none of them only if every path that yields a secret registers it.
+
+Why task log files: in Airflow 3.3 ``airflow dags test`` and ``dag.test()`` mask nothing on the
+console, not even Airflow's own connection passwords (the masking added to ``tasks test`` in
+apache/airflow#24362 was never added to ``dags test``). A scan of that console output proves only
+that nothing printed a secret; masking shows in the log files an executor writes.
 
 Collected: every file under AIRFLOW_HOME/logs (task, trigger, scheduler and processor logs), the
 processes' own output, the ``dags test`` and ``sfjwt doctor`` outputs, every XCom value and
@@ -37,7 +48,7 @@ import requests
 from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
-from ..airflow_cli import REPO, migrated_home, run_airflow
+from ..airflow_cli import REPO, ApiServer, migrated_home, run_airflow
 
 CONSUMER_KEY = "3MVG9LEAKSCAN.reliability"
 USERNAME = "integration@leakscan.example.com"
@@ -349,4 +360,40 @@ def test_real_scheduler_run_leaks_nothing(org, tmp_path, cell):
         f"clean: {logs} log files, XComs and rendered fields of {len(states)} runs, the "
         f"processes' output and the sqlite database; {len(secrets)} secrets sought; "
         f"{exchanges} token exchanges for {task_logs} task logs"
+    )
+
+
+@pytest.mark.timeout(600)
+def test_executor_run_masks_secrets_logged_on_purpose(org, tmp_path, cell):
+    cell.describe(
+        "leaks", "executor", "`airflow dags test --use-executor`: 2 tasks log their secrets",
+        "scan", "What was scanned", "task log files show no access token, passphrase or key line",
+    )  # fmt: skip
+    env = migrated_home(tmp_path / "home", REPO / "tests" / "dags")
+    env.update(org.env, SFJWT_TOKEN_CACHE_DIR=str(tmp_path / "tokens"))
+    exchanges_before = org.emu.stats.token_exchanges
+    tokens_before = set(org.emu.issued_tokens)
+    with ApiServer(env, free_port()) as api:
+        out = run_airflow(["dags", "test", "--use-executor", "sfjwt_secret_log_probe"], api.env)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    logs = {
+        name: text
+        for name, text in read_tree(tmp_path / "home" / "logs").items()
+        if name.startswith("dag_id=sfjwt_secret_log_probe")
+    }
+    tokens = [t for t in org.emu.issued_tokens if t not in tokens_before]
+    secrets = tokens + pem_lines(org.encrypted) + [PASSPHRASE]
+    found = leaked(secrets, logs)
+    assert not found, f"secrets in executor task logs: {found}"
+    # Both tasks ran in processes of their own and logged every secret line; one exchange means
+    # the second took its token from the store, the path that must register it too.
+    assert len(logs) == 2, sorted(logs)
+    for name, text in logs.items():
+        assert "access token: ***" in text, (name, text[-2000:])
+        assert "passphrase: ***" in text, name
+        assert text.count("key line") == len(pem_lines(org.encrypted)), name
+    assert org.emu.stats.token_exchanges - exchanges_before == 1
+    cell.outcome = (
+        f"clean: {len(logs)} task logs (1 token exchange, 1 token from the store), "
+        f"{len(secrets)} secrets sought"
     )

@@ -1,0 +1,254 @@
+"""Bulk API 2.0 CSV results: joined into one file, or parsed into records, while streaming.
+
+A query job's results come in chunks (one per locator), each a CSV body that starts with the
+header row. :class:`CsvJoiner` joins such bodies into one CSV byte stream without parsing them
+(the CSV extract passes Salesforce's bytes through); :func:`csv_chunks_to_records` parses them
+into record dicts for the JSONL and Parquet writers. Both hold one chunk at most. The joiner
+refuses what would corrupt the output (a later header that differs from the first, a body cut
+inside a quoted field); the parser reads from the joiner, so the same checks cover both.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+from .errors import SalesforceError
+
+if TYPE_CHECKING:
+    from .bulk.download import ResultChunk
+
+__all__ = ["CsvJoiner", "CsvResultStream", "csv_chunks_to_records"]
+
+
+def _first_record_end(data: bytes) -> int:
+    """Index just past the first record (the header line), honouring quoted newlines."""
+    pos = data.find(b"\n")
+    while pos >= 0:
+        if data.count(b'"', 0, pos) % 2 == 0:
+            return pos + 1
+        pos = data.find(b"\n", pos + 1)
+    return len(data)
+
+
+def _last_record_end(data: bytes, start: int = 0) -> int:
+    """Index just past the last complete record in ``data[start:]`` (``start`` if none)."""
+    pos = data.rfind(b"\n", start)
+    if pos < 0:
+        return start
+    if data.find(b'"', start) < 0:
+        return pos + 1
+    in_quotes = bool(data.count(b'"', start) % 2)  # RFC 4180: quote parity tells inside from out
+    quotes_after = 0
+    end = len(data)
+    while pos >= 0:
+        quotes_after += data.count(b'"', pos + 1, end)
+        end = pos + 1
+        # inside quotes at pos == in_quotes at end XOR (odd number of quotes after pos)
+        if in_quotes == bool(quotes_after % 2):
+            return pos + 1
+        pos = data.rfind(b"\n", start, pos)
+    return start
+
+
+def parse_header(header: bytes) -> list[str]:
+    """Column names from a CSV header line (a UTF-8 BOM is ignored)."""
+    text = header.decode("utf-8-sig")
+    return next(csv.reader(io.StringIO(text)), [])
+
+
+_DECODE_BLOCK = 1 << 20
+
+
+def _decoded_blocks(data: bytes, start: int, end: int) -> Iterator[str]:
+    """``data[start:end]`` decoded in blocks of about a megabyte, each cut after a newline.
+
+    Decoding a whole chunk at once (and wrapping it in StringIO, which stores 4 bytes per
+    character) would cost several times the chunk size; blocks keep that bounded.
+    """
+    pos = start
+    while pos < end:
+        stop = min(pos + _DECODE_BLOCK, end)
+        if stop < end:
+            cut = data.rfind(b"\n", pos, stop)
+            if cut < 0:
+                cut = data.find(b"\n", stop, end)
+            stop = end if cut < 0 else cut + 1
+        yield data[pos:stop].decode("utf-8")
+        pos = stop
+
+
+def _decoded_lines(data: bytes, start: int, end: int) -> Iterator[str]:
+    """Lines of ``data[start:end]`` with their line endings, as the csv module wants them."""
+    return chain.from_iterable(
+        io.StringIO(text, newline="") for text in _decoded_blocks(data, start, end)
+    )
+
+
+def _records_from_csv_text(
+    data: bytes, start: int, end: int, columns: list[str], converters: dict[int, Any]
+) -> Iterator[dict[str, Any]]:
+    width = len(columns)
+    for row in csv.reader(_decoded_lines(data, start, end)):
+        if not row:
+            continue
+        if len(row) != width:
+            raise ValueError(f"CSV record has {len(row)} fields, header has {width}: {row!r}")
+        if "" in row:
+            row = [v or None for v in row]
+        record = dict(zip(columns, row, strict=False))
+        for i, convert in converters.items():
+            value = row[i]
+            if value:
+                record[columns[i]] = convert(value)
+        yield record
+
+
+def _converters(columns: list[str], field_types: Mapping[str, str] | None) -> dict[int, Any]:
+    if not field_types:
+        return {}
+    types = {k.lower(): (v or "").lower() for k, v in field_types.items()}
+    table = {
+        "boolean": lambda v: v.lower() == "true",
+        "int": int,
+        "long": int,
+        "double": float,
+        "currency": float,
+        "percent": float,
+    }
+    return {
+        i: table[types[c.lower()]] for i, c in enumerate(columns) if types.get(c.lower()) in table
+    }
+
+
+def csv_chunks_to_records(
+    chunks: Iterable[bytes], field_types: Mapping[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Parse streamed Bulk API CSV chunks into record dicts (empty cell -> ``None``).
+
+    Keys are the header names (``Owner.Name`` stays one flat dotted key; the writers accept
+    that). Values are strings, unless ``field_types`` (Salesforce describe types) is given:
+    then boolean/int/double/currency/percent cells become ``bool``/``int``/``float``.
+    Memory is bounded by one chunk. A chunk is expected to start with the header row and end at
+    a record boundary, as Bulk results do; a trailing partial record is carried into the next
+    chunk, and a chunk not starting with the header is taken as a continuation, so plain
+    byte blocks also work (unless a data row happens to equal the header line).
+    """
+    header: bytes | None = None
+    columns: list[str] = []
+    converters: dict[int, Any] = {}
+    pending = b""
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if header is None:
+            if pending:
+                chunk = pending + chunk
+                pending = b""
+            end = _first_record_end(chunk)
+            if end == len(chunk) and not chunk.endswith(b"\n"):
+                pending = chunk  # the header line is not complete yet
+                continue
+            header = chunk[:end].rstrip(b"\r\n") + b"\n"
+            columns = parse_header(header)
+            converters = _converters(columns, field_types)
+            data, start = chunk, end
+        elif not pending and chunk.startswith(header.rstrip(b"\n")):
+            end = _first_record_end(chunk)
+            same = chunk[:end].rstrip(b"\r\n") + b"\n" == header
+            data, start = chunk, (end if same else 0)
+        else:
+            data, start = chunk, 0
+        if pending:
+            data, start = pending + data[start:], 0
+        cut = _last_record_end(data, start)
+        pending = data[cut:]
+        if cut > start:
+            yield from _records_from_csv_text(data, start, cut, columns, converters)
+    if header is None and pending:
+        return  # a header without records
+    if pending.strip(b"\r\n"):
+        yield from _records_from_csv_text(pending, 0, len(pending), columns, converters)
+
+
+class CsvJoiner:
+    """Joins CSV bodies that each start with a header row into one CSV byte stream.
+
+    Bytes pass through untouched (no parsing): the first header row is kept, the header of every
+    later body dropped, and a later header that differs from the first is refused, since it would
+    misalign the columns. A body that does not end with a newline gets one, so the next body's
+    first record cannot fuse with its last; a body that ends inside a quoted field was cut
+    mid-record and is refused. Counting quotes is one C-level pass over each block.
+    """
+
+    def __init__(self) -> None:
+        self.header: bytes | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names from the first header row (empty before any)."""
+        return parse_header(self.header) if self.header else []
+
+    def body(self, blocks: Iterable[bytes], what: str) -> Iterator[bytes]:
+        """One body's bytes for the joined stream; ``what`` names the body in errors."""
+        blocks = iter(blocks)
+        head = b""
+        for block in blocks:
+            head += block
+            if b"\n" in head:
+                break
+        newline = head.find(b"\n")
+        if newline < 0:  # a header-only body without a final newline, or nothing
+            if head:
+                self._check_header(head + b"\n", what)
+                if self.header is None:
+                    self.header = head + b"\n"
+                    yield self.header
+            return
+        header, rest = head[: newline + 1], head[newline + 1 :]
+        self._check_header(header, what)
+        if self.header is None:
+            self.header = header
+            yield header
+        quotes = 0
+        last = b"\n"
+        for block in chain((rest,), blocks):
+            if block:
+                quotes += block.count(b'"')
+                last = block[-1:]
+                yield block
+        if quotes % 2:
+            raise SalesforceError(
+                f"{what} ends inside a quoted field: it was cut mid-record, and joining it "
+                "would corrupt the rows that follow. Run the task again."
+            )
+        if last != b"\n":
+            yield b"\n"
+
+    def _check_header(self, header: bytes, what: str) -> None:
+        if self.header is not None and header != self.header:
+            raise SalesforceError(
+                f"{what} has another header row than the first ({header[:200]!r}); the "
+                "results cannot be joined into one file."
+            )
+
+
+class CsvResultStream(CsvJoiner):
+    """The result chunks of a query job as one CSV byte stream; ``rows`` counts as it is read.
+
+    Rows come from Salesforce's ``Sforce-NumberOfRecords`` on each chunk, so nothing is parsed.
+    """
+
+    def __init__(self, chunks: Iterable[ResultChunk]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.rows += chunk.records
+            what = f"Result chunk {chunk.number} of Bulk query job {chunk.job_id}"
+            yield from self.body(chunk.iter_bytes(), what)

@@ -1,0 +1,114 @@
+"""What a broken or hostile server hands back is checked before it is used.
+
+The emulator plays the hostile server (its fault hooks: an arbitrary token answer, redirects,
+oversized bodies, repeating cursors, a wrong record count). "Another host" is a second
+emulator on another loopback address (127.0.0.2) while the Login URL stays on 127.0.0.1: it
+records every request that reaches it, so a test can show that nothing did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from airflow_provider_sfjwt.salesforce.auth import TokenCache
+from airflow_provider_sfjwt.salesforce.client import SalesforceClient
+from airflow_provider_sfjwt.salesforce.errors import ConfigurationError, UntrustedAnswerError
+from airflow_provider_sfjwt.salesforce.settings import parse_connection
+from airflow_provider_sfjwt.testing import SalesforceEmulator
+
+
+@pytest.fixture
+def other_host() -> Iterator[SalesforceEmulator]:
+    """An emulator on 127.0.0.2: the "other host" a hostile answer points at."""
+    with SalesforceEmulator(host="127.0.0.2") as emu:
+        yield emu
+
+
+def client_for(conn: dict[str, Any], cache: TokenCache | None = None, **extra: Any):
+    settings = parse_connection(
+        host=conn["host"],
+        login=conn["login"],
+        password=None,
+        extra={**conn["extra"], "max_retries": 0, **extra},
+    )
+    return SalesforceClient(settings, cache=cache or TokenCache())
+
+
+def nothing_reached(other: SalesforceEmulator) -> None:
+    assert other.stats.to_dict()["requests"] == {}, other.stats.to_dict()["requests"]
+
+
+# --- 1. instance_url --------------------------------------------------------------------------
+
+
+def hostile_instance_urls(emu: SalesforceEmulator, other: SalesforceEmulator) -> list[str]:
+    return [
+        other.url,  # http://127.0.0.2:port: another host, over plain http
+        "x",
+        emu.url.replace("http://", "http://user:secret@"),
+        emu.url + "/?next=1",
+        emu.url + "#fragment",
+        "ftp" + emu.url[4:],
+        "javascript:alert(1)",
+    ]
+
+
+def test_an_instance_url_outside_the_rules_never_gets_the_token(salesforce_emulator, other_host):
+    emu = salesforce_emulator.emulator
+    for instance_url in hostile_instance_urls(emu, other_host):
+        emu.faults.token_instance_url(instance_url, count=1)
+        client = client_for(salesforce_emulator.conn)
+        with pytest.raises(UntrustedAnswerError) as caught:
+            client.limits()
+        message = str(caught.value)
+        assert repr(instance_url) in message and "instance_domains" in message, message
+    nothing_reached(other_host)
+    assert emu.stats.api_calls == 0
+
+
+def test_another_loopback_host_is_named_with_the_setting(salesforce_emulator, other_host):
+    salesforce_emulator.emulator.faults.token_instance_url(other_host.url, count=1)
+    with pytest.raises(UntrustedAnswerError, match="127.0.0.2, which is neither a Salesforce"):
+        client_for(salesforce_emulator.conn).limits()
+    nothing_reached(other_host)
+
+
+def test_instance_domains_allows_a_private_deployment(salesforce_emulator):
+    """``localhost`` is another host name for the emulator: allowed only when listed."""
+    other_name = salesforce_emulator.url.replace("127.0.0.1", "localhost")
+    salesforce_emulator.emulator.faults.token_instance_url(other_name)
+    conn = salesforce_emulator.conn
+    with pytest.raises(UntrustedAnswerError):
+        client_for(conn).limits()
+    client = client_for(conn, instance_domains=["*.localhost", "localhost"])
+    assert client.limits()
+    assert client.instance_url == other_name
+    with pytest.raises(ConfigurationError, match="instance_domains"):
+        client_for(conn, instance_domains=["not a domain"])
+
+
+def test_https_login_never_accepts_an_http_instance():
+    from airflow_provider_sfjwt.testing.keys import shared_key_pair
+
+    keys = shared_key_pair()
+    with SalesforceEmulator(tls=True) as emu:
+        emu.add_app("3MVG9tls", keys.certificate_pem, ["tls@example.com"])
+        emu.faults.token_instance_url(emu.url.replace("https://", "http://"))
+        conn = emu.connection(private_key_pem=keys.private_key_pem, ca_bundle=emu.ca_cert_path)
+        with pytest.raises(UntrustedAnswerError, match="which is not https"):
+            client_for(conn).limits()
+        assert emu.stats.api_calls == 0
+
+
+def test_a_stored_token_is_checked_again_against_the_connection(salesforce_emulator):
+    """A token stored while ``instance_domains`` allowed its host is not reused without it."""
+    emu, conn = salesforce_emulator.emulator, salesforce_emulator.conn
+    other_name = emu.url.replace("127.0.0.1", "localhost")
+    emu.faults.token_instance_url(other_name, count=1)
+    client_for(conn, TokenCache(shared=True), instance_domains="localhost").limits()
+    client = client_for(conn, TokenCache(shared=True))
+    assert client.instance_url == emu.url
+    assert emu.stats.token_exchanges == 2
