@@ -20,9 +20,8 @@ from airflow_provider_sfjwt.operators import (
     SalesforceQueryOperator,
     SalesforceRestOperator,
 )
-from airflow_provider_sfjwt.salesforce.errors import ApiError
+from airflow_provider_sfjwt.salesforce.errors import ApiError, ResponseTooLargeError
 from airflow_provider_sfjwt.salesforce.load import prepare_record
-from airflow_provider_sfjwt.salesforce.rest_call import ResponseTooLargeError
 from airflow_provider_sfjwt.sensors import SalesforceSoqlSensor
 
 from .dag_support import run_dag

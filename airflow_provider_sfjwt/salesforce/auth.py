@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jwt
 import requests
@@ -23,13 +24,14 @@ import requests
 from .errors import (
     CLOCK_SKEW_TOLERANCE,
     AuthenticationError,
+    InvalidInputError,
     TokenEndpointError,
     TokenEndpointUnreachableError,
     UntrustedAnswerError,
     classify_token_error,
     quoted,
 )
-from .retry import RetryPolicy
+from .retry import Retryable, RetryPolicy
 from .settings import ConnectionSettings, SecretSink, instance_url_problem
 from .token_store import TokenStore, default_directory
 
@@ -53,7 +55,7 @@ def build_assertion(
 ) -> str:
     """Sign a fresh RS256 assertion: iss = consumer key, sub = username, aud, exp."""
     if not 0 < lifetime <= MAX_ASSERTION_LIFETIME:
-        raise ValueError(
+        raise InvalidInputError(
             f"assertion lifetime must be 1..{MAX_ASSERTION_LIFETIME} s, got {lifetime}"
         )
     issued = int(now if now is not None else time.time())
@@ -129,75 +131,50 @@ class TokenExchanger:
         raise last.with_context(audiences_tried=tried, clock_skew=self.last_clock_skew) from None
 
     def _exchange_once(self, audience: str) -> AccessToken:
+        """One exchange with ``audience``: connection failures, 5xx and 429 are tried again."""
+        response = self.retry.run("Token endpoint", lambda number: self._post(audience))
+        return self._parse(response, audience)
+
+    def _post(self, audience: str) -> requests.Response:
+        """POST a fresh assertion (Salesforce treats assertions as single-use); a failure worth
+        another try raises :class:`Retryable`."""
         s = self.settings
         assertion = build_assertion(
             s.load_private_key(), s.consumer_key, s.username, audience, self.lifetime
         )
         if self.on_secret:
             self.on_secret(assertion)
-        attempt = 0
-        while True:
-            response = self._post(assertion, audience)
-            if response.status_code < 500 and response.status_code != 429:
-                break
-            if attempt >= self.retry.max_retries:
-                break
-            wait = self.retry.sleep(attempt, response.headers.get("Retry-After"))
-            log.warning(
-                "Token endpoint answered HTTP %s; retry %d/%d in %.1f s",
-                response.status_code,
-                attempt + 1,
-                self.retry.max_retries,
-                wait,
+        try:
+            response = self.session.post(
+                self.token_url,
+                data={"grant_type": GRANT_TYPE, "assertion": assertion},
+                headers={"Accept": "application/json"},
+                timeout=self.settings.request_timeout,
+                verify=self.settings.verify,
             )
-            attempt += 1
-            # A fresh assertion per try: Salesforce treats assertions as single-use.
-            assertion = build_assertion(
-                s.load_private_key(), s.consumer_key, s.username, audience, self.lifetime
+        except requests.exceptions.SSLError as exc:
+            raise self._unreachable("TLS verification failed", exc, audience) from None
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,  # answer cut off mid-body
+        ) as exc:
+            kind = (
+                "timed out" if isinstance(exc, requests.exceptions.Timeout) else "could not connect"
             )
-            if self.on_secret:
-                self.on_secret(assertion)
-        return self._parse(response, audience)
-
-    def _post(self, assertion: str, audience: str) -> requests.Response:
-        attempt = 0
-        while True:
-            try:
-                response = self.session.post(
-                    self.token_url,
-                    data={"grant_type": GRANT_TYPE, "assertion": assertion},
-                    headers={"Accept": "application/json"},
-                    timeout=self.settings.request_timeout,
-                    verify=self.settings.verify,
-                )
-                self.last_clock_skew = server_clock_skew(response)
-                return response
-            except requests.exceptions.SSLError as exc:
-                raise self._unreachable(
-                    "TLS verification failed",
-                    exc,
-                    audience,
-                ) from None
-            except (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,  # answer cut off mid-body
-            ) as exc:
-                if attempt >= self.retry.max_retries:
-                    kind = (
-                        "timed out"
-                        if isinstance(exc, requests.exceptions.Timeout)
-                        else "could not connect"
-                    )
-                    raise self._unreachable(kind, exc, audience) from None
-                wait = self.retry.sleep(attempt)
-                log.warning(
-                    "Token endpoint unreachable (%s); retry %d in %.1f s",
-                    type(exc).__name__,
-                    attempt + 1,
-                    wait,
-                )
-                attempt += 1
+            unreachable = self._unreachable(kind, exc, audience)
+            raise Retryable(
+                f"unreachable ({type(exc).__name__})", exhausted=lambda tries: unreachable
+            ) from None
+        self.last_clock_skew = server_clock_skew(response)
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise Retryable(
+                f"HTTP {status}",
+                retry_after=response.headers.get("Retry-After"),
+                exhausted=lambda tries: self._refusal(response, audience),
+            )
+        return response
 
     def _unreachable(self, what: str, exc: Exception, audience: str) -> AuthenticationError:
         return TokenEndpointUnreachableError(
@@ -207,27 +184,14 @@ class TokenExchanger:
         )
 
     def _parse(self, response: requests.Response, audience: str) -> AccessToken:
-        status = response.status_code
-        content_type = response.headers.get("Content-Type", "")
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            what = (
-                "an HTML page"
-                if "html" in content_type.lower() or response.text.lstrip().startswith("<")
-                else "a body that is not JSON"
-            )
-            raise TokenEndpointError(
-                f"JWT token exchange with {self.token_url} failed: HTTP {status} with {what} "
-                f"(Content-Type {content_type or 'none'}).",
-                token_url=self.token_url,
-                status=status,
-                audiences_tried=(audience,),
-                clock_skew=self.last_clock_skew,
-            )
-        if status == 200 and body.get("access_token") and body.get("instance_url"):
+        """The token from a successful answer; any other answer raises :meth:`_refusal`."""
+        body = _json_object(response)
+        if (
+            response.status_code == 200
+            and body is not None
+            and body.get("access_token")
+            and body.get("instance_url")
+        ):
             problem = instance_url_problem(body["instance_url"], self.settings)
             if problem is not None:
                 raise UntrustedAnswerError(
@@ -235,12 +199,12 @@ class TokenExchanger:
                     f"{quoted(repr(body['instance_url']), 200)}, which {problem}. The access "
                     "token was not used: every API call would carry it there.",
                     token_url=self.token_url,
-                    status=status,
+                    status=response.status_code,
                     audiences_tried=(audience,),
                     clock_skew=self.last_clock_skew,
                 )
             token = AccessToken(
-                access_token=body["access_token"],
+                access_token=str(body["access_token"]),
                 instance_url=str(body["instance_url"]).rstrip("/"),
                 id_url=str(body.get("id", "")),
                 scope=str(body.get("scope", "")),
@@ -256,6 +220,27 @@ class TokenExchanger:
                     skew,
                 )
             return token
+        raise self._refusal(response, audience)
+
+    def _refusal(self, response: requests.Response, audience: str) -> AuthenticationError:
+        """The typed error for an answer that carries no token, with Salesforce's words."""
+        status = response.status_code
+        content_type = response.headers.get("Content-Type", "")
+        body = _json_object(response)
+        if body is None:
+            what = (
+                "an HTML page"
+                if "html" in content_type.lower() or response.text.lstrip().startswith("<")
+                else "a body that is not JSON"
+            )
+            return TokenEndpointError(
+                f"JWT token exchange with {self.token_url} failed: HTTP {status} with {what} "
+                f"(Content-Type {content_type or 'none'}).",
+                token_url=self.token_url,
+                status=status,
+                audiences_tried=(audience,),
+                clock_skew=self.last_clock_skew,
+            )
         error = str(body.get("error") or "")
         description = str(body.get("error_description") or "")
         if status >= 500 or not error:
@@ -267,7 +252,7 @@ class TokenExchanger:
             if error
             else f"unexpected JSON without 'error' ({', '.join(sorted(body))[:80]})"
         )
-        raise cls(
+        return cls(
             f"JWT token exchange with {self.token_url} failed: HTTP {status} {said}",
             token_url=self.token_url,
             status=status,
@@ -276,6 +261,15 @@ class TokenExchanger:
             audiences_tried=(audience,),
             clock_skew=self.last_clock_skew,
         )
+
+
+def _json_object(response: requests.Response) -> dict[str, Any] | None:
+    """The answer's JSON object, or ``None`` when it is not one (HTML, garbage, a list)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 CacheKey = tuple[str, str, str, str]

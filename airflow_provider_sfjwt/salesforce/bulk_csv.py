@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from .errors import SalesforceError
+from .errors import SalesforceError, UnexpectedResponseError
 
 if TYPE_CHECKING:
     from .bulk.download import ResultChunk
@@ -96,7 +96,9 @@ def _records_from_csv_text(
         if not row:
             continue
         if len(row) != width:
-            raise ValueError(f"CSV record has {len(row)} fields, header has {width}: {row!r}")
+            raise UnexpectedResponseError(
+                f"CSV record has {len(row)} fields, header has {width}: {row!r}"
+            )
         if "" in row:
             row = [v or None for v in row]
         record = dict(zip(columns, row, strict=False))

@@ -27,13 +27,14 @@ from requests.adapters import HTTPAdapter
 from .auth import TOKEN_CACHE, AccessToken, JWTAuth, TokenCache
 from .errors import (
     ApiError,
+    InvalidInputError,
     QuotaGuardError,
     RequestLimitExceededError,
     RetriesExhaustedError,
     SessionExpiredError,
     TransportError,
 )
-from .retry import RetryPolicy
+from .retry import Retryable, RetryPolicy
 from .settings import ConnectionSettings, SecretSink
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class SalesforceClient:
         if path.startswith(("http://", "https://")):
             if urlsplit(path)[:2] != urlsplit(base)[:2]:
                 # The Authorization header goes with the request: never to another host.
-                raise ValueError(
+                raise InvalidInputError(
                     f"{path[:80]!r} is not on this org's instance {base}; the access token is only "
                     "sent there. Give a path instead: sobjects/Account or /services/apexrest/..."
                 )
@@ -160,10 +161,10 @@ class SalesforceClient:
         """Send one API request with the retry and re-auth policy above; return a 2xx response."""
         method = method.upper()
         safe_to_repeat = method in IDEMPOTENT if idempotent is None else idempotent
-        reauthed = False
-        attempt = 0
         token = self.auth.token()
-        while True:
+        reauthed = False
+
+        def send() -> requests.Response:
             self._check_quota_guard()
             url = self.url(path, token)
             send_headers = {
@@ -173,7 +174,7 @@ class SalesforceClient:
             if headers:
                 send_headers.update(headers)
             try:
-                response = self.session.request(
+                return self.session.request(
                     method,
                     url,
                     params=params,
@@ -197,75 +198,65 @@ class SalesforceClient:
                 requests.exceptions.Timeout,
                 requests.exceptions.ChunkedEncodingError,  # body cut off mid-way
             ) as exc:
+                name = type(exc).__name__
                 never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or (
                     isinstance(exc, requests.exceptions.ConnectionError)
                     and "refused" in str(exc).lower()
                 )
                 if not (safe_to_repeat or never_sent):
                     raise TransportError(
-                        f"{method} {url} was cut off ({type(exc).__name__}) after it was sent; the "
-                        "write may or may not have been applied, so it is not repeated. Check the "
-                        "records in Salesforce (or use an external-id upsert, which is safe to repeat)."
+                        f"{method} {url} was cut off ({name}) after it was sent; the write may or "
+                        "may not have been applied, so it is not repeated. Check the records in "
+                        "Salesforce (or use an external-id upsert, which is safe to repeat)."
                     ) from None
-                if attempt >= self.retry.max_retries:
-                    raise RetriesExhaustedError(
-                        f"{method} {url} failed {attempt + 1} times: {type(exc).__name__}. Salesforce "
-                        f"or the network is unavailable; raise max_retries or request_timeout "
-                        f"(now {self.retry.max_retries} and {self.settings.request_timeout:g} s) if it "
+                raise Retryable(
+                    name,
+                    exhausted=lambda tries: RetriesExhaustedError(
+                        f"{method} {url} failed {tries} times: {name}. Salesforce or the network "
+                        f"is unavailable; raise max_retries or request_timeout (now "
+                        f"{self.retry.max_retries} and {self.settings.request_timeout:g} s) if it "
                         "is slow rather than down."
-                    ) from None
-                wait = self.retry.sleep(attempt)
-                log.warning(
-                    "%s %s: %s; retry %d/%d in %.1f s",
-                    method,
-                    path,
-                    type(exc).__name__,
-                    attempt + 1,
-                    self.retry.max_retries,
-                    wait,
-                )
-                attempt += 1
-                continue
+                    ),
+                ) from None
+
+        def attempt(number: int) -> requests.Response:
+            nonlocal token, reauthed
+            response = send()
             self._note_usage(response)
-            status = response.status_code
-            if 200 <= status < 300 or status in ok_statuses:
-                return response
-            code, message = api_errors(response)
-            if status == 401 and not reauthed:
+            if response.status_code == 401 and not reauthed:
+                code, _ = api_errors(response)
                 response.close()
                 log.info(
                     "Session rejected (%s); exchanging a new token and repeating %s", code, method
                 )
                 token = self.auth.refresh(token)
                 reauthed = True
-                continue
+                response = send()
+                self._note_usage(response)
+            status = response.status_code
+            if 200 <= status < 300 or status in ok_statuses:
+                return response
+            code, message = api_errors(response)
+            url = self.url(path, token)
             # The same code also names the concurrent long-request limit, which clears in seconds.
             if code == "REQUEST_LIMIT_EXCEEDED" and not _concurrency_limit(status, message):
                 raise RequestLimitExceededError(status, code, message, method, url)
             if status in self.retry.statuses and (safe_to_repeat or status in NOT_PROCESSED):
-                if attempt < self.retry.max_retries:
-                    wait = self.retry.sleep(attempt, response.headers.get("Retry-After"))
-                    log.warning(
-                        "%s %s: HTTP %s %s; retry %d/%d in %.1f s",
-                        method,
-                        path,
-                        status,
-                        code,
-                        attempt + 1,
-                        self.retry.max_retries,
-                        wait,
-                    )
-                    response.close()
-                    attempt += 1
-                    continue
-                raise RetriesExhaustedError(
-                    f"{method} {url} still failed after {attempt + 1} tries: HTTP {status} {code}: "
-                    f"{message}. Salesforce is overloaded or throttling this org; let the task retry "
-                    f"later or raise max_retries (now {self.retry.max_retries})."
+                response.close()
+                raise Retryable(
+                    f"HTTP {status} {code}",
+                    retry_after=response.headers.get("Retry-After"),
+                    exhausted=lambda tries: RetriesExhaustedError(
+                        f"{method} {url} still failed after {tries} tries: HTTP {status} {code}: "
+                        f"{message}. Salesforce is overloaded or throttling this org; let the task "
+                        f"retry later or raise max_retries (now {self.retry.max_retries})."
+                    ),
                 )
             if status == 401:
                 raise SessionExpiredError(status, code, message, method, url)
             raise ApiError(status, code, message, method, url)
+
+        return self.retry.run(f"{method} {path}", attempt)
 
     def _note_usage(self, response: requests.Response) -> None:
         usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
@@ -347,13 +338,13 @@ class SalesforceClient:
         """
         op = operation.lower()
         if op not in ("insert", "update", "upsert", "delete"):
-            raise ValueError(
+            raise InvalidInputError(
                 f"operation must be insert, update, upsert or delete, not {operation!r}"
             )
         if op in ("insert", "upsert") and not sobject:
-            raise ValueError(f"{op} needs the sObject name")
+            raise InvalidInputError(f"{op} needs the sObject name")
         if op == "upsert" and not external_id_field:
-            raise ValueError("upsert needs external_id_field")
+            raise InvalidInputError("upsert needs external_id_field")
         chunk: list[Mapping[str, Any]] = []
         for record in records:
             chunk.append(record)

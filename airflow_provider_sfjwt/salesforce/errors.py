@@ -1,9 +1,47 @@
-"""Exception types and the catalogue of hints for Salesforce's token errors.
+"""Every error this provider raises, and the catalogue of hints for Salesforce's token errors.
 
 Every failure a user can hit gets its own type, and a message written for someone woken at
 3 a.m.: what failed (Salesforce's words, verbatim), what that usually means, and what to check,
 naming the exact connection field or Salesforce setting. Messages never contain key material,
-assertions or tokens.
+assertions or tokens. Catch :class:`SalesforceError` for all of them; the errors about bad values
+are also ``ValueError``, as Python code expects.
+
+The tree::
+
+    SalesforceError
+    ├── ConfigurationError (also ValueError) - a connection field, refused before any call
+    ├── InvalidInputError (also ValueError) - a bad argument or input file
+    ├── UnexpectedResponseError (also ValueError) - an answer that cannot be used safely
+    ├── AuthenticationError - the token endpoint refused the JWT assertion (or was unreachable)
+    │   ├── UserNotApprovedError
+    │   ├── AudienceInvalidError
+    │   ├── AppNotFoundError
+    │   ├── InvalidAssertionError
+    │   │   └── ExpiredAssertionError
+    │   ├── AuthenticationFailureError
+    │   ├── InvalidClientIdError
+    │   ├── InvalidClientError
+    │   ├── UnsupportedGrantTypeError
+    │   ├── InactiveUserError
+    │   ├── InactiveOrgError
+    │   ├── LoginRateExceededError
+    │   ├── TokenEndpointError
+    │   │   └── UntrustedAnswerError - an answer that failed a safety check
+    │   └── TokenEndpointUnreachableError
+    ├── ApiError - a REST or Bulk API call answered with an error
+    │   ├── SessionExpiredError
+    │   └── RequestLimitExceededError
+    ├── QuotaGuardError - this connection's own brake on API usage
+    ├── RetriesExhaustedError - a transient failure outlasted max_retries
+    ├── TransportError - connection, timeout or TLS failure, or a write cut off once sent
+    ├── ResponseTooLargeError - a REST answer too large to return inline
+    ├── UnsafeStoreError - a token store directory others could tamper with
+    ├── BulkJobError - a Bulk API 2.0 job ended Failed or Aborted
+    │   └── BulkJobTimeoutError
+    └── TooManyFailedRecordsError - an ingest refused more records than allowed
+
+(:class:`.retry.Retryable` is not an error: it is the signal a try raises inside the retry loop,
+which catches it.)
 """
 
 from __future__ import annotations
@@ -16,6 +54,16 @@ from typing import Any
 
 class SalesforceError(Exception):
     """Base of every error this provider raises on purpose."""
+
+
+class InvalidInputError(SalesforceError, ValueError):
+    """A bad argument or input file, refused before it can do harm: says what is wrong and how
+    to fix it. A ``ValueError`` too, as Python code expects of bad values."""
+
+
+class UnexpectedResponseError(SalesforceError, ValueError):
+    """Salesforce answered something this provider cannot use safely: a malformed body, or
+    counts that do not add up. Nothing is guessed from such an answer."""
 
 
 PREVIEW_CHARS = 8
@@ -424,6 +472,15 @@ class RetriesExhaustedError(SalesforceError):
 
 class TransportError(SalesforceError):
     """Connection refused or reset, timeout or TLS failure talking to the instance."""
+
+
+class UnsafeStoreError(SalesforceError):
+    """The token store directory, or a directory above it, cannot be trusted (the message says
+    why). The store is then not used: tokens are not shared between processes."""
+
+
+class ResponseTooLargeError(SalesforceError):
+    """A REST answer exceeded the inline limit (it would go to XCom) and no output path was given."""
 
 
 class BulkJobError(SalesforceError):

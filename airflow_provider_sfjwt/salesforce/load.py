@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import ExitStack
@@ -29,8 +28,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .client import SalesforceClient
+from .errors import InvalidInputError, UnexpectedResponseError
 from .readers import read_records
-from .retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES, RetryPolicy, transient_codes
+from .retry import (
+    DEFAULT_TRANSIENT_RETRIES,
+    TRANSIENT_ERROR_CODES,
+    Refused,
+    RetryPolicy,
+    resend_refused,
+    transient_codes,
+)
 from .storage import Destination, same_file
 from .writers import RecordWriter, open_writer
 
@@ -137,35 +144,25 @@ def _send_chunk_again(
 ) -> int:
     """Resend transiently refused records of ``chunk`` up to ``retries`` times, updating
     ``results`` in place; returns how many records were sent again in all."""
-    resent = 0
-    for attempt in range(retries):
+
+    def refused() -> Refused[list[int]] | None:
         again = _to_resend(results, transient, all_or_none)
-        if not again:
-            break
-        codes = sorted(set().union(*(_error_codes(results[i]) for i in again)) & transient)
-        wait = retry.delay(attempt)
-        log.warning(
-            "%s: %d record(s) refused with %s; sending them again in %.1f s (%d/%d)",
-            where,
-            len(again),
-            ", ".join(codes),
-            wait,
-            attempt + 1,
-            retries,
-        )
-        time.sleep(wait)
+        codes = set().union(*(_error_codes(results[i]) for i in again)) & transient
+        return Refused(again, len(again), codes) if again else None
+
+    def send_again(again: list[int]) -> None:
         answers = send([chunk[i] for i in again])
         _check_answers(answers, len(again), where)
         for i, answer in zip(again, answers, strict=True):
             results[i] = answer
-        resent += len(again)
-    return resent
+
+    return resend_refused(retry, retries, where, "sending them again", refused, send_again)
 
 
 def _check_answers(results: Any, sent: int, where: str) -> None:
     if not isinstance(results, list) or len(results) != sent:
         count = len(results) if isinstance(results, list) else "no list of"
-        raise ValueError(
+        raise UnexpectedResponseError(
             f"{where}: Salesforce answered {count} results for {sent} records; the outcome of "
             "this chunk is unknown, check the records in Salesforce before loading again"
         )
@@ -195,11 +192,13 @@ def load_collections(
     is reported like any other failure.
     """
     if transient_retries < 0:
-        raise ValueError("transient_retries must be 0 or more")
+        raise InvalidInputError("transient_retries must be 0 or more")
     transient = transient_codes(transient_error_codes)
     op = operation.lower()
     if op not in OPERATIONS:
-        raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}")
+        raise InvalidInputError(
+            f"operation must be one of {', '.join(OPERATIONS)}, not {operation!r}"
+        )
     originals: deque[Mapping[str, Any]] = deque()
 
     def prepared() -> Iterator[dict[str, Any]]:
@@ -297,7 +296,7 @@ def load_file(
     """
     report = kwargs.get("failed_records_path")
     if report is not None and same_file(path, report):
-        raise ValueError(
+        raise InvalidInputError(
             f"failed_records_path {report} is the input file {path} (same file once links are "
             "resolved): the failure report would replace the records being loaded. Give it "
             "another name."

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .errors import InvalidInputError
 from .records import json_cell
 from .writers import RecordWriter
 
@@ -142,7 +143,7 @@ class ParquetWriter(RecordWriter):
                     return pa.array([_as_int(v) for v in texts], type=arrow_type)
                 except (TypeError, ValueError):
                     pass
-            raise ValueError(
+            raise InvalidInputError(
                 f"column {name!r}: values do not fit Parquet type {arrow_type} ({exc}); "
                 "check field_types"
             ) from exc

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import IO, Any
 
+from .errors import InvalidInputError
 from .storage import Destination
 
 __all__ = ["CsvPart", "read_records", "split_csv"]
@@ -27,12 +28,16 @@ def _format_from_name(name: str) -> str:
     lower = name.lower()
     for suffix in (".gz",):
         if lower.endswith(suffix):
-            raise ValueError(f"compressed input {name!r} is not supported: decompress it first")
+            raise InvalidInputError(
+                f"compressed input {name!r} is not supported: decompress it first"
+            )
     if lower.endswith(".csv"):
         return "csv"
     if lower.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
-    raise ValueError(f"cannot tell the format of {name!r} from its suffix: pass fmt='csv'|'jsonl'")
+    raise InvalidInputError(
+        f"cannot tell the format of {name!r} from its suffix: pass fmt='csv'|'jsonl'"
+    )
 
 
 def read_records(path: Any, fmt: str | None = None) -> Iterator[dict[str, Any]]:
@@ -49,7 +54,7 @@ def read_records(path: Any, fmt: str | None = None) -> Iterator[dict[str, Any]]:
     if kind == "json":
         kind = "jsonl"
     if kind not in ("csv", "jsonl"):
-        raise ValueError(f"read_records reads csv or jsonl, not {fmt!r}")
+        raise InvalidInputError(f"read_records reads csv or jsonl, not {fmt!r}")
     return _read_csv(source) if kind == "csv" else _read_jsonl(source)
 
 
@@ -64,7 +69,7 @@ def _read_csv(source: Destination) -> Iterator[dict[str, Any]]:
             if not row:
                 continue
             if len(row) != width:
-                raise ValueError(
+                raise InvalidInputError(
                     f"{source}: line {reader.line_num} has {len(row)} fields, header has {width}"
                 )
             yield {k: (v or None) for k, v in zip(columns, row, strict=False)}
@@ -80,7 +85,7 @@ def _read_jsonl(source: Destination) -> Iterator[dict[str, Any]]:
         if first.lstrip(b"\xef\xbb\xbf \t").startswith(b"["):
             records = json.loads((first + raw.read()).decode("utf-8-sig"))
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-                raise ValueError(f"{source}: a JSON array of record objects was expected")
+                raise InvalidInputError(f"{source}: a JSON array of record objects was expected")
             yield from records
             return
         if first.startswith(b"\xef\xbb\xbf"):
@@ -91,7 +96,9 @@ def _read_jsonl(source: Destination) -> Iterator[dict[str, Any]]:
             try:
                 yield json.loads(line)
             except ValueError as exc:
-                raise ValueError(f"{source}: line {number} is not valid JSON: {exc}") from exc
+                raise InvalidInputError(
+                    f"{source}: line {number} is not valid JSON: {exc}"
+                ) from exc
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,7 @@ def _iter_csv_records(lines: Iterable[bytes]) -> Iterator[bytes]:
         elif line.strip(b"\r\n"):
             yield line
     if buffer:
-        raise ValueError("CSV ends inside a quoted field (unbalanced quotes)")
+        raise InvalidInputError("CSV ends inside a quoted field (unbalanced quotes)")
 
 
 def split_csv(path: Any, max_bytes: int = 100 * 1024 * 1024) -> Iterator[CsvPart]:
@@ -165,7 +172,7 @@ def split_csv(path: Any, max_bytes: int = 100 * 1024 * 1024) -> Iterator[CsvPart
         if not header.endswith(b"\n"):
             header += newline
         if len(header) >= max_bytes:
-            raise ValueError(f"the CSV header alone is larger than max_bytes={max_bytes}")
+            raise InvalidInputError(f"the CSV header alone is larger than max_bytes={max_bytes}")
         workdir = tempfile.mkdtemp(prefix="sfjwt-split-")
         out: IO[bytes] | None = None
         try:
@@ -183,7 +190,7 @@ def split_csv(path: Any, max_bytes: int = 100 * 1024 * 1024) -> Iterator[CsvPart
                     index += 1
                 if out is None:
                     if len(header) + len(record) > max_bytes:
-                        raise ValueError(
+                        raise InvalidInputError(
                             f"record {rows + 1} of part {index} is larger than "
                             f"max_bytes={max_bytes} with the header"
                         )

@@ -16,16 +16,13 @@ from typing import Any
 import requests
 
 from .client import IDEMPOTENT, SalesforceClient
-from .errors import RetriesExhaustedError, TransportError
+from .errors import InvalidInputError, ResponseTooLargeError, RetriesExhaustedError, TransportError
+from .retry import Retryable
 from .storage import atomic_output
 
 DEFAULT_MAX_INLINE_BYTES = 64 * 1024
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE", "HEAD")
 _CHUNK = 64 * 1024
-
-
-class ResponseTooLargeError(ValueError):
-    """A response exceeded the inline limit and no output path was given."""
 
 
 def _decode(body: bytes, content_type: str) -> Any:
@@ -50,16 +47,16 @@ def call(
     ``max_retries``; a write is not, because it may have been applied.
     """
     if method.upper() not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        raise InvalidInputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if "://" in path:
-        raise ValueError(
+        raise InvalidInputError(
             f"path {path[:80]!r} is a full URL; give it relative to the data API (limits, "
             "sobjects/Account/describe) or from the instance root (/services/apexrest/...), so the "
             "access token only ever goes to the org's instance"
         )
     repeatable = method.upper() in IDEMPOTENT if idempotent is None else idempotent
-    attempt = 0
-    while True:
+
+    def attempt(number: int) -> dict[str, Any]:
         try:
             return call_once(client, method, path, idempotent=idempotent, **kwargs)
         except (
@@ -75,13 +72,15 @@ def call(
                     "repeated. Check the outcome in Salesforce, or set idempotent=True if the "
                     "endpoint is safe to call twice."
                 ) from None
-            if attempt >= client.retry.max_retries:
-                raise RetriesExhaustedError(
-                    f"{what}, {attempt + 1} times. Raise max_retries (now "
+            raise Retryable(
+                f"the answer was cut off mid-body ({type(exc).__name__})",
+                exhausted=lambda tries: RetriesExhaustedError(
+                    f"{what}, {tries} times. Raise max_retries (now "
                     f"{client.retry.max_retries}) if the network is unstable."
-                ) from None
-            client.retry.sleep(attempt)
-            attempt += 1
+                ),
+            ) from None
+
+    return client.retry.run(f"{method.upper()} {path}", attempt)
 
 
 def call_once(

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import re
 
+from .errors import InvalidInputError
+
 __all__ = ["select_columns"]
 
 # Functions that keep the field's own name in the result instead of exprN.
@@ -56,7 +58,7 @@ def _select_list(tokens: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
             start = i + 1
             break
     if start is None:
-        raise ValueError("not a SOQL SELECT statement: no SELECT keyword found")
+        raise InvalidInputError("not a SOQL SELECT statement: no SELECT keyword found")
     items: list[list[tuple[str, str]]] = [[]]
     depth = 0  # parentheses and TYPEOF ... END blocks
     for kind, value in tokens[start:]:
@@ -72,7 +74,7 @@ def _select_list(tokens: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
             continue
         items[-1].append((kind, value))
     else:
-        raise ValueError("not a SOQL SELECT statement: no FROM after the field list")
+        raise InvalidInputError("not a SOQL SELECT statement: no FROM after the field list")
     return [item for item in items if item]
 
 
@@ -105,7 +107,7 @@ def select_columns(soql: str) -> list[str]:
     """
     tokens = _tokens(soql)
     if any(kind == "other" and ";" in value for kind, value in tokens):
-        raise ValueError(
+        raise InvalidInputError(
             "SOQL has no statement separator, but this query has ';' outside a quoted string "
             "(did a templated value break out of its quotes?)"
         )

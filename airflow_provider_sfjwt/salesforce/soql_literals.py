@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from .errors import InvalidInputError
+
 __all__ = ["soql_date", "soql_datetime", "soql_like", "soql_quote"]
 
 _ESCAPES = {
@@ -37,7 +39,7 @@ def soql_datetime(value: dt.datetime) -> str:
     """A dateTime literal in UTC (``2026-01-01T00:00:00Z``); Airflow's ``data_interval_start``
     works as it is. A naive datetime is refused: which zone it means is a guess."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
+        raise InvalidInputError(
             f"{value!r} has no time zone, so the SOQL literal would be a guess; pass an aware "
             "datetime (Airflow's data_interval_start is one) or add tzinfo=datetime.timezone.utc"
         )
@@ -84,14 +86,16 @@ def _number(value: float | Decimal) -> str:
     all, and NaN and infinities (float or Decimal) would be bare words in the query."""
     number = Decimal(repr(value)) if isinstance(value, float) else value
     if not number.is_finite():
-        raise ValueError(f"{value!r} has no SOQL literal")
+        raise InvalidInputError(f"{value!r} has no SOQL literal")
     return format(number, "f")
 
 
 def _in_list(items: Iterable[Any]) -> str:
     literals = [soql_quote(item) for item in items]
     if not literals:
-        raise ValueError("IN () with no values is not valid SOQL; skip the condition instead")
+        raise InvalidInputError(
+            "IN () with no values is not valid SOQL; skip the condition instead"
+        )
     return "(" + ", ".join(literals) + ")"
 
 
@@ -101,5 +105,7 @@ def soql_like(value: str, before: str = "", after: str = "") -> str:
     ``soql_like("50%_off", after="%")`` is ``'50\\%\\_off%'`` (starts with "50%_off")."""
     for wildcard in (before, after):
         if wildcard.strip("%_"):
-            raise ValueError(f"before/after take only the wildcards % and _, not {wildcard!r}")
+            raise InvalidInputError(
+                f"before/after take only the wildcards % and _, not {wildcard!r}"
+            )
     return "'" + before + _escape(_escape(value, _ESCAPES), _LIKE_ESCAPES) + after + "'"

@@ -27,6 +27,8 @@ import urllib.request
 from collections.abc import Iterator
 from typing import IO, Any, Protocol, Union
 
+from .errors import InvalidInputError
+
 __all__ = ["Destination", "FilePath", "StoragePath", "atomic_output", "same_file"]
 
 log = logging.getLogger(__name__)
@@ -71,13 +73,13 @@ class Destination:
         if isinstance(target, str) and "://" in target:
             parsed = urllib.parse.urlparse(target)
             if parsed.scheme != "file":
-                raise ValueError(
+                raise InvalidInputError(
                     f"cannot open {target!r} from a plain string: pass an "
                     "airflow.sdk.ObjectStoragePath (it carries the storage connection), "
                     "or a local path"
                 )
             if parsed.netloc not in ("", "localhost"):
-                raise ValueError(
+                raise InvalidInputError(
                     f"{target!r} names the host {parsed.netloc!r}, but a file:// URL is always "
                     "opened on this machine: use file:///path (or a plain path) for a local "
                     "file, or an object-storage URI for a remote one"
@@ -180,7 +182,7 @@ def atomic_output(path: Any, mode: str = "wb") -> Iterator[IO[Any]]:
     name and a previous good file stays in place.
     """
     if mode not in ("wb", "w"):
-        raise ValueError("atomic_output mode must be 'wb' or 'w'")
+        raise InvalidInputError("atomic_output mode must be 'wb' or 'w'")
     dest = Destination(path)
     dest.ensure_parent()
     temp = dest.sibling(f".{dest.name}.part-{secrets.token_hex(6)}")

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .errors import UnsafeStoreError
 from .safe_write import write_file
 
 if TYPE_CHECKING:
@@ -79,10 +80,6 @@ _SUPPORTED = (
 
 _WARNED: set[str] = set()
 _WARN_LOCK = threading.Lock()
-
-
-class UnsafeStoreError(Exception):
-    """The store directory, or a directory above it, cannot be trusted (the message says why)."""
 
 
 def default_directory() -> Path:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import IO, Any, ClassVar
 
+from .errors import InvalidInputError
 from .records import COMPOUND_TYPES, Flattener, infer_columns, json_cell, strip_attributes
 from .storage import Destination, FilePath, atomic_output
 
@@ -154,7 +155,7 @@ class RecordWriter:
         """Write already-flattened rows, one value per column; returns rows written."""
         self._require_open()
         if self._columns is None:
-            raise ValueError("write_rows needs the columns: pass columns to open_writer")
+            raise InvalidInputError("write_rows needs the columns: pass columns to open_writer")
         width = len(self._columns)
         iterator = iter(rows)
         written = 0
@@ -164,7 +165,7 @@ class RecordWriter:
                 break
             for row in batch:
                 if len(row) != width:
-                    raise ValueError(f"row has {len(row)} values, expected {width}: {row!r}")
+                    raise InvalidInputError(f"row has {len(row)} values, expected {width}: {row!r}")
                 if not COMPOUND_TYPES.isdisjoint(map(type, row)):
                     for i, value in enumerate(row):
                         if type(value) in (dict, list):
@@ -236,7 +237,7 @@ def check_format(fmt: str) -> str:
     """``fmt`` in lower case if it is one of :data:`FORMATS`; ``ValueError`` naming them if not."""
     key = (fmt or "").lower()
     if key not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     return key
 
 

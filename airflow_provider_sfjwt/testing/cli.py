@@ -90,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"export {conn_env_var(CONN_ID)}={shlex.quote(json.dumps(conn))}", file=out)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly (temp files) on SIGTERM too
-    print("Press Ctrl-C to stop.", file=out, flush=True)
     try:
+        # Printed inside the try: whoever reads this line may stop us at once (SIGTERM), and
+        # the KeyboardInterrupt that raises must land here, not between the print and the try.
+        print("Press Ctrl-C to stop.", file=out, flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .download import save_job_results, stream_body
 from .failures import check_failed_records, failed_records_limit, resubmit_transient_failures
-from .ingest import IngestSummary, collect_ingest_results, finish_ingest, ingest_file
+from .ingest import IngestSummary, finish_ingest, ingest_file, result_targets
 from .jobs import INGEST, INGEST_OPERATIONS, JOB_KINDS, QUERY, BulkJobs
 from .poller import (
     DEFAULT_POLL_INTERVAL,
@@ -50,7 +50,6 @@ __all__ = [
     "JobWatch",
     "QueryResult",
     "check_failed_records",
-    "collect_ingest_results",
     "download_results",
     "failed_records_limit",
     "finish_ingest",
@@ -60,6 +59,7 @@ __all__ = [
     "query_to_file",
     "raise_for_state",
     "resubmit_transient_failures",
+    "result_targets",
     "save_job_results",
     "start_ingest",
     "stream_body",

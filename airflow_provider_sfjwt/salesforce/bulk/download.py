@@ -19,6 +19,7 @@ import urllib3.exceptions
 from ..bulk_csv import CsvJoiner
 from ..client import SalesforceClient
 from ..errors import RetriesExhaustedError, SalesforceError
+from ..retry import Retryable
 from ..storage import FilePath, atomic_output
 
 __all__ = ["ResultChunk", "iter_result_chunks", "save_job_results", "stream_body"]
@@ -58,55 +59,47 @@ def stream_body(
     does: resuming a different body would corrupt the output, so that is an error.
     """
     delivered = 0
-    attempt = 0
-    response = response if response is not None else fetch()
-    while True:
-        skip = delivered
-        try:
-            for block in response.iter_content(chunk_size):
-                if skip:
-                    if len(block) <= skip:
-                        skip -= len(block)
-                        continue
-                    block = block[skip:]
-                    skip = 0
-                delivered += len(block)
-                yield block
-        except _BROKEN_BODY as exc:
-            response.close()
-            if attempt >= client.retry.max_retries:
-                raise RetriesExhaustedError(
-                    f"Downloading {what} broke off {attempt + 1} times ({type(exc).__name__}) "
-                    f"after {delivered:,} bytes. The network to Salesforce is unstable; run the "
-                    f"task again, or raise max_retries (now {client.retry.max_retries})."
+    current = response
+    for attempt in client.retry.attempts(f"Downloading {what}"):
+        with attempt:
+            if current is None:
+                current = fetch()
+                difference = same(current) if same and attempt.number else None
+                if difference:
+                    current.close()
+                    raise SalesforceError(
+                        f"{what} changed between two downloads ({difference}); it cannot be "
+                        "resumed without losing or repeating rows. Run the task again."
+                    )
+            skip = delivered
+            try:
+                for block in current.iter_content(chunk_size):
+                    if skip:
+                        if len(block) <= skip:
+                            skip -= len(block)
+                            continue
+                        block = block[skip:]
+                        skip = 0
+                    delivered += len(block)
+                    yield block
+            except _BROKEN_BODY as exc:
+                current.close()
+                current = None
+                name, done = type(exc).__name__, delivered
+                raise Retryable(
+                    f"broke off after {done:,} bytes ({name}); fetching it again",
+                    exhausted=lambda tries, name=name, done=done: RetriesExhaustedError(
+                        f"Downloading {what} broke off {tries} times ({name}) after {done:,} "
+                        "bytes. The network to Salesforce is unstable; run the task again, or "
+                        f"raise max_retries (now {client.retry.max_retries})."
+                    ),
                 ) from None
-            wait = client.retry.sleep(attempt)
-            attempt += 1
-            log.warning(
-                "Downloading %s broke off after %d bytes (%s); fetching it again in %.1f s (%d/%d)",
-                what,
-                delivered,
-                type(exc).__name__,
-                wait,
-                attempt,
-                client.retry.max_retries,
-            )
-            response = fetch()
-            difference = same(response) if same else None
-            if difference:
-                response.close()
+            current.close()
+            if skip:
                 raise SalesforceError(
-                    f"{what} changed between two downloads ({difference}); it cannot be resumed "
-                    "without losing or repeating rows. Run the task again."
-                ) from None
-            continue
-        response.close()
-        if skip:
-            raise SalesforceError(
-                f"{what} was {skip:,} bytes shorter when fetched again; it cannot be resumed "
-                "without losing rows. Run the task again."
-            )
-        return
+                    f"{what} was {skip:,} bytes shorter when fetched again; it cannot be resumed "
+                    "without losing rows. Run the task again."
+                )
 
 
 @dataclass

@@ -17,8 +17,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import TooManyFailedRecordsError
+from ..errors import InvalidInputError, TooManyFailedRecordsError
 from ..readers import read_records
+from ..retry import Refused, resend_refused
 from ..storage import FilePath
 from ..writers import open_writer
 from .download import save_job_results
@@ -103,29 +104,27 @@ def resubmit_transient_failures(
     transient = spec.transient_error_codes
     deadline = time.monotonic() + timeout
     rounds: list[list[str]] = []
-    previous = list(job_ids)
     with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-retry-") as tmp:
-        for attempt in range(spec.transient_retries):
-            retry_csv = Path(tmp) / f"retry-{attempt + 1}.csv"
+
+        def refused() -> Refused[Path] | None:
+            retry_csv = Path(tmp) / f"retry-{len(rounds) + 1}.csv"
+            previous = rounds[-1] if rounds else job_ids
             count = _write_transient_failures(jobs, previous, transient, Path(tmp), retry_csv)
-            if not count:
-                break
-            wait = jobs.client.retry.delay(attempt)
-            log.warning(
-                "Bulk ingest into %s: %d record(s) refused with %s; loading them again in a new "
-                "job in %.1f s (%d/%d)",
-                spec.sobject,
-                count,
-                ", ".join(sorted(transient)),
-                wait,
-                attempt + 1,
-                spec.transient_retries,
-            )
-            time.sleep(wait)
+            return Refused(retry_csv, count, transient) if count else None
+
+        def load_again(retry_csv: Path) -> None:
             again, _ = start_ingest(jobs, spec, retry_csv)
             jobs.wait_all(INGEST, again, timeout=max(0.0, deadline - time.monotonic()))
             rounds.append(again)
-            previous = again
+
+        resend_refused(
+            jobs.client.retry,
+            spec.transient_retries,
+            f"Bulk ingest into {spec.sobject}",
+            "loading them again in a new job",
+            refused,
+            load_again,
+        )
     return rounds
 
 
@@ -172,7 +171,7 @@ def failed_records_limit(max_failed_records: int | str | None, submitted: int) -
             raise ValueError
         return count
     except ValueError:
-        raise ValueError(
+        raise InvalidInputError(
             f"max_failed_records must be a count (0, 100) or a percentage of the records sent "
             f"('5%'), not {max_failed_records!r}"
         ) from None

@@ -32,7 +32,7 @@ from .jobs import INGEST, BulkJobs
 from .poller import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT
 from .upload import MAX_UPLOAD_BYTES, IngestSpec, start_ingest
 
-__all__ = ["IngestSummary", "collect_ingest_results", "finish_ingest", "ingest_file"]
+__all__ = ["IngestSummary", "finish_ingest", "ingest_file", "result_targets"]
 
 log = logging.getLogger(__name__)
 
@@ -60,53 +60,49 @@ class IngestSummary(TypedDict):
     retried: int
 
 
-def _result_target(results_dir: FilePath | None, source: FilePath, name: str) -> Any:
-    if results_dir is None:
-        return Destination(source).sibling(name)
-    if isinstance(results_dir, (str, os.PathLike)):
-        return Path(os.fspath(results_dir)) / name
-    return results_dir / name  # type: ignore[operator]
-
-
-def _stem(source: FilePath) -> str:
+def result_targets(source: FilePath, results_dir: FilePath | None = None) -> dict[str, Any]:
+    """Where the three result files of loading ``source`` go, by result set: ``NAME.csv`` gives
+    ``NAME.successfulResults.csv`` etc., in ``results_dir`` or else next to the input."""
     name = Destination(source).name
-    return name[: -len(".csv")] if name.lower().endswith(".csv") else name
+    stem = name[: -len(".csv")] if name.lower().endswith(".csv") else name
+    targets: dict[str, Any] = {}
+    for kind, resource in RESULT_FILES.items():
+        file_name = f"{stem}.{resource}.csv"
+        if results_dir is None:
+            targets[kind] = Destination(source).sibling(file_name)
+        elif isinstance(results_dir, (str, os.PathLike)):
+            targets[kind] = Path(os.fspath(results_dir)) / file_name
+        else:
+            targets[kind] = results_dir / file_name  # type: ignore[operator]
+    return targets
 
 
-def collect_ingest_results(
+def _save_results(
     jobs: BulkJobs,
     spec: IngestSpec,
-    job_ids: Sequence[str],
-    source: FilePath,
-    *,
-    submitted: int | None = None,
-    results_dir: FilePath | None = None,
-    infos: Sequence[Mapping[str, Any]] | None = None,
-    rounds: Sequence[Sequence[str]] = (),
+    rounds: Sequence[Sequence[str]],
+    infos: Sequence[Mapping[str, Any]],
+    targets: Mapping[str, Any],
+    submitted: int | None,
 ) -> IngestSummary:
     """Save the three result files of finished ingest jobs and summarise them.
 
-    ``submitted`` (records uploaded) is known to whoever split the file; when it is not (a task
-    resumed from the triggerer), it is processed plus the rows of the unprocessed-records file.
-    ``rounds`` are the jobs of :func:`.failures.resubmit_transient_failures`: their successes
-    join the success file, and a record counts as failed only where it was not loaded again.
+    ``rounds`` are the jobs of the first load and then of each round of
+    :func:`.failures.resubmit_transient_failures` (``infos`` is of the first round's): the
+    success file holds every round's successes, and a record counts as failed only where it
+    was not loaded again. ``submitted`` (records uploaded) is known to whoever split the file;
+    when it is not (a task resumed from the triggerer), it is processed plus the rows of the
+    unprocessed-records file.
     """
-    if infos is None:
-        infos = [jobs.get(INGEST, job_id) for job_id in job_ids]
     processed = sum(int(i.get("numberRecordsProcessed") or 0) for i in infos)
     failed = sum(int(i.get("numberRecordsFailed") or 0) for i in infos)
-    retry_jobs = [job_id for round_jobs in rounds for job_id in round_jobs]
-    all_jobs = [*job_ids, *retry_jobs]
-    stem = _stem(source)
-    targets: dict[str, Any] = {}
-    for kind, resource in RESULT_FILES.items():
-        targets[kind] = _result_target(results_dir, source, f"{stem}.{resource}.csv")
-        if kind == "failed" and rounds:
-            failed = save_final_failures(
-                jobs, [job_ids, *rounds], spec.transient_error_codes, targets[kind]
-            )
+    retry_jobs = [job_id for round_jobs in rounds[1:] for job_id in round_jobs]
+    all_jobs = [job_id for round_jobs in rounds for job_id in round_jobs]
+    for kind, target in targets.items():
+        if kind == "failed" and retry_jobs:
+            failed = save_final_failures(jobs, rounds, spec.transient_error_codes, target)
         else:
-            save_job_results(jobs.client, all_jobs, kind, targets[kind])
+            save_job_results(jobs.client, all_jobs, kind, target)
     if submitted is None:
         submitted = processed + sum(1 for _ in read_records(targets["unprocessed"], "csv"))
     paths = {kind: str(target) for kind, target in targets.items()}
@@ -160,16 +156,11 @@ def finish_ingest(
     Raises :class:`TooManyFailedRecordsError` (carrying the summary) after the result files are
     saved, so the rejected rows can be fixed and loaded again.
     """
+    if infos is None:
+        infos = [jobs.get(INGEST, job_id) for job_id in job_ids]
     rounds = resubmit_transient_failures(jobs, spec, job_ids, timeout=timeout, infos=infos)
-    summary = collect_ingest_results(
-        jobs,
-        spec,
-        job_ids,
-        source,
-        submitted=submitted,
-        results_dir=results_dir,
-        infos=infos,
-        rounds=rounds,
+    summary = _save_results(
+        jobs, spec, [job_ids, *rounds], infos, result_targets(source, results_dir), submitted
     )
     if not keep_job:
         for job_id in summary["job_ids"]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..client import SalesforceClient
-from ..errors import ApiError
+from ..errors import ApiError, InvalidInputError, UnexpectedResponseError
 from ..soql import select_columns
 from .poller import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, JobWatch
 
@@ -36,7 +36,7 @@ INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 def check_kind(kind: str) -> str:
     """``kind`` if it is ``"query"`` or ``"ingest"``; ``ValueError`` otherwise."""
     if kind not in JOB_KINDS:
-        raise ValueError(f"job kind must be 'query' or 'ingest', not {kind!r}")
+        raise InvalidInputError(f"job kind must be 'query' or 'ingest', not {kind!r}")
     return kind
 
 
@@ -45,11 +45,11 @@ def check_operation(operation: str, external_id_field: str | None) -> str:
     by_lower = {op.lower(): op for op in INGEST_OPERATIONS}
     op = by_lower.get((operation or "").lower())
     if op is None:
-        raise ValueError(
+        raise InvalidInputError(
             f"Bulk ingest operation must be one of {', '.join(INGEST_OPERATIONS)}, not {operation!r}"
         )
     if op == "upsert" and not external_id_field:
-        raise ValueError(
+        raise InvalidInputError(
             "Bulk upsert needs external_id_field: the API name of an External ID field (or Id)"
         )
     return op
@@ -146,7 +146,9 @@ class BulkJobs:
         """The job's info: ``state``, ``numberRecordsProcessed``, ``errorMessage``, ..."""
         info = self.client.get_json(f"jobs/{check_kind(kind)}/{job_id}")
         if not isinstance(info, dict):
-            raise ValueError(f"Bulk {kind} job {job_id}: Salesforce's job info is not an object")
+            raise UnexpectedResponseError(
+                f"Bulk {kind} job {job_id}: Salesforce's job info is not an object"
+            )
         return info
 
     def abort(self, kind: str, job_id: str) -> bool:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
+from ..errors import InvalidInputError
 from ..readers import CsvPart, split_csv
 from ..retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES, transient_codes
 from ..storage import FilePath
@@ -52,7 +53,7 @@ class IngestSpec:
         transient_error_codes: str | Collection[str] = TRANSIENT_ERROR_CODES,
     ) -> None:
         if transient_retries < 0:
-            raise ValueError("transient_retries must be 0 or more (0: never load again)")
+            raise InvalidInputError("transient_retries must be 0 or more (0: never load again)")
         object.__setattr__(self, "sobject", sobject)
         object.__setattr__(self, "operation", check_operation(operation, external_id_field))
         object.__setattr__(self, "external_id_field", external_id_field)
