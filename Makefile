@@ -1,18 +1,33 @@
 # The README's two front-door commands: `make demo` and `make test`. Both create .venv themselves.
+#
+# Another Airflow release: `make test AIRFLOW_VERSION=3.0.6` (or `make smoke AIRFLOW_VERSION=3.1.8`)
+# installs that release into its own .venv-3.0.6 and runs there; without AIRFLOW_VERSION, .venv
+# holds the newest release. A release whose dependencies need pinning gets Airflow's constraints:
+# AIRFLOW_CONSTRAINTS (a file or URL; Airflow publishes one per release) or, by default, the
+# committed constraints/airflow-<minor>.txt (each file says why it pins what it pins).
 PYTHON ?= python3
-VENV := .venv
+AIRFLOW_VERSION ?=
+AIRFLOW_MINOR := $(subst $() ,.,$(wordlist 1,2,$(subst ., ,$(AIRFLOW_VERSION))))
+AIRFLOW_CONSTRAINTS ?= $(wildcard constraints/airflow-$(AIRFLOW_MINOR).txt)
+VENV := $(if $(AIRFLOW_VERSION),.venv-$(AIRFLOW_VERSION),.venv)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
+PIP_AIRFLOW := $(if $(AIRFLOW_VERSION),apache-airflow==$(AIRFLOW_VERSION)) $(if $(AIRFLOW_CONSTRAINTS),-c $(AIRFLOW_CONSTRAINTS))
 LINT_PATHS := airflow_provider_sfjwt tests tests_ui example_dags benchmarks scripts
+# `make smoke`: installs, imports, the form and Test button through the API server, every example
+# DAG loading and one run through `airflow dags test` (CI runs it on the releases between the
+# oldest and the newest, which get the whole suite).
+SMOKE_TESTS := tests/test_compat.py tests/test_provider_info.py tests/test_connection_form.py tests/test_example_dags.py
 
-.PHONY: demo test test-all lint format bench clean reliability ui test-ui
+.PHONY: demo test smoke test-all lint format bench clean reliability ui test-ui
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(filter-out http%,$(AIRFLOW_CONSTRAINTS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_QUIET) --upgrade pip 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install $(PIP_QUIET) -e '.[test,parquet]' 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install $(PIP_QUIET) -e '.[test,parquet]' $(PIP_AIRFLOW) 2>&1 | grep -v "is ignored" || true
 	$(PY) -c "import airflow_provider_sfjwt, airflow.sdk, pytest"
+	test -z "$(AIRFLOW_VERSION)" || $(PY) -c "import airflow; v = airflow.__version__; assert v == '$(AIRFLOW_VERSION)', 'installed Airflow ' + v"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -22,6 +37,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+smoke: $(STAMP)
+	$(VENV)/bin/airflow providers list | grep -q airflow-provider-sfjwt
+	$(PY) -m pytest -q -p no:cacheprovider $(SMOKE_TESTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
@@ -55,4 +74,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .demo .bench .ui
+	rm -rf .venv .venv-* .demo .bench .ui

@@ -1,9 +1,11 @@
 """Apache Airflow provider for Salesforce over the OAuth 2.0 JWT Bearer flow.
 
 Airflow discovers the provider through the ``apache_airflow_provider`` entry point, which calls
-:func:`get_provider_info`. The connection form of the Airflow 3 UI is built only from the
-``conn-fields`` and ``ui-field-behaviour`` declared here (hook methods are ignored from 3.3 on), so
-this dict is the single source of truth for the ``salesforce_jwt`` connection form.
+:func:`get_provider_info`. :data:`CONN_FIELDS` and :data:`UI_FIELD_BEHAVIOUR` are the single source
+of the ``salesforce_jwt`` connection form on every Airflow 3 release: 3.2 and later build the form
+from the ``conn-fields`` and ``ui-field-behaviour`` in the provider info (3.3 from nothing else),
+while 3.0 and 3.1 only ask the hook's ``get_connection_form_widgets()`` and
+``get_ui_field_behaviour()``, which translate the same two dicts (:mod:`.compat`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "audience": _field(
         "Audience",
         "JWT 'aud'. Leave empty to derive it from the Login URL: login.salesforce.com and "
-        "test.salesforce.com for those hosts, otherwise the Login URL itself (My Domain; needed by "
-        "External Client Apps since Spring '26). Set it for Experience Cloud sites.",
+        "test.salesforce.com for those hosts, otherwise the Login URL itself (My Domain; reported "
+        "to be needed by External Client Apps since Spring '26). Set it for Experience Cloud "
+        "sites.",
         examples=["https://login.salesforce.com", "https://test.salesforce.com"],
     ),
     "private_key": _field(
@@ -75,7 +78,63 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         minimum=0,
         maximum=20,
     ),
+    "max_api_usage_percent": _field(
+        "Max API Usage (%)",
+        "Optional brake: stop before the next API call once the org's daily API usage "
+        "(Setup > System Overview) is at or above this share. Empty: no brake.",
+        type=["integer", "null"],
+        minimum=1,
+        maximum=100,
+    ),
+    "ca_bundle": _field(
+        "CA Bundle",
+        "Optional path of a PEM bundle of the CAs to trust for Salesforce's TLS (a corporate "
+        "TLS-inspecting proxy); it must exist on every worker. Empty: the system store or "
+        "REQUESTS_CA_BUNDLE.",
+        examples=["/etc/ssl/certs/corporate-proxy.pem"],
+    ),
+    # No "default" here: the name contains "token", so Airflow would pre-fill the form with "***".
+    "token_cache": _field(
+        "Token Sharing",
+        "file (the default when empty): the tasks of one machine share the access token through "
+        "an encrypted file, so a DAG of many tasks logs in once. process: every task process "
+        "logs in for itself.",
+        examples=["file", "process"],
+    ),
+    "instance_domains": _field(
+        "Instance Domains",
+        "Rarely needed: comma-separated domains besides Salesforce's own on which the token "
+        "answer's instance URL may be, for a private deployment. Each allows itself and its "
+        "subdomains.",
+        examples=["sfdc.example.gov"],
+    ),
+    "cert_expiry_warning_days": _field(
+        "Certificate Warning (days)",
+        "Warn in the task log when the certificate expires within this many days.",
+        type=["integer", "null"],
+        default=30,
+        minimum=0,
+        maximum=3650,
+    ),
 }
+"""The connection's extra fields: label, help text, JSON schema (type, default, sensitivity
+(``format: password``), limits). Airflow 3.2+ read them from the provider info below; the hook
+turns the same dict into the form of Airflow 3.0 and 3.1."""
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port", "extra"],
+    "relabeling": {
+        "host": "Login URL",
+        "login": "Username",
+        "password": "Key passphrase",
+    },
+    "placeholders": {
+        "host": "https://login.salesforce.com",
+        "login": "integration.user@example.com",
+        "password": "only for an encrypted private key",
+    },
+}
+"""How the form shows Airflow's own fields (host, login, password; the rest hidden)."""
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -108,6 +167,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_sfjwt.operators.rest",
                     "airflow_provider_sfjwt.operators.bulk",
                     "airflow_provider_sfjwt.operators.health",
+                    "airflow_provider_sfjwt.operators.replicate",
                 ],
             }
         ],
@@ -128,19 +188,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "salesforce_jwt",
                 "hook-class-name": "airflow_provider_sfjwt.hooks.salesforce_jwt.SalesforceJWTHook",
                 "hook-name": "Salesforce (JWT Bearer)",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "extra"],
-                    "relabeling": {
-                        "host": "Login URL",
-                        "login": "Username",
-                        "password": "Key passphrase",
-                    },
-                    "placeholders": {
-                        "host": "https://login.salesforce.com",
-                        "login": "integration.user@example.com",
-                        "password": "only for an encrypted private key",
-                    },
-                },
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
                 "conn-fields": CONN_FIELDS,
             }
         ],

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import getpass
 import json
+import logging
 import os
 import shlex
 import sys
@@ -63,10 +64,10 @@ def _airflow_lookup() -> Iterator[None]:
 def airflow_variable(name: str) -> str | None:
     """An Airflow Variable (so any secrets backend), for ``variable:`` key references."""
     with _airflow_lookup():
-        from airflow.sdk import Variable
+        from airflow_provider_sfjwt.compat import variable_outside_task
 
         try:
-            return Variable.get(name)
+            return str(variable_outside_task(name))
         except Exception:  # KeyError subclass or AirflowNotFoundException
             return None
 
@@ -74,11 +75,10 @@ def airflow_variable(name: str) -> str | None:
 def airflow_connection(conn_id: str) -> dict[str, Any]:
     """host / login / password / extra of an Airflow connection, wherever it is stored."""
     with _airflow_lookup():
-        from airflow.sdk import Connection
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow_provider_sfjwt.compat import AirflowNotFoundException, connection_outside_task
 
         try:
-            conn = Connection.get(conn_id)
+            conn = connection_outside_task(conn_id)
         except AirflowNotFoundException:
             raise UsageError(
                 f"Airflow connection {conn_id!r} was not found in AIRFLOW_CONN_{conn_id.upper()}, "
@@ -121,6 +121,7 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
 def connection_input(args: argparse.Namespace) -> dict[str, Any]:
     """The connection's raw fields: from --conn-id if given, then overridden by flags."""
     from airflow_provider_sfjwt.salesforce.connection_export import passphrase_from_env
+    from airflow_provider_sfjwt.salesforce.keys import file_reference
 
     conn_id = _conn_id(args)
     if conn_id:
@@ -138,9 +139,9 @@ def connection_input(args: argparse.Namespace) -> dict[str, Any]:
         extra["consumer_key"] = args.consumer_key
     if args.key_file:
         extra.pop("private_key", None)
-        extra["private_key_ref"] = "file:" + os.path.abspath(os.path.expanduser(args.key_file))
+        extra["private_key_ref"] = file_reference(args.key_file)
     if args.cert:
-        extra["certificate"] = "file:" + os.path.abspath(os.path.expanduser(args.cert))
+        extra["certificate"] = file_reference(args.cert)
     if args.audience:
         extra["audience"] = args.audience
     if args.api_version:
@@ -320,6 +321,43 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_objects(args: argparse.Namespace) -> int:
+    from airflow_provider_sfjwt.salesforce.client import SalesforceClient
+    from airflow_provider_sfjwt.salesforce.replicate_objects import replicable_objects
+    from airflow_provider_sfjwt.salesforce.settings import parse_connection
+
+    fields = connection_input(args)
+    client = SalesforceClient(parse_connection(**fields, get_variable=airflow_variable))
+    try:
+        found = list(replicable_objects(client, args.match or (), counts=not args.no_counts))
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps([o.as_dict() for o in found], indent=2))
+        return EXIT_OK
+    header = ("OBJECT", "ROWS", "CURSOR", "MODE", "FIELDS", "FORMULA", "COMPOUND", "BASE64")
+    rows = [
+        (
+            o.name,
+            "-" if o.rows is None else f"{o.rows:,}",
+            o.cursor_field or "-",
+            o.mode,
+            str(o.fields),
+            str(o.formula_fields),
+            str(o.compound_fields),
+            str(o.base64_fields),
+        )
+        for o in found
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    print(f"\n{len(found)} replicable objects ({_source(args)})")
+    return EXIT_OK
+
+
 def cmd_emulator(argv: Sequence[str]) -> int:
     from airflow_provider_sfjwt.testing.cli import main as emulator_main
 
@@ -430,12 +468,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="print the access token itself")
     p.set_defaults(func=cmd_token)
 
+    p = sub.add_parser(
+        "objects", help="list the org's replicable objects with row counts and cursor fields"
+    )
+    p.add_argument(
+        "--conn-id", help=f"Airflow connection (default {DEFAULT_CONN_ID} when no values are given)"
+    )
+    _add_connection_flags(p)
+    p.add_argument(
+        "--match",
+        action="append",
+        metavar="GLOB",
+        help="only objects whose name matches, e.g. 'Account' or '*__c' (repeatable)",
+    )
+    p.add_argument("--no-counts", action="store_true", help="skip the COUNT() query of each object")
+    p.add_argument("--json", action="store_true", help="a JSON list, one object per row")
+    p.set_defaults(func=cmd_objects)
+
     sub.add_parser(
         "emulator",
         help="run the offline Salesforce emulator (sfjwt emulator --help)",
         add_help=False,
     )
     return parser
+
+
+@contextlib.contextmanager
+def _logs_on_stderr() -> Iterator[None]:
+    """The provider's own log lines on stderr, warnings and errors only, for the whole command.
+
+    stdout is the command's output (``--json``, the ``export`` lines of ``sfjwt token``), but once
+    a command has imported Airflow (``--conn-id``), Airflow 3.0's logging sends every INFO line of
+    every logger to stdout. So the package's loggers stop propagating meanwhile, and a handler of
+    their own prints what matters on stderr, the same on every release.
+    """
+    logger = logging.getLogger("airflow_provider_sfjwt")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -445,7 +522,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)
     try:
-        return args.func(args)
+        with _logs_on_stderr():
+            return args.func(args)
     except UsageError as exc:
         print(f"sfjwt {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE

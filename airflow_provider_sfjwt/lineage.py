@@ -15,6 +15,7 @@ same org names the same object the same way.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,11 +29,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """One dataset as OpenLineage names it, with the columns when they are known."""
+    """One dataset as OpenLineage names it, with the columns when they are known.
+
+    ``types`` and ``notes`` (column -> Salesforce type, column -> remark such as "added since
+    the last run") go into the schema facet's ``type`` and ``description`` when given.
+    """
 
     namespace: str
     name: str
     columns: tuple[str, ...] = ()
+    types: tuple[tuple[str, str], ...] = ()
+    notes: tuple[tuple[str, str], ...] = ()
 
 
 def salesforce_object(instance_url: str, sobject: str, columns: Sequence[str] = ()) -> DatasetRef:
@@ -40,7 +47,31 @@ def salesforce_object(instance_url: str, sobject: str, columns: Sequence[str] = 
     return DatasetRef(f"salesforce://{urlsplit(instance_url).netloc}", sobject, tuple(columns))
 
 
-def file_dataset(path: Any, columns: Sequence[str] = ()) -> DatasetRef:
+_SOBJECT_PATH = re.compile(r"^(?:/services/data/v[\d.]+/)?sobjects/([A-Za-z][\w]*)", re.IGNORECASE)
+_QUERY_PATH = re.compile(r"^(?:/services/data/v[\d.]+/)?query(?:All)?/?$", re.IGNORECASE)
+
+
+def salesforce_resource(
+    instance_url: str, endpoint: str, params: Mapping[str, Any] | None = None
+) -> DatasetRef:
+    """What a REST call read: the sObject of ``sobjects/<Object>/...`` or of a ``query``
+    (its FROM), else the resource path itself (``services/apexrest/Orders/v1``)."""
+    path = endpoint.split("?", 1)[0]
+    match = _SOBJECT_PATH.match(path)
+    if match:
+        return salesforce_object(instance_url, match.group(1))
+    soql = (params or {}).get("q")
+    if _QUERY_PATH.match(path) and isinstance(soql, str) and from_object(soql):
+        return salesforce_object(instance_url, from_object(soql) or "")
+    return salesforce_object(instance_url, path.strip("/"))
+
+
+def file_dataset(
+    path: Any,
+    columns: Sequence[str] = (),
+    types: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> DatasetRef:
     """A local path, ``file://`` URI, object-storage URI or ``ObjectStoragePath``.
 
     An Airflow connection id in the URI (``s3://aws_default@bucket/key``) is not part of the
@@ -48,11 +79,12 @@ def file_dataset(path: Any, columns: Sequence[str] = ()) -> DatasetRef:
     """
     text = str(path)
     parts = urlsplit(text)
+    extra = (tuple((types or {}).items()), tuple((notes or {}).items()))
     if not parts.scheme or len(parts.scheme) == 1 or parts.scheme == "file":
         local = parts.path if parts.scheme == "file" else text  # one letter: a Windows drive
-        return DatasetRef("file", os.path.abspath(local), tuple(columns))
+        return DatasetRef("file", os.path.abspath(local), tuple(columns), *extra)
     bucket = parts.netloc.rpartition("@")[2]
-    return DatasetRef(f"{parts.scheme}://{bucket}", parts.path.lstrip("/"), tuple(columns))
+    return DatasetRef(f"{parts.scheme}://{bucket}", parts.path.lstrip("/"), tuple(columns), *extra)
 
 
 class LineageMixin:
@@ -93,7 +125,13 @@ class LineageMixin:
         def dataset(ref: DatasetRef) -> Any:
             facets = {}
             if ref.columns:
-                fields = [SchemaDatasetFacetFields(name=column) for column in ref.columns]
+                types, notes = dict(ref.types), dict(ref.notes)
+                fields = [
+                    SchemaDatasetFacetFields(
+                        name=column, type=types.get(column), description=notes.get(column)
+                    )
+                    for column in ref.columns
+                ]
                 facets["schema"] = SchemaDatasetFacet(fields=fields)
             return Dataset(namespace=ref.namespace, name=ref.name, facets=facets)
 

@@ -9,7 +9,8 @@ run alone; the emulator serving it lives in this (parent) process and is not cou
   emulator, token and page size, alternately; best and median of ``repeats``.
 * Ingest: ``ingest_file`` of a generated Account CSV (split, upload, poll, three result files).
 
-``python -m benchmarks.bench_bulk`` runs 100k and 1M rows and writes ``results_bulk.json``.
+``make bench`` runs these through ``benchmarks.run``, which records them in ``results.json`` and
+BENCHMARKS.md. ``python -m benchmarks.bench_bulk [ROWS...]`` alone prints its results as JSON.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results_bulk.json"
 SOQL = (
     "SELECT Id, Name, AccountNumber, Industry, Type, AnnualRevenue, NumberOfEmployees, "
     "BillingCity, BillingCountry, Active__c, Owner.Name, CreatedDate FROM Account"
@@ -55,8 +55,11 @@ def _emulator():
         yield emu, emu.connection(username=USERNAME, private_key_pem=pem)
 
 
-def _child(mode: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one measurement in a new interpreter; the spec (with the bench key) goes via stdin.
+def _child(
+    mode: str, spec: dict[str, Any], module: str = "benchmarks.bench_bulk"
+) -> dict[str, Any]:
+    """Run one measurement in a new interpreter (``python -m <module> --child <mode>``); the
+    spec (with the bench key) goes via stdin.
 
     A previous run's output is removed first: replacing or truncating a 170 MB file frees its
     blocks inside the timed region (tens of ms), which would be noise, not client work.
@@ -65,7 +68,7 @@ def _child(mode: str, spec: dict[str, Any]) -> dict[str, Any]:
         Path(spec["out"]).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-tokens-") as tokens:
         proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_bulk", "--child", mode],
+            [sys.executable, "-m", module, "--child", mode],
             input=json.dumps(spec),
             capture_output=True,
             text=True,
@@ -307,7 +310,6 @@ def main(argv: list[str]) -> None:
         "ingest": [run_bulk_ingest_bench(max(sizes))],
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
 
 

@@ -202,6 +202,19 @@ def airflow_import_rss(env: dict[str, str]) -> float:
     return round(int(done.stdout.strip().splitlines()[-1]) / 1024, 1)
 
 
+def provider_import_rss(env: dict[str, str]) -> float:
+    """Peak RSS (MB) of a process that only imports the provider's core (REST and Bulk), the
+    baseline the extracts' memory is measured against."""
+    code = (
+        "import airflow_provider_sfjwt.salesforce.bulk, airflow_provider_sfjwt.salesforce.extract\n"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return round(int(done.stdout.strip().splitlines()[-1]) / 1024, 1)
+
+
 def run_variant(variant: str, conn: dict[str, Any], output: Path, env: dict[str, str]) -> dict:
     """Start one child for ``variant`` and return its measurements (plus process wall time)."""
     child_env = dict(env)

@@ -189,6 +189,9 @@ class AirflowUI:
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
             AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+            # The generated airflow.cfg says default_deferrable = false; the Bulk operators follow
+            # it, so deferral (there is a triggerer here) is switched on explicitly.
+            AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE="True",
             AIRFLOW__CORE__EXECUTOR="LocalExecutor",
             AIRFLOW__CORE__PARALLELISM="4",
             AIRFLOW__CORE__FERNET_KEY=_fernet_key(),

@@ -22,6 +22,7 @@ os.environ.setdefault(
 
 import pytest  # noqa: E402
 
+from airflow_provider_sfjwt.compat import reset_secrets_masker  # noqa: E402
 from airflow_provider_sfjwt.salesforce import keys  # noqa: E402
 from airflow_provider_sfjwt.salesforce.auth import TOKEN_CACHE  # noqa: E402
 from airflow_provider_sfjwt.testing import EmulatorHandle, SalesforceEmulator  # noqa: E402
@@ -68,13 +69,14 @@ def _fresh_token_cache_and_masker(tmp_path_factory, monkeypatch):
     Airflow's secrets masker recompiles one regex of every secret ever registered on each new
     one; a long test session registers thousands (a token per exchange), so it is reset too.
     """
-    from airflow.sdk._shared.secrets_masker.secrets_masker import _secrets_masker
+    from airflow_provider_sfjwt.hooks.salesforce_jwt import forget_registered_secrets
 
     monkeypatch.setenv("SFJWT_TOKEN_CACHE_DIR", str(tmp_path_factory.mktemp("tokens") / "store"))
     TOKEN_CACHE.clear()
     yield
     TOKEN_CACHE.clear()
-    _secrets_masker().reset_masker()
+    reset_secrets_masker()
+    forget_registered_secrets()
 
 
 OTHER_USER = "sfjwt-other"

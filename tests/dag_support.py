@@ -16,6 +16,7 @@ Typical use::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,16 +34,19 @@ def ensure_db() -> None:
         return
     from airflow.utils import db
 
+    from .airflow_cli import register_dags
+
     db.resetdb()
+    register_dags(dict(os.environ))
     _db_ready = True
 
 
 def load_dag(dag_id: str, folder: Path = EXAMPLE_DAGS) -> Any:
     """Parse ``<folder>/<dag_id>.py`` afresh (so env vars read at parse time apply)."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_sfjwt.compat import dag_bag
 
     path = folder / f"{dag_id}.py"
-    bag = DagBag(dag_folder=path, bundle_path=folder)
+    bag = dag_bag(path, bundle_path=folder)
     assert not bag.import_errors, bag.import_errors
     dag = bag.dags.get(dag_id)
     assert dag is not None, f"{path} defines no DAG with id {dag_id!r}"

@@ -295,8 +295,7 @@ def test_external_client_app_wants_my_domain_audience(monkeypatch, keypair):
 
 
 def test_secrets_are_registered_with_the_masker(monkeypatch, emu, keypair):
-    from airflow.sdk._shared.secrets_masker.secrets_masker import redact
-
+    from airflow_provider_sfjwt.compat import redact
     from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
 
     passphrase = "masked-passphrase-123"
@@ -384,6 +383,82 @@ def test_final_audience_error_names_every_audience_tried(keypair):
     assert "Audiences tried: https://acme.my.salesforce.com, https://login.salesforce.com" in str(
         caught.value
     )
+
+
+def _my_domain_client(emu, keypair, my_domain="https://acme.my.salesforce.com", **extra):
+    settings = parse_connection(
+        host=my_domain,
+        login=USERNAME,
+        password=None,
+        extra={"consumer_key": CONSUMER_KEY, "private_key": keypair.pem, **extra},
+    )
+    emu.faults.token_instance_url(my_domain)  # the org's instance is its My Domain (https)
+    session = make_session()
+    session.mount(my_domain, _DnsToEmulator(my_domain, emu.url))
+    return SalesforceClient(settings, session=session)
+
+
+def test_derived_audience_falls_back_on_user_not_approved(keypair):
+    """A wrong aud is reported to come back as "user hasn't approved this consumer": with a
+    derived audience that answer moves on to login/test like an audience rejection."""
+    with SalesforceEmulator() as emu:
+        emu.add_app(CONSUMER_KEY, keypair.cert_pem, [USERNAME], audience_error="user_not_approved")
+        token = _my_domain_client(emu, keypair).auth.token()
+        assert token.audience == "https://login.salesforce.com"
+        assert [_claims(a)["aud"] for a in emu.received_assertions] == [
+            "https://acme.my.salesforce.com",
+            "https://login.salesforce.com",
+        ]
+
+
+def test_user_not_approved_on_every_audience_says_a_wrong_audience_can_cause_it(keypair):
+    """Not pre-authorised for real: both audiences answer the same, the error names both and
+    keeps the pre-authorisation first, with the audience as a possible cause."""
+    with SalesforceEmulator() as emu:
+        emu.add_app(CONSUMER_KEY, keypair.cert_pem, [])  # nobody pre-authorised
+        emu.add_user(USERNAME)
+        with pytest.raises(errors.UserNotApprovedError) as caught:
+            _my_domain_client(emu, keypair).auth.token()
+    text = str(caught.value)
+    assert "Audiences tried: https://acme.my.salesforce.com, https://login.salesforce.com" in text
+    assert caught.value.checks[0] == errors.CHECK_PREAUTHORIZED
+    assert "a wrong audience" in text
+
+
+def test_the_informative_error_wins_over_a_plain_audience_rejection(keypair):
+    """The My Domain audience reaches the app, whose user is not approved; login.salesforce.com is
+    then refused as an audience. The user-approval error is the one that says what to fix."""
+    with SalesforceEmulator() as emu:
+        emu.add_app(CONSUMER_KEY, keypair.cert_pem, [USERNAME], sandbox=True)  # refuses login
+        emu.faults.token_error("invalid_grant", "user hasn't approved this consumer", count=1)
+        with pytest.raises(errors.UserNotApprovedError) as caught:
+            _my_domain_client(emu, keypair).auth.token()
+        assert emu.stats.token_requests == 2
+    assert "Audiences tried: https://acme.my.salesforce.com, https://login.salesforce.com" in str(
+        caught.value
+    )
+
+
+def test_the_last_answer_that_reached_the_app_is_the_one_raised(keypair):
+    """The My Domain audience is refused as "user hasn't approved"; login.salesforce.com then
+    reaches the app and the user is inactive: that later, more specific error is raised."""
+    with SalesforceEmulator() as emu:
+        emu.add_app(CONSUMER_KEY, keypair.cert_pem, [USERNAME], audience_error="user_not_approved")
+        emu.add_user(USERNAME, active=False)
+        with pytest.raises(errors.AuthenticationFailureError) as caught:
+            _my_domain_client(emu, keypair).auth.token()
+    assert "Audiences tried: https://acme.my.salesforce.com, https://login.salesforce.com" in str(
+        caught.value
+    )
+
+
+def test_explicit_audience_never_falls_back(keypair):
+    with SalesforceEmulator() as emu:
+        emu.add_app(CONSUMER_KEY, keypair.cert_pem, [USERNAME], audience_error="user_not_approved")
+        client = _my_domain_client(emu, keypair, audience="https://acme.my.salesforce.com")
+        with pytest.raises(errors.UserNotApprovedError):
+            client.auth.token()
+        assert len(emu.received_assertions) == 1
 
 
 def _claims(assertion: str) -> dict:

@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_provider_sfjwt.compat import TaskDeferred
 from airflow_provider_sfjwt.operators import (
     SalesforceBulkIngestOperator,
     SalesforceBulkQueryOperator,
@@ -230,7 +230,7 @@ def test_ingest_outcome_follows_max_failed_records(emu, tmp_path, deferrable):
 
 def test_object_storage_paths_in_and_out(emu, tmp_path):
     """ObjectStoragePath (here file://, same code path as s3:// or gs://) for every file."""
-    from airflow.sdk import ObjectStoragePath
+    from airflow_provider_sfjwt.compat import ObjectStoragePath
 
     emu.generate_accounts(700)
     out = ObjectStoragePath(f"file://{tmp_path}/lake/accounts.csv")

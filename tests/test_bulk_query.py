@@ -6,7 +6,12 @@ import csv
 
 import pytest
 
-from airflow_provider_sfjwt.salesforce.bulk import BulkJobs, download_results, query_to_file
+from airflow_provider_sfjwt.salesforce.bulk import (
+    BulkJobs,
+    download_results,
+    query_to_file,
+    wait_for_deletions,
+)
 from airflow_provider_sfjwt.salesforce.errors import ApiError, BulkJobError, BulkJobTimeoutError
 from airflow_provider_sfjwt.testing.wiring import CONN_ID
 
@@ -42,7 +47,8 @@ def test_csv_streams_every_chunk_once_with_one_header(emu, client, tmp_path):
     assert len({r[0] for r in rows}) == 2_345
     rest_ids = {r["Id"] for r in client.query("SELECT Id FROM Account")}
     assert {r[0] for r in rows} == rest_ids
-    with pytest.raises(ApiError) as gone:  # deleted after the download
+    wait_for_deletions()  # the job is deleted in the background once the file is published
+    with pytest.raises(ApiError) as gone:
         BulkJobs(client).get("query", jobs[0])
     assert gone.value.status == 404
 

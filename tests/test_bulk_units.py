@@ -96,30 +96,71 @@ def test_trigger_serialises_only_ids_and_timing():
         SalesforceBulkJobTrigger("sf_conn", ["750A"], "batch")
 
 
-def test_deferrable_by_default_unless_default_deferrable_is_set(monkeypatch):
+def _bulk_query(**kwargs):
     from airflow_provider_sfjwt.operators import SalesforceBulkQueryOperator
 
-    def op(**kwargs):
-        return SalesforceBulkQueryOperator(
-            task_id="q", soql="SELECT Id FROM Account", output_path="/x.csv", **kwargs
-        )
+    return SalesforceBulkQueryOperator(
+        task_id="q", soql="SELECT Id FROM Account", output_path="/x.csv", **kwargs
+    )
+
+
+def test_deferral_follows_default_deferrable_and_is_the_default_only_when_unset(monkeypatch):
+    """``[operators] default_deferrable`` is followed wherever Airflow reads it; only when it is
+    set nowhere do the Bulk operators defer (their own default), and ``deferrable=`` wins."""
+    from airflow_provider_sfjwt.compat import conf
 
     monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
-    assert op().deferrable is True
-    assert op(deferrable=False).deferrable is False
-    # Every new airflow.cfg holds `default_deferrable = False`, written by Airflow itself: that
-    # is not a user's choice, so it must not switch deferral off.
-    from airflow.configuration import conf
-
+    assert _bulk_query().deferrable is True
+    assert _bulk_query(deferrable=False).deferrable is False
+    # Values in airflow.cfg live in the parser's own sections, as conf.set puts them.
     conf.set("operators", "default_deferrable", "False")
     try:
-        assert op().deferrable is True
+        assert _bulk_query().deferrable is False
+        assert _bulk_query(deferrable=True).deferrable is True
+        conf.set("operators", "default_deferrable", "True")
+        assert _bulk_query().deferrable is True
     finally:
-        conf.remove_option("operators", "default_deferrable")
+        conf.remove_option("operators", "default_deferrable", remove_default=False)
+    assert _bulk_query().deferrable is True
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "false")
-    assert op().deferrable is False
+    assert _bulk_query().deferrable is False
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "true")
-    assert op().deferrable is True
+    assert _bulk_query().deferrable is True
+
+
+def test_deferral_lookup_runs_no_configured_command():
+    """Task and DAG-parsing processes set ``sql_alchemy_conn_cmd = /bin/false`` so nothing there
+    reaches the database; building an operator must not run configured commands."""
+    from airflow_provider_sfjwt.compat import conf
+
+    conf.set("database", "sql_alchemy_conn_cmd", "/bin/false")
+    try:
+        assert _bulk_query().deferrable is True
+    finally:
+        conf.remove_option("database", "sql_alchemy_conn_cmd", remove_default=False)
+
+
+def test_default_deferrable_false_in_airflow_cfg_runs_in_the_worker(tmp_path):
+    """A deployment without a triggerer that wrote ``default_deferrable = False`` in its
+    airflow.cfg (a fresh process reading that file, as a worker does) must not defer."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    (home / "airflow.cfg").write_text("[operators]\ndefault_deferrable = False\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["AIRFLOW_HOME"] = str(home)  # and no unit-test mode, which ignores airflow.cfg
+    code = (
+        "from airflow_provider_sfjwt.operators import SalesforceBulkIngestOperator as O;"
+        "print(O(task_id='i', sobject='Account', operation='insert', input_path='/x.csv').deferrable)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_operators_template_their_inputs():

@@ -15,13 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import airflow.sdk.configuration  # noqa: F401  (its one-time log line must not land in a capture)
 import pytest
 import requests
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from airflow_provider_sfjwt.cli import main
+from airflow_provider_sfjwt.compat import conf  # noqa: F401  (its one-time log line must not land in a capture)
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.salesforce.auth import TOKEN_CACHE
@@ -491,3 +491,55 @@ def test_version_and_missing_command(capsys):
         main([])
     assert exit_info.value.code == 2
     assert "required: COMMAND" in capsys.readouterr().err
+
+
+# --- relative paths on the command line ------------------------------------------------------
+
+
+def test_relative_paths_on_the_command_line_become_absolute_file_references(
+    tmp_path, monkeypatch, capsys
+):
+    """What docs/setup.md types, from the directory keygen wrote to: every relative path given
+    as a flag is resolved against the current directory and stored as an absolute reference."""
+    monkeypatch.chdir(tmp_path)
+    here = Path.cwd()
+    assert main(["keygen", "--key", "salesforce_jwt.key", "--cert", "salesforce_jwt.crt"]) == 0
+    base = ["--login-url", "https://acme.my.salesforce.com", "--username", USERNAME]
+    base += ["--consumer-key", CONSUMER_KEY, "--key-file", "salesforce_jwt.key"]
+    result = connection_json(capsys, *base, "--cert", "salesforce_jwt.crt")
+    extra = result["secrets_backend"]["extra"]
+    assert extra["private_key_ref"] == f"file:{here / 'salesforce_jwt.key'}"
+    assert extra["certificate"] == (here / "salesforce_jwt.crt").read_text()
+    # A relative --key-ref file: is resolved the same way (the worker path is then this one).
+    (here / "keys").mkdir()
+    (here / "keys" / "k.pem").write_bytes((here / "salesforce_jwt.key").read_bytes())
+    result = connection_json(capsys, *base, "--key-ref", "file:keys/k.pem")
+    assert result["secrets_backend"]["extra"]["private_key_ref"] == f"file:{here / 'keys/k.pem'}"
+    # Rotation with the same key, as setup.md writes it.
+    renew = ["keygen", "--reuse-key", "salesforce_jwt.key", "--cert", "salesforce_jwt-2027.crt"]
+    assert main(renew) == 0
+    renewed = load_cert(here / "salesforce_jwt-2027.crt")
+    key = keys.load_private_key((here / "salesforce_jwt.key").read_text(), None)
+    assert keys.certificate_matches_key(renewed, key)
+
+
+def test_a_stored_connection_with_a_relative_file_reference_is_refused_with_the_reason(
+    tmp_path, monkeypatch
+):
+    """Inside a stored connection a relative path has no meaning: workers, the triggerer and the
+    API server each start in another directory. That stays an error that says so."""
+    from airflow_provider_sfjwt.salesforce.errors import ConfigurationError
+    from airflow_provider_sfjwt.salesforce.settings import parse_connection
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["keygen", "--key", "k.pem", "--cert", "k.crt"]) == 0
+    with pytest.raises(ConfigurationError) as caught:
+        parse_connection(
+            host="https://acme.my.salesforce.com",
+            login=USERNAME,
+            password=None,
+            extra={"consumer_key": CONSUMER_KEY, "private_key_ref": "file:k.pem"},
+        )
+    message = str(caught.value)
+    assert "relative path 'k.pem'" in message
+    assert "each start in a different directory" in message and "absolute path" in message

@@ -12,11 +12,11 @@ import socket
 import subprocess
 from pathlib import Path
 
-import airflow.sdk.configuration  # noqa: F401  (its one-time log line must not land in a --json capture)
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from airflow_provider_sfjwt.cli import main
+from airflow_provider_sfjwt.compat import conf  # noqa: F401  (its one-time log line must not land in a --json capture)
 from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.salesforce.doctor import CHECKS, DoctorInput, Status, run_doctor
 from airflow_provider_sfjwt.testing.wiring import CONSUMER_KEY, USERNAME
@@ -153,7 +153,7 @@ def _api_disabled(emu, files, tmp_path):
 
 
 def _api_version_missing(emu, files, tmp_path):
-    return flags(emu, files, api_version="40.0")
+    return flags(emu, files, api_version="30.0")  # retired in Summer '25
 
 
 # (setup, {check: (status, words the detail or fix must contain)})
@@ -189,10 +189,6 @@ MISCONFIGURATIONS = {
             ),
             "token_exchange": ("fail", ["invalid assertion", "uploaded to *this* app"]),
         },
-    ),
-    "expired-certificate": (
-        _expired_certificate,
-        {"certificate_expiry": ("fail", ["expired on", "--reuse-key"])},
     ),
     "wrong-consumer-key": (
         _wrong_consumer_key,
@@ -235,7 +231,7 @@ MISCONFIGURATIONS = {
     "api-version-not-offered": (
         _api_version_missing,
         {
-            "api_version": ("fail", ["v40.0 is not offered", "newest: v", "set api_version to "]),
+            "api_version": ("fail", ["v30.0 is not offered", "newest: v", "set api_version to "]),
             "api_access": ("skip", []),
         },
     ),
@@ -255,6 +251,19 @@ def test_misconfiguration_fails_with_the_fix(case, capsys, emu, files, tmp_path)
             assert word in text, (word, entry)
     if results["token_exchange"]["status"] == "fail":
         assert {statuses(results)[n] for n in ("rest_api", "identity")} == {"skip"}
+
+
+def test_expired_certificate_is_a_rotation_warning_not_a_failure(capsys, emu, files, tmp_path):
+    """Salesforce is reported to keep accepting assertions after the uploaded certificate has
+    expired: the doctor warns (a rotation policy) and does not promise the exchange fails."""
+    code, results = doctor_json(capsys, _expired_certificate(emu, files, tmp_path))
+    entry = results["certificate_expiry"]
+    assert entry["status"] == "warn", entry
+    for word in ("expired on", "reported", "--reuse-key"):
+        assert word in entry["detail"] + entry["fix"], (word, entry)
+    assert "refuse" not in entry["detail"]
+    assert results["token_exchange"]["status"] == "pass"
+    assert code == 0
 
 
 def test_text_report_prints_the_fix_under_the_failure(capsys, emu, files):

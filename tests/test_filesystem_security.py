@@ -300,3 +300,57 @@ def test_an_output_that_is_a_hard_link_to_the_input_is_refused(salesforce_emulat
         load_file(client, "insert", source, sobject="Contact", failed_records_path=report)
     assert source.read_text() == "LastName\nA\nB\n"
     assert salesforce_emulator.emulator.stats.token_requests == 0
+
+
+# --- the mode of extracts ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_extracts_get_file_mode_and_otherwise_the_umask(emu, tmp_path, umask_022):
+    from airflow_provider_sfjwt.operators import (
+        SalesforceBulkQueryOperator,
+        SalesforceQueryOperator,
+    )
+
+    from .reliability.columns import run_task
+
+    emu.generate_accounts(5)
+    soql = "SELECT Id, Name FROM Account"
+    plain = tmp_path / "plain.csv"
+    run_task(SalesforceQueryOperator(task_id="q", soql=soql, output_path=str(plain)))
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o644  # 0o666 minus the umask, documented
+    private = tmp_path / "private.jsonl"
+    run_task(
+        SalesforceQueryOperator(
+            task_id="p", soql=soql, output_path=str(private), format="jsonl", file_mode=0o600
+        )
+    )
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    for deferrable in (False, True):
+        bulk = tmp_path / f"bulk-{deferrable}.csv"
+        op = SalesforceBulkQueryOperator(
+            task_id="b", soql=soql, output_path=str(bulk), file_mode=0o640, poll_interval=0.01,
+            deferrable=deferrable,
+        )  # fmt: skip
+        assert run_task(op)["rows"] == 5
+        assert stat.S_IMODE(bulk.stat().st_mode) == 0o640
+
+
+def test_file_mode_is_refused_where_it_cannot_apply(emu, tmp_path):
+    from airflow_provider_sfjwt.compat import ObjectStoragePath
+    from airflow_provider_sfjwt.operators import SalesforceQueryOperator
+    from airflow_provider_sfjwt.salesforce.storage import Destination
+
+    for bad in (0o1777, "600", -1, True):
+        with pytest.raises(ValueError, match="file_mode must be a permission mode"):
+            SalesforceQueryOperator(task_id="q", soql="SELECT Id FROM Account", output_path="x.csv",
+                                    file_mode=bad)  # fmt: skip
+    with pytest.raises(ValueError, match="file_mode applies to local files"):
+        Destination(ObjectStoragePath(f"file://{tmp_path}/x.csv"), 0o600)
+    assert emu.stats.token_requests == 0

@@ -7,8 +7,8 @@ import json
 import logging
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_sfjwt.compat import AirflowFailException
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.operators.health import SalesforceCredentialHealthOperator
 from airflow_provider_sfjwt.salesforce import keys
@@ -48,7 +48,7 @@ def hook_records(caplog) -> list[logging.LogRecord]:
     ("days_left", "extra", "level", "words"),
     [
         (10.5, {}, logging.WARNING, ["expires in 10 days", "sfjwt keygen"]),
-        (-3, {}, logging.ERROR, ["expired on", "refuse every token exchange"]),
+        (-3, {}, logging.WARNING, ["expired on", "past its rotation date", "--reuse-key"]),
         (100.5, {}, None, []),
         (100.5, {"cert_expiry_warning_days": 120}, logging.WARNING, ["expires in 100 days"]),
         (10.5, {"cert_expiry_warning_days": 5}, None, []),
@@ -167,3 +167,34 @@ def test_example_dag_runs_daily_against_the_emulator(monkeypatch, emu, keypair):
     summary = run.xcom("check_credentials")
     assert summary["certificate_days_left"] == 90
     assert summary["instance_url"] == emu.url
+
+
+# --- an ended session and a real exchange ----------------------------------------------------
+
+
+def test_userinfo_bad_oauth_token_is_an_ended_session_one_reexchange(monkeypatch, emu, keypair):
+    """/services/oauth2/userinfo answers an ended session with 403 Bad_OAuth_Token, not the
+    REST API's 401: it gets the same single re-exchange, then the call is repeated."""
+    set_conn(monkeypatch, emu.url, keypair)
+    client = SalesforceJWTHook(CONN_ID).get_conn()
+    client.auth.token()
+    emu.identity.revoke_all()  # the session ended (timeout, logout, admin)
+    identity = client.identity()
+    assert identity["preferred_username"] == USERNAME
+    assert emu.stats.token_exchanges == 2
+    assert emu.stats.statuses[403] == 1
+
+
+def test_health_check_does_a_real_exchange_even_with_a_stored_token(monkeypatch, emu, keypair):
+    """A token another task stored must not stand in for the login the check is there to prove;
+    its session having ended must not raise a false alarm either."""
+    set_conn(monkeypatch, emu.url, keypair, certificate(keypair, 200.5))
+    SalesforceJWTHook(CONN_ID).get_conn().limits()  # an earlier task stored a token
+    assert emu.stats.token_exchanges == 1
+    emu.identity.revoke_all()
+    summary = run_operator()
+    assert summary["user_id"]
+    assert emu.stats.token_exchanges == 2
+    assert 403 not in emu.stats.statuses  # its own fresh token, not the stored one
+    run_operator()
+    assert emu.stats.token_exchanges == 3  # every run logs in

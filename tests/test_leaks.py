@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
-from .airflow_cli import REPO, migrated_home, run_airflow
+from .airflow_cli import REPO, migrated_home, run_airflow, without_mask_requests
 
 CONSUMER_KEY = "3MVG9LEAKPROBE"
 USERNAME = "integration@example.com"
@@ -49,7 +49,7 @@ def test_dags_test_output_has_no_secrets(tmp_path, keypair):
         out = run_airflow(["dags", "test", "sfjwt_leak_probe"], env)
         tokens = list(emu.issued_tokens)
         assertions = list(emu.received_assertions)
-    output = out.stdout + out.stderr
+    output = without_mask_requests(out.stdout + out.stderr)
     # The DAG ran and failed where it should, with our messages.
     assert "INVALID_FIELD" in output, output[-5000:]
     assert "invalid_client_id" in output

@@ -11,9 +11,8 @@ import json
 import os
 
 import pytest
-from airflow.sdk import ObjectStoragePath
-from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_provider_sfjwt.compat import ObjectStoragePath, TaskDeferred
 from airflow_provider_sfjwt.lineage import DatasetRef, file_dataset, salesforce_object
 from airflow_provider_sfjwt.operators import (
     SalesforceBulkIngestOperator,
@@ -143,9 +142,12 @@ def test_openlineage_provider_emits_our_datasets_for_a_dag_run(tmp_path, keypair
                 {"type": "file", "log_file_path": str(events_file), "append": True}
             ),
         )
+        emu.register_apex("POST", "AccountHealth", lambda req: (200, {"score": 7}))
         out = run_airflow(["dags", "test", "salesforce_extract_accounts"], env)
+        rest = run_airflow(["dags", "test", "salesforce_apex_rest"], env)
         org = org_namespace(emu)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert rest.returncode == 0, (rest.stdout + rest.stderr)[-4000:]
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
     done = {
         e["job"]["name"]: e
@@ -164,4 +166,17 @@ def test_openlineage_provider_emits_our_datasets_for_a_dag_run(tmp_path, keypair
         "Id",
         "Name",
         "AccountNumber",
+    ]
+    # the REST operator that wrote Account's describe to a file reports both
+    described = [
+        e
+        for e in events
+        if e.get("eventType") == "COMPLETE"
+        and e["job"]["name"].endswith("describe_account_to_file")
+    ]
+    assert described, f"no COMPLETE event for the REST operator among {len(events)} events"
+    event = described[0]
+    assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [(org, "Account")]
+    assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [
+        ("file", os.fspath(tmp_path / "out" / "account_describe.json"))
     ]

@@ -13,8 +13,8 @@ import threading
 from datetime import datetime, timezone
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException
 
+from airflow_provider_sfjwt.compat import AirflowException, AirflowRescheduleException
 from airflow_provider_sfjwt.operators import (
     SalesforceCollectionsOperator,
     SalesforceQueryOperator,
@@ -85,8 +85,7 @@ def test_query_operator_bad_soql_fails_with_salesforce_words_and_no_file(emu, tm
 
 
 def test_hook_query_to_file_writes_through_object_storage(emu, tmp_path):
-    from airflow.sdk import ObjectStoragePath
-
+    from airflow_provider_sfjwt.compat import ObjectStoragePath
     from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 
     emu.generate_accounts(2500)

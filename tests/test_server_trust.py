@@ -9,13 +9,20 @@ records every request that reaches it, so a test can show that nothing did.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from airflow_provider_sfjwt import DEFAULT_API_VERSION
 from airflow_provider_sfjwt.salesforce.auth import TokenCache
+from airflow_provider_sfjwt.salesforce.bulk import query_to_file as bulk_query_to_file
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient
-from airflow_provider_sfjwt.salesforce.errors import ConfigurationError, UntrustedAnswerError
+from airflow_provider_sfjwt.salesforce.errors import (
+    ConfigurationError,
+    UnexpectedResponseError,
+    UntrustedAnswerError,
+)
 from airflow_provider_sfjwt.salesforce.settings import parse_connection
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
@@ -112,3 +119,112 @@ def test_a_stored_token_is_checked_again_against_the_connection(salesforce_emula
     client = client_for(conn, TokenCache(shared=True))
     assert client.instance_url == emu.url
     assert emu.stats.token_exchanges == 2
+
+
+# --- 5 and 6: Bulk CSV bodies, cursors and counts ----------------------------------------------
+
+DATA = f"/services/data/v{DEFAULT_API_VERSION}"
+FAST = {"poll_interval": 0.01, "timeout": 30}
+
+
+def nothing_written(tmp_path: Path) -> None:
+    """No output, not even a temporary part file: a failed task leaves nothing that looks done."""
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def bulk_query(salesforce_emulator, tmp_path: Path, fmt: str = "csv", on_job=None, **kw: Any):
+    return bulk_query_to_file(
+        client_for(salesforce_emulator.conn),
+        "SELECT Id, Name, Description FROM Account",
+        tmp_path / f"out.{fmt}",
+        fmt,
+        on_job=on_job,
+        **FAST,
+        **kw,
+    )
+
+
+def on_results(emu: SalesforceEmulator, install):
+    """Install a fault on a query job's results the moment the job exists."""
+    return lambda job_id: install(f"{DATA}/jobs/query/{job_id}/results")
+
+
+def test_a_csv_header_without_a_line_end_is_refused_and_nothing_written(
+    salesforce_emulator, tmp_path
+):
+    emu = salesforce_emulator.emulator
+    emu.generate_accounts(5)
+    install = on_results(
+        emu, lambda p: emu.faults.huge_body(p, 3 << 20, fill=b"Id,", content_type="text/csv")
+    )
+    with pytest.raises(UnexpectedResponseError, match="no line end in its first"):
+        bulk_query(salesforce_emulator, tmp_path, on_job=install)
+    nothing_written(tmp_path)
+
+
+def test_a_header_that_cannot_be_parsed_fails_before_the_file_is_published(
+    salesforce_emulator, tmp_path
+):
+    emu = salesforce_emulator.emulator
+    emu.generate_accounts(5)
+    install = on_results(
+        emu,
+        lambda p: emu.faults.huge_body(
+            p, 7 + 4 * 10, start=b'"\xff\xfeId"\n', fill=b'"x"\n', content_type="text/csv"
+        ),
+    )
+    with pytest.raises(UnicodeDecodeError):
+        bulk_query(salesforce_emulator, tmp_path, on_job=install)
+    nothing_written(tmp_path)
+
+
+def test_a_repeating_bulk_locator_stops_with_a_clear_error(salesforce_emulator, tmp_path):
+    emu = salesforce_emulator.emulator
+    emu.generate_accounts(30)
+    emu.faults.repeat_cursors()
+    with pytest.raises(UnexpectedResponseError, match="answered the locator .* again"):
+        bulk_query(salesforce_emulator, tmp_path, max_records=10)
+    nothing_written(tmp_path)
+    served = emu.stats.to_dict()["records_served"]
+    assert served <= 30, served  # stopped at the first repeat, not after thousands of chunks
+
+
+def test_a_repeating_next_records_url_stops_with_a_clear_error(salesforce_emulator, tmp_path):
+    from airflow_provider_sfjwt.salesforce.extract import query_to_file
+
+    emu = salesforce_emulator.emulator
+    emu.generate_accounts(5000)
+    emu.faults.repeat_cursors()
+    client = client_for(salesforce_emulator.conn)
+    with pytest.raises(UnexpectedResponseError, match="next page a second time, after 2 pages"):
+        query_to_file(client, "SELECT Id FROM Account", tmp_path / "out.csv")
+    nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("announced", "words"),
+    [(1, "line ends"), (10**6, "too few for that many rows")],
+)
+def test_a_csv_count_that_grossly_disagrees_is_refused(
+    salesforce_emulator, tmp_path, announced, words
+):
+    emu = salesforce_emulator.emulator
+    emu.generate_accounts(3000)
+    emu.faults.wrong_record_count(announced)
+    with pytest.raises(UnexpectedResponseError, match=words):
+        bulk_query(salesforce_emulator, tmp_path)
+    nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_parsed_count_that_disagrees_is_refused_before_publishing(
+    salesforce_emulator, tmp_path, fmt
+):
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    emu = salesforce_emulator.emulator
+    emu.generate_accounts(20)
+    emu.faults.wrong_record_count(21)
+    with pytest.raises(UnexpectedResponseError, match="announced 21 records .* but held 20"):
+        bulk_query(salesforce_emulator, tmp_path, fmt, field_types={})
+    nothing_written(tmp_path)

@@ -21,7 +21,7 @@ from airflow_provider_sfjwt import CONN_FIELDS, DEFAULT_API_VERSION
 
 CONN_ID = "salesforce_ui_test"
 TYPE_NAME = "Salesforce (JWT Bearer)"
-# docs/design.md, "The connection type salesforce_jwt"
+# docs/design.md, "The connection type salesforce_jwt", and the optional fields the README adds
 DESIGN_EXTRA_FIELDS = {
     "consumer_key",
     "audience",
@@ -31,6 +31,11 @@ DESIGN_EXTRA_FIELDS = {
     "api_version",
     "request_timeout",
     "max_retries",
+    "max_api_usage_percent",
+    "ca_bundle",
+    "token_cache",
+    "cert_expiry_warning_days",
+    "instance_domains",
 }
 STANDARD_FIELDS = {  # form name: (label, placeholder)
     "host": ("Login URL", "https://login.salesforce.com"),

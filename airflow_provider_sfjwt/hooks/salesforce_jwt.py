@@ -8,22 +8,69 @@ Airflow's masker the moment it is loaded or received.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
-
+from airflow_provider_sfjwt import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_sfjwt.compat import (
+    AirflowNotFoundException,
+    BaseHook,
+    connection_form_widgets,
+    mask_secret,
+    ui_field_behaviour,
+)
 from airflow_provider_sfjwt.salesforce import bulk, extract, load, rest_call
 from airflow_provider_sfjwt.salesforce.auth import TokenCache
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import SalesforceError
 from airflow_provider_sfjwt.salesforce.keys import certificate_info, certificate_matches_key
-from airflow_provider_sfjwt.salesforce.settings import ConnectionSettings, parse_connection
+from airflow_provider_sfjwt.salesforce.settings import (
+    ConnectionSettings,
+    parse_connection,
+    parse_extra,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_sfjwt.salesforce.replicate import ReplicationSpec, Replicator
 
 log = logging.getLogger(__name__)
+
+
+_registered: set[str] = set()
+_registered_lock = threading.Lock()
+_registered_pid = os.getpid()
+
+
+def register_secrets(*secrets: str) -> None:
+    """Give secrets to Airflow's log masker: the one way this provider registers them.
+
+    Each secret is registered once per process, however many hooks, clients and triggers meet
+    it, and the new ones of a call go to the masker in one call (one message to the task's
+    supervisor). Airflow recompiles one pattern of every secret it knows on each new one, so
+    they go shortest first: a key's lines before the whole key, whose text then weighs on a
+    single compilation instead of all of them.
+    """
+    global _registered_pid
+    with _registered_lock:
+        if _registered_pid != os.getpid():
+            # A forked process (an Airflow task) starts with a reset masker: register anew.
+            _registered.clear()
+            _registered_pid = os.getpid()
+        new = sorted({s for s in secrets if s and s not in _registered}, key=len)
+        _registered.update(new)
+    if new:
+        mask_secret(new[0] if len(new) == 1 else new)
+
+
+def forget_registered_secrets() -> None:
+    """Forget which secrets were registered (for tests that reset Airflow's masker too)."""
+    with _registered_lock:
+        _registered.clear()
 
 
 def _get_variable(name: str) -> str | None:
@@ -52,17 +99,31 @@ class SalesforceJWTHook(BaseHook):
 
     @cached_property
     def settings(self) -> ConnectionSettings:
-        conn = self.get_connection(self.salesforce_conn_id)
+        conn = self._get_connection()
         settings = parse_connection(
             host=conn.host,
             login=conn.login,
             password=conn.password,
             extra=conn.extra,
             get_variable=_get_variable,
-            on_secret=mask_secret,
+            on_secret=register_secrets,
         )
         self._warn_certificate_expiry(settings)
         return settings
+
+    def _get_connection(self) -> Any:
+        try:
+            return self.get_connection(self.salesforce_conn_id)
+        except AirflowNotFoundException:
+            # Airflow 3.0 drops an AIRFLOW_CONN_ variable whose extra is not a JSON object (it
+            # logs why) and reports the id as undefined; name the field to fix instead.
+            raw = os.environ.get(f"AIRFLOW_CONN_{self.salesforce_conn_id.upper()}", "")
+            try:
+                extra = json.loads(raw).get("extra") if raw.lstrip().startswith("{") else None
+            except ValueError:  # not JSON at all: Airflow's own message stands
+                extra = None
+            parse_extra(extra)  # raises ConfigurationError naming "extra" when that is the fault
+            raise
 
     def get_conn(self) -> SalesforceClient:
         """The core client; one per hook, sharing the process-wide token cache."""
@@ -70,7 +131,16 @@ class SalesforceJWTHook(BaseHook):
 
     @cached_property
     def client(self) -> SalesforceClient:
-        return SalesforceClient(self.settings, on_secret=mask_secret)
+        return SalesforceClient(self.settings, on_secret=register_secrets)
+
+    def login_client(self) -> SalesforceClient:
+        """A client with a token cache of its own: its first call does a real token exchange.
+
+        For checks of the credentials themselves (the connection test, the health check), so a
+        key or app change shows at once instead of hiding behind a token another task stored.
+        Close it after use.
+        """
+        return SalesforceClient(self.settings, on_secret=register_secrets, cache=TokenCache())
 
     def _warn_certificate_expiry(self, settings: ConnectionSettings) -> None:
         cert = settings.load_certificate()
@@ -79,10 +149,10 @@ class SalesforceJWTHook(BaseHook):
         info = certificate_info(cert)
         days = info.days_left()
         if days < 0:
-            log.error(
-                "The certificate in connection %r expired on %s: Salesforce will refuse every "
-                "token exchange. Make a new key and certificate (sfjwt keygen), upload the "
-                "certificate to the app and update the connection.",
+            log.warning(
+                "The certificate in connection %r expired on %s. Salesforce is reported to keep "
+                "accepting its key, but it is past its rotation date: renew it (sfjwt keygen "
+                "--reuse-key), upload it to the app and update the connection.",
                 self.salesforce_conn_id,
                 info.not_after.date(),
             )
@@ -101,17 +171,28 @@ class SalesforceJWTHook(BaseHook):
                 self.salesforce_conn_id,
             )
 
+    # --- connection form of Airflow 3.0 and 3.1 (3.2+ read the provider info instead) ------
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields, from :data:`~airflow_provider_sfjwt.CONN_FIELDS`."""
+        return connection_form_widgets(CONN_FIELDS)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Labels, placeholders and hidden standard fields, from ``UI_FIELD_BEHAVIOUR``."""
+        return ui_field_behaviour(UI_FIELD_BEHAVIOUR)
+
     # --- connection test (UI Test button, `airflow connections test`) ---------------------
 
     def test_connection(self) -> tuple[bool, str]:
         """Token exchange plus one cheap REST call; the failure message is the mapped hint.
 
-        Always a real exchange (a private cache), so a key or app change shows at once instead of
-        hiding behind a token that tasks shared earlier.
+        Always a real exchange (:meth:`login_client`).
         """
         client = None
         try:
-            client = SalesforceClient(self.settings, on_secret=mask_secret, cache=TokenCache())
+            client = self.login_client()
             token = client.auth.token()
             versions = {v.get("version") for v in client.versions()}
         except SalesforceError as exc:
@@ -284,8 +365,13 @@ class SalesforceJWTHook(BaseHook):
         soql: str | None = None,
         max_records: int | None = None,
         field_types: Mapping[str, str] | None = None,
+        parallel_downloads: int = bulk.DEFAULT_PARALLEL_DOWNLOADS,
+        job: Mapping[str, Any] | None = None,
     ) -> bulk.QueryResult:
-        """Stream the results of a completed query job into a file (as ``bulk_query_to_file``)."""
+        """Stream the results of a completed query job into a file (as ``bulk_query_to_file``).
+
+        ``job`` is the job's final state when already known (saves one request).
+        """
         return bulk.download_results(
             self.get_conn(),
             job_id,
@@ -294,6 +380,8 @@ class SalesforceJWTHook(BaseHook):
             soql=soql,
             max_records=max_records,
             field_types=field_types,
+            parallel_downloads=parallel_downloads,
+            job=job,
         )
 
     def bulk_start_ingest(
@@ -347,13 +435,29 @@ class SalesforceJWTHook(BaseHook):
             max_failed_records=max_failed_records,
         )
 
+    # --- replication ---------------------------------------------------------------------
+
+    def replicator(self, spec: ReplicationSpec, output_path: Any) -> Replicator:
+        """The runner of one object's replication into ``output_path`` (local or URI)."""
+        from airflow_provider_sfjwt.salesforce.replicate import Replicator
+
+        return Replicator(self.get_conn(), spec, storage_path(output_path))
+
     def bulk_abort_job(self, kind: str, job_id: str) -> bool:
         """Abort a query or ingest job; ``False`` when it had already finished."""
         return self.bulk_jobs().abort(kind, job_id)
 
-    def bulk_delete_job(self, kind: str, job_id: str) -> None:
-        """Delete a finished job and the results Salesforce keeps for it."""
-        self.bulk_jobs().delete(kind, job_id)
+    def bulk_delete_job(self, kind: str, job_id: str, *, background: bool = False) -> None:
+        """Delete a finished job and the results Salesforce keeps for it.
+
+        With ``background`` the deletion runs in a thread and the caller goes on; it is waited
+        for before the process exits (see ``bulk.wait_for_deletions``).
+        """
+        jobs = self.bulk_jobs()
+        if background:
+            jobs.delete_in_background(kind, job_id)
+        else:
+            jobs.delete(kind, job_id)
 
 
 def storage_path(path: Any, conn_id: str | None = None) -> Any:
@@ -365,7 +469,7 @@ def storage_path(path: Any, conn_id: str | None = None) -> Any:
     Airflow-only, so it lives beside the hook rather than in the Airflow-free core.
     """
     if isinstance(path, str) and "://" in path and not path.startswith("file://"):
-        from airflow.sdk import ObjectStoragePath
+        from airflow_provider_sfjwt.compat import ObjectStoragePath
 
         return ObjectStoragePath(path, conn_id=conn_id)
     return path

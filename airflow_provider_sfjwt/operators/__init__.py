@@ -7,6 +7,10 @@ from airflow_provider_sfjwt.operators.bulk import (
 from airflow_provider_sfjwt.operators.collections import SalesforceCollectionsOperator
 from airflow_provider_sfjwt.operators.health import SalesforceCredentialHealthOperator
 from airflow_provider_sfjwt.operators.query import SalesforceQueryOperator
+from airflow_provider_sfjwt.operators.replicate import (
+    SalesforceReplicateObjectOperator,
+    salesforce_replication_group,
+)
 from airflow_provider_sfjwt.operators.rest import SalesforceRestOperator
 
 __all__ = [
@@ -15,5 +19,7 @@ __all__ = [
     "SalesforceCollectionsOperator",
     "SalesforceCredentialHealthOperator",
     "SalesforceQueryOperator",
+    "SalesforceReplicateObjectOperator",
     "SalesforceRestOperator",
+    "salesforce_replication_group",
 ]

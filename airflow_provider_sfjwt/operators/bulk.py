@@ -4,26 +4,30 @@ Both are thin: the work is in :mod:`airflow_provider_sfjwt.salesforce.bulk`. Wha
 here: templating, deferral to :class:`SalesforceBulkJobTrigger` while Salesforce processes the job
 (no worker slot is held), ``on_kill`` aborting the job, and a small XCom summary.
 
-**Deferrable by default.** Airflow's convention reads ``[operators] default_deferrable``, whose
-built-in default is ``False``; the Bulk operators wait minutes to hours on Salesforce, so they
-defer unless that option is set *explicitly* (environment variable or ``airflow.cfg``) - then it
-is followed - or ``deferrable=False`` is passed.
+**Deferral.** ``deferrable=True/False`` decides when given. Otherwise Airflow's
+``[operators] default_deferrable`` is followed wherever Airflow reads it (the
+``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` environment variable, ``airflow.cfg``). Only when it is
+set nowhere do these operators defer, because Bulk jobs take minutes to hours and a deferred task
+holds no worker slot. Airflow writes ``default_deferrable = false`` into every ``airflow.cfg`` it
+generates, so with such a file they run in the worker unless it says ``true``.
 """
 
 from __future__ import annotations
 
+import configparser
 import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
+from airflow_provider_sfjwt.compat import conf
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin
 from airflow_provider_sfjwt.operators.base import SalesforceHookMixin, checked_format
 from airflow_provider_sfjwt.salesforce.bulk import (
+    DEFAULT_PARALLEL_DOWNLOADS,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
     INGEST,
@@ -32,8 +36,10 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     IngestSpec,
     IngestSummary,
     QueryResult,
+    check_parallel_downloads,
     failed_records_limit,
     job_error,
+    wait_for_deletions,
 )
 from airflow_provider_sfjwt.salesforce.errors import TooManyFailedRecordsError
 from airflow_provider_sfjwt.salesforce.retry import (
@@ -42,23 +48,31 @@ from airflow_provider_sfjwt.salesforce.retry import (
     transient_codes,
 )
 from airflow_provider_sfjwt.salesforce.storage import Destination
+from airflow_provider_sfjwt.salesforce.writers import check_format
 from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-def default_deferrable() -> bool:
-    """``True`` unless ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` says otherwise.
+_DEFERRAL = ("operators", "default_deferrable")
 
-    Bulk jobs take minutes to hours, so these operators defer by default, and an explicit
-    environment setting still wins. ``airflow.cfg`` is not consulted: Airflow writes
-    ``default_deferrable = False`` into every new ``airflow.cfg``, so its presence there says
-    nothing about what the user chose. Pass ``deferrable=False`` to run in the worker.
+
+def default_deferrable() -> bool:
+    """Whether a Bulk operator defers when ``deferrable`` is not passed (see the module doc).
+
+    The value is Airflow's (``conf.getboolean``: every source, Airflow's parsing). ``false`` is
+    also Airflow's built-in default, so it counts only when it was set: in the configuration
+    file Airflow parsed (``conf.set`` writes there too) or in the setting's environment variable.
+    Those are all the places a non-sensitive option can be set (``_cmd`` and ``_secret`` forms
+    exist only for sensitive options). ``conf.as_dict`` would tell the source too, but it runs
+    every ``_cmd`` option of the configuration, which task and parsing processes set to fail.
     """
-    if "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE" in os.environ:
-        return conf.getboolean("operators", "default_deferrable")
-    return True
+    section, key = _DEFERRAL
+    if conf.getboolean(section, key):
+        return True
+    in_file = configparser.ConfigParser.has_option(conf, section, key)
+    return not in_file and f"AIRFLOW__{section.upper()}__{key.upper()}" not in os.environ
 
 
 def _raise_event_error(event: dict[str, Any]) -> NoReturn:
@@ -100,7 +114,7 @@ class _BulkOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
     def _remember(self, job_id: str) -> None:
         self._job_ids.append(job_id)
 
-    def _defer(self, job_ids: Sequence[str]) -> NoReturn:
+    def _defer(self, job_ids: Sequence[str], kwargs: dict[str, Any] | None = None) -> NoReturn:
         trigger = SalesforceBulkJobTrigger(
             salesforce_conn_id=self.salesforce_conn_id,
             job_ids=list(job_ids),
@@ -108,15 +122,18 @@ class _BulkOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
             poll_interval=self.poll_interval,
             deadline=time.time() + self.job_timeout,
         )
-        self.defer(trigger=trigger, method_name="execute_complete")
+        self.defer(trigger=trigger, method_name="execute_complete", kwargs=kwargs)
 
     def on_kill(self) -> None:
-        """Abort the job(s) this task started, so Salesforce stops working for nobody."""
-        if not self._job_ids:
-            return
+        """Abort the job(s) this task started, so Salesforce stops working for nobody; a query
+        job that had already finished is deleted instead (unless ``keep_job``), and deletions
+        started in the background are waited for."""
         for job_id in self._job_ids:
             if self.hook.bulk_abort_job(self._kind, job_id):
                 self.log.warning("Aborted Bulk %s job %s (task killed)", self._kind, job_id)
+            elif self._kind == QUERY and not self.keep_job:
+                self.hook.bulk_delete_job(QUERY, job_id)
+        wait_for_deletions()
 
 
 class SalesforceBulkQueryOperator(_BulkOperator):
@@ -130,12 +147,18 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     :param max_records: rows per result chunk (Salesforce's ``maxRecords``); bounds memory for
         JSONL/Parquet conversion. Default: Salesforce's choice.
     :param field_types: column -> Salesforce type, to type JSONL/Parquet without describe calls.
+    :param parallel_downloads: result chunks downloaded at once (1 to 20, default 5) through
+        Salesforce's ``resultPages`` (API 58.0+); the file is the same as with 1 (one chunk after
+        the other, also used for older API versions and when ``max_records`` is given).
     :param poll_interval: seconds before the first job-state poll (backing off to 30 s).
     :param job_timeout: seconds the job may run before it is aborted.
     :param keep_job: keep the job (and its stored results) in Salesforce instead of deleting it.
     :param storage_conn_id: Airflow connection for an object-storage ``output_path`` given as a
         URI (default: the store's default connection).
     :param deferrable: wait in the triggerer (default, see the module doc) or in the worker.
+    :param file_mode: permission mode of a local output file, e.g. ``0o600`` to keep it private
+        to the worker's user; by default the process umask decides (``0o644`` under the usual
+        ``022``: readable by every user of the machine).
 
     Returns (XCom) ``{"job_id", "rows", "path", "format", "columns"}``.
     """
@@ -154,25 +177,30 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         include_deleted: bool = False,
         max_records: int | None = None,
         field_types: dict[str, str] | None = None,
+        parallel_downloads: int = DEFAULT_PARALLEL_DOWNLOADS,
+        file_mode: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.parallel_downloads = check_parallel_downloads(parallel_downloads)
+        Destination(".", file_mode)  # a bad mode fails when the DAG is parsed
         self.soql = soql
         self.output_path = output_path
+        self.file_mode = file_mode
         self.format = checked_format(format)
         self.include_deleted = include_deleted
         self.max_records = max_records
         self.field_types = field_types
 
     def execute(self, context: Context) -> QueryResult:
-        checked_format(self.format)  # a templated format is known only now
-        path = storage_path(self.output_path, self.storage_conn_id)
-        Destination(path)  # a path that cannot be written is refused before the job exists
+        fmt = check_format(self.format)  # a templated format is known only now
+        # A path that cannot be written is refused here, before the job exists.
+        path = self._destination()
         if not self.deferrable:
             result = self.hook.bulk_query_to_file(
                 self.soql,
                 path,
-                self.format,
+                fmt,
                 include_deleted=self.include_deleted,
                 max_records=self.max_records,
                 poll_interval=self.poll_interval,
@@ -180,6 +208,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
                 field_types=self.field_types,
                 keep_job=self.keep_job,
                 on_job=self._remember,
+                parallel_downloads=self.parallel_downloads,
             )
             self.record_extract(self.hook.get_conn().instance_url, self.soql, result)
             return result
@@ -188,22 +217,28 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         )
         self._defer([job_id])
 
+    def _destination(self) -> Destination:
+        return Destination(storage_path(self.output_path, self.storage_conn_id), self.file_mode)
+
     def execute_complete(self, context: Context, event: dict[str, Any]) -> QueryResult:
         """Back from the triggerer: the job is complete (or not); download its results."""
         if event.get("status") != "success":
             _raise_event_error(event)
         job_id = event["job_ids"][0]
         self._job_ids = [job_id]
+        infos = event.get("jobs") or []
         result = self.hook.bulk_download(
             job_id,
-            storage_path(self.output_path, self.storage_conn_id),
+            self._destination(),
             format=self.format,
             soql=self.soql,
             max_records=self.max_records,
             field_types=self.field_types,
+            parallel_downloads=self.parallel_downloads,
+            job=infos[0] if infos and isinstance(infos[0], dict) else None,
         )
         if not self.keep_job:
-            self.hook.bulk_delete_job(QUERY, job_id)
+            self.hook.bulk_delete_job(QUERY, job_id, background=True)
         self.record_extract(self.hook.get_conn().instance_url, self.soql, result)
         return result
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_sfjwt.compat import AirflowException
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin
 from airflow_provider_sfjwt.operators.base import SalesforceHookMixin

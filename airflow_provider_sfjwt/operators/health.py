@@ -1,11 +1,12 @@
 """``SalesforceCredentialHealthOperator``: fail early, on a schedule, before the credentials do.
 
-The certificate uploaded to the Connected App / External Client App expires, and on that day
-every pipeline stops with ``invalid_grant``. The usual advice is a calendar reminder; this is
-the Airflow version of it: a daily task that fails ``fail_days_before_expiry`` days ahead, so the
-team's normal alerting (failure e-mails, callbacks, on-call) carries the reminder. It also does a
-token exchange and one REST call, so a revoked pre-authorisation or a disabled user shows up the
-morning after, not in the middle of the nightly load.
+The certificate uploaded to the Connected App / External Client App expires. Salesforce is
+reported to keep accepting assertions after that date, so expiry is a rotation policy rather than
+an outage, and the usual advice is a calendar reminder. This is the Airflow version of it: a daily
+task that fails ``fail_days_before_expiry`` days ahead, so the team's normal alerting (failure
+e-mails, callbacks, on-call) carries the reminder. It also does a real token exchange and one REST
+call, so a revoked pre-authorisation or a disabled user shows up the morning after, not in the
+middle of the nightly load.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_sfjwt.compat import AirflowFailException
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
 from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
 from airflow_provider_sfjwt.salesforce.keys import certificate_info, certificate_matches_key
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 ROTATION_STEPS = (
     "Renew it for the same key (sfjwt keygen --reuse-key KEY.pem --cert NEW.crt), upload NEW.crt "
     "to the app in place of the old certificate, and put it in the connection's certificate field "
-    "(docs/setup.md, 'Certificate rotation')."
+    "(docs/setup.md, 'Certificate expiry and rotation')."
 )
 
 
@@ -97,8 +98,8 @@ class SalesforceCredentialHealthOperator(SalesforceHookMixin, BaseOperator):
             if days < 0:
                 raise AirflowFailException(
                     f"The certificate in connection {self.salesforce_conn_id!r} expired on "
-                    f"{info.not_after.date()}: Salesforce refuses every token exchange. "
-                    + ROTATION_STEPS
+                    f"{info.not_after.date()}, past its rotation date (Salesforce is reported to "
+                    "keep accepting its key, which is no reason to keep it). " + ROTATION_STEPS
                 )
             limit = int(self.fail_days_before_expiry)
             if days < limit:
@@ -114,8 +115,13 @@ class SalesforceCredentialHealthOperator(SalesforceHookMixin, BaseOperator):
                 int(days),
             )
         if self.check_login:
-            identity = self.hook.identity()
-            instance_url = self.hook.get_conn().instance_url
+            # A real exchange every run: a token another task stored proves nothing about today.
+            client = self.hook.login_client()
+            try:
+                identity = client.identity()
+                instance_url = client.instance_url
+            finally:
+                client.close()
             summary.update(
                 instance_url=instance_url,
                 user_id=identity.get("user_id"),

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin
 from airflow_provider_sfjwt.operators.base import SalesforceHookMixin, checked_format
+from airflow_provider_sfjwt.salesforce.storage import Destination
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -29,6 +30,9 @@ class SalesforceQueryOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
     :param salesforce_conn_id: a ``salesforce_jwt`` connection.
     :param storage_conn_id: Airflow connection for an object-storage ``output_path`` given as a
         URI (default: the store's default connection).
+    :param file_mode: permission mode of a local output file, e.g. ``0o600`` to keep it private
+        to the worker's user; by default the process umask decides (``0o644`` under the usual
+        ``022``: readable by every user of the machine).
     """
 
     template_fields: Sequence[str] = ("soql", "output_path", "format")
@@ -45,20 +49,23 @@ class SalesforceQueryOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
         include_deleted: bool = False,
         salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
         storage_conn_id: str | None = None,
+        file_mode: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        Destination(".", file_mode)  # a bad mode fails when the DAG is parsed
         self.soql = soql
         self.output_path = output_path
         self.format = checked_format(format)
         self.include_deleted = include_deleted
         self.salesforce_conn_id = salesforce_conn_id
         self.storage_conn_id = storage_conn_id
+        self.file_mode = file_mode
 
     def execute(self, context: Context) -> dict[str, Any]:
         result = self.hook.query_to_file(
             self.soql,
-            storage_path(self.output_path, self.storage_conn_id),
+            Destination(storage_path(self.output_path, self.storage_conn_id), self.file_mode),
             format=self.format,
             include_deleted=self.include_deleted,
         )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
+from airflow_provider_sfjwt.lineage import LineageMixin, file_dataset, salesforce_resource
 from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
 from airflow_provider_sfjwt.salesforce.rest_call import DEFAULT_MAX_INLINE_BYTES
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceRestOperator(SalesforceHookMixin, BaseOperator):
+class SalesforceRestOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
     """Call a Salesforce REST resource or an Apex REST endpoint.
 
     The call gets the provider's retry and re-authentication policy. A POST/PATCH/DELETE that
@@ -35,6 +36,10 @@ class SalesforceRestOperator(SalesforceHookMixin, BaseOperator):
         request to set output_path.
     :param idempotent: override whether the call may be repeated after an ambiguous failure.
     :param storage_conn_id: Airflow connection for an object-storage ``output_path`` URI.
+
+    When the answer goes to ``output_path``, OpenLineage reports the Salesforce resource read
+    (the sObject of ``sobjects/<Object>/...`` or of a ``query``, else the resource path) as
+    input and the file as output.
     """
 
     template_fields: Sequence[str] = ("endpoint", "method", "query_params", "json", "output_path")
@@ -67,7 +72,7 @@ class SalesforceRestOperator(SalesforceHookMixin, BaseOperator):
         self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        return self.hook.call(
+        result = self.hook.call(
             self.method,
             self.endpoint,
             params=self.query_params,
@@ -76,3 +81,8 @@ class SalesforceRestOperator(SalesforceHookMixin, BaseOperator):
             max_inline_bytes=self.max_inline_bytes,
             idempotent=self.idempotent,
         )
+        if "path" in result:
+            instance_url = self.hook.get_conn().instance_url
+            source = salesforce_resource(instance_url, self.endpoint, self.query_params)
+            self.record_lineage([source], [file_dataset(result["path"])])
+        return result

@@ -13,11 +13,7 @@ Plugins are loaded by every Airflow component, so this module imports nothing he
 
 from __future__ import annotations
 
-try:
-    from airflow.sdk.plugins_manager import AirflowPlugin
-except ImportError:  # Airflow releases before the Task SDK had its own plugins manager
-    from airflow.plugins_manager import AirflowPlugin
-
+from airflow_provider_sfjwt.compat import AirflowPlugin
 from airflow_provider_sfjwt.plugins.connection_test import PortlessConnectionTestFix
 from airflow_provider_sfjwt.salesforce.soql_literals import (
     soql_date,

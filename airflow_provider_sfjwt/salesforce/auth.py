@@ -20,6 +20,7 @@ from typing import Any
 
 import jwt
 import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .errors import (
     CLOCK_SKEW_TOLERANCE,
@@ -46,7 +47,7 @@ TOKEN_PATH = "/services/oauth2/token"
 
 
 def build_assertion(
-    private_key,
+    private_key: rsa.RSAPrivateKey,
     consumer_key: str,
     username: str,
     audience: str,
@@ -115,20 +116,27 @@ class TokenExchanger:
         return self.settings.login_url + TOKEN_PATH
 
     def exchange(self, audiences: tuple[str, ...]) -> AccessToken:
-        """Exchange with the first audience; on an audience-type rejection try the next."""
+        """Exchange with the first audience; on an answer that can mean a wrong audience, try the
+        next (there is a next only for a derived audience, see ``audience_candidates``).
+
+        When every audience fails, the error raised is the most telling one: the last that is not
+        a plain audience rejection (``audience is invalid``, ``app_not_found``), so such a
+        rejection from one candidate does not hide another candidate's answer that reached the
+        app (for example ``user hasn't approved this consumer`` from the audience it accepts).
+        """
         tried: list[str] = []
-        last: AuthenticationError | None = None
+        failures: list[AuthenticationError] = []
         for audience in audiences:
             tried.append(audience)
             try:
                 return self._exchange_once(audience)
             except AuthenticationError as exc:
-                last = exc
-                if not exc.audience_related:
+                failures.append(exc)
+                if not exc.may_mean_wrong_audience:
                     break
                 log.info("Audience %s was rejected (%s); trying the next one", audience, exc.error)
-        assert last is not None
-        raise last.with_context(audiences_tried=tried, clock_skew=self.last_clock_skew) from None
+        telling = next((f for f in reversed(failures) if not f.audience_related), failures[-1])
+        raise telling.with_context(audiences_tried=tried, clock_skew=self.last_clock_skew) from None
 
     def _exchange_once(self, audience: str) -> AccessToken:
         """One exchange with ``audience``: connection failures, 5xx and 429 are tried again."""

@@ -14,14 +14,27 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import SalesforceError, UnexpectedResponseError
 
 if TYPE_CHECKING:
-    from .bulk.download import ResultChunk
+    from .progress import Progress
 
-__all__ = ["CsvJoiner", "CsvResultStream", "csv_chunks_to_records"]
+
+class ResultChunkLike(Protocol):
+    """A query result chunk as the joiner reads it: sequential (locator) or parallel."""
+
+    job_id: str
+    number: int
+
+    @property
+    def records(self) -> int: ...
+
+    def iter_bytes(self) -> Iterator[bytes]: ...
+
+
+__all__ = ["CsvJoiner", "CsvResultStream", "ResultChunkLike", "csv_chunks_to_records"]
 
 
 def _first_record_end(data: bytes) -> int:
@@ -99,11 +112,10 @@ def _records_from_csv_text(
             raise UnexpectedResponseError(
                 f"CSV record has {len(row)} fields, header has {width}: {row!r}"
             )
-        if "" in row:
-            row = [v or None for v in row]
-        record = dict(zip(columns, row, strict=False))
+        values: list[str | None] = [v or None for v in row] if "" in row else list(row)
+        record: dict[str, Any] = dict(zip(columns, values, strict=False))
         for i, convert in converters.items():
-            value = row[i]
+            value = values[i]
             if value:
                 record[columns[i]] = convert(value)
         yield record
@@ -176,59 +188,135 @@ def csv_chunks_to_records(
         yield from _records_from_csv_text(pending, 0, len(pending), columns, converters)
 
 
+MAX_HEADER_BYTES = 1024 * 1024
+"""A header row is a few kilobytes even for hundreds of columns; a body without a line end in
+its first megabyte is refused instead of being buffered without end."""
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+"""More bytes than one Salesforce record can take in CSV (an object holds at most 1,638,400
+characters of long text, at most 4 bytes each in UTF-8, doubled quotes included): a body larger
+than this per announced record was not counted right."""
+MAX_LINES_PER_RECORD = 1000
+"""Line ends per announced record beyond which a body's count is taken as wrong. A record may
+hold line breaks in quoted text, but not a thousand on average over a whole body."""
+
+
 class CsvJoiner:
     """Joins CSV bodies that each start with a header row into one CSV byte stream.
 
     Bytes pass through untouched (no parsing): the first header row is kept, the header of every
     later body dropped, and a later header that differs from the first is refused, since it would
     misalign the columns. A body that does not end with a newline gets one, so the next body's
-    first record cannot fuse with its last; a body that ends inside a quoted field was cut
-    mid-record and is refused. Counting quotes is one C-level pass over each block.
+    first record cannot fuse with its last.
+
+    A body cut mid-record must not be joined, and each check costs one C-level pass over every
+    block, so the joiner makes one of two: by default it counts quotes and refuses a body that
+    ends inside a quoted field; with ``count_lines`` it counts line ends instead
+    (:attr:`body_lines`), for a caller that knows how many records each body holds and checks
+    that (a record cut off loses its line end, so its body holds fewer line ends than records).
+
+    Nothing from the server is trusted to be small or right: a header row is collected into a
+    ``bytearray`` (linear cost) up to :data:`MAX_HEADER_BYTES`, and a body given its announced
+    record count is refused as soon as its size or line ends grossly exceed it. Every check
+    raises while the bytes are still flowing, so a writer that publishes only on success
+    (``atomic_output``) never publishes such a body.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, count_lines: bool = False) -> None:
         self.header: bytes | None = None
+        self.count_lines = count_lines
+        self.body_lines = 0
+        """With ``count_lines``: line ends after the header in the last body read (one more if
+        it lacked the last)."""
 
     @property
     def columns(self) -> list[str]:
         """Column names from the first header row (empty before any)."""
         return parse_header(self.header) if self.header else []
 
-    def body(self, blocks: Iterable[bytes], what: str) -> Iterator[bytes]:
-        """One body's bytes for the joined stream; ``what`` names the body in errors."""
+    def body(
+        self, blocks: Iterable[bytes], what: str, records: int | None = None
+    ) -> Iterator[bytes]:
+        """One body's bytes for the joined stream; ``what`` names the body in errors.
+
+        With ``records`` (the server's count of records in this body), a body that is far too
+        large for that many is refused while it flows: more than :data:`MAX_RECORD_BYTES` per
+        record or, counting line ends, more than :data:`MAX_LINES_PER_RECORD` per record.
+        """
         blocks = iter(blocks)
-        head = b""
+        self.body_lines = 0
+        head: bytes = b""
+        newline = -1
+        spanning: bytearray | None = None  # a header row longer than the first block
         for block in blocks:
-            head += block
-            if b"\n" in head:
-                break
-        newline = head.find(b"\n")
+            if spanning is None:
+                newline = block.find(b"\n")
+                if newline >= 0:
+                    head = block
+                    break
+                spanning = bytearray(block)
+            else:
+                start = len(spanning)
+                spanning += block
+                newline = spanning.find(b"\n", start)
+                if newline >= 0:
+                    head = bytes(spanning)
+                    break
+            if len(spanning) > MAX_HEADER_BYTES:
+                raise UnexpectedResponseError(
+                    f"{what} has no line end in its first {len(spanning):,} bytes: that is no "
+                    f"header row (at most {MAX_HEADER_BYTES:,} bytes are read). The server "
+                    "answered something other than Bulk API CSV."
+                )
         if newline < 0:  # a header-only body without a final newline, or nothing
-            if head:
-                self._check_header(head + b"\n", what)
+            if spanning:
+                header = bytes(spanning) + b"\n"
+                self._check_header(header, what)
                 if self.header is None:
-                    self.header = head + b"\n"
-                    yield self.header
+                    self.header = header
+                    yield header
             return
         header, rest = head[: newline + 1], head[newline + 1 :]
+        del head, spanning
         self._check_header(header, what)
         if self.header is None:
             self.header = header
             yield header
-        quotes = 0
+        counted = size = 0
+        needle = b"\n" if self.count_lines else b'"'
         last = b"\n"
         for block in chain((rest,), blocks):
             if block:
-                quotes += block.count(b'"')
+                counted += block.count(needle)
+                size += len(block)
+                if records is not None:
+                    self._check_size(what, records, size, counted if self.count_lines else None)
                 last = block[-1:]
                 yield block
-        if quotes % 2:
+        if self.count_lines:
+            self.body_lines = counted + (last != b"\n")
+        elif counted % 2:
             raise SalesforceError(
                 f"{what} ends inside a quoted field: it was cut mid-record, and joining it "
                 "would corrupt the rows that follow. Run the task again."
             )
         if last != b"\n":
             yield b"\n"
+
+    @staticmethod
+    def _check_size(what: str, records: int, size: int, lines: int | None) -> None:
+        """Refuse a body whose ``size`` bytes (or ``lines`` line ends) after the header so far
+        are far more than ``records`` records can take; early, so a huge body is not written."""
+        if size > MAX_RECORD_BYTES * (records + 1):
+            found = f"more than {size:,} bytes, far more than that many rows can take"
+        elif lines is not None and lines > MAX_LINES_PER_RECORD * (records + 1):
+            found = f"more than {lines:,} line ends, far more than that many rows can hold"
+        else:
+            return
+        raise UnexpectedResponseError(
+            f"{what} announced {records:,} records (Sforce-NumberOfRecords) but holds {found}. "
+            "The count or the body is wrong, so the row count cannot be trusted; nothing was "
+            "written. Run the task again; if it repeats, report the job id."
+        )
 
     def _check_header(self, header: bytes, what: str) -> None:
         if self.header is not None and header != self.header:
@@ -241,16 +329,53 @@ class CsvJoiner:
 class CsvResultStream(CsvJoiner):
     """The result chunks of a query job as one CSV byte stream; ``rows`` counts as it is read.
 
-    Rows come from Salesforce's ``Sforce-NumberOfRecords`` on each chunk, so nothing is parsed.
+    Rows come from Salesforce's ``Sforce-NumberOfRecords`` on each chunk. Each chunk is checked
+    against its count: passed through, it must hold at least that many line ends (a value may
+    span lines, so more is fine; fewer means a record was lost or cut off, which this check
+    catches instead of the quote count) and not grossly more; parsed (:meth:`records`), exactly
+    that many records. ``progress`` is told each chunk's rows once they are handed on.
     """
 
-    def __init__(self, chunks: Iterable[ResultChunk]) -> None:
-        super().__init__()
+    def __init__(self, chunks: Iterable[ResultChunkLike], progress: Progress | None = None) -> None:
+        super().__init__(count_lines=True)
         self._chunks = chunks
+        self._progress = progress
         self.rows = 0
+
+    def _counted(self, chunk: ResultChunkLike, found: int, what: str, exact: bool) -> None:
+        expected = chunk.records
+        if found < expected or (exact and found != expected):
+            held = (
+                f"held {found:,}"
+                if exact
+                else f"holds only {found:,} lines, too few for that many rows"
+            )
+            raise UnexpectedResponseError(
+                f"{what} announced {expected:,} records (Sforce-NumberOfRecords) but {held}; "
+                "rows would be lost or invented, so nothing was written. Run the task again, "
+                "and if it persists, report the job id."
+            )
+        self.rows += expected
+        if self._progress is not None:
+            self._progress.add(expected)
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
-            self.rows += chunk.records
             what = f"Result chunk {chunk.number} of Bulk query job {chunk.job_id}"
-            yield from self.body(chunk.iter_bytes(), what)
+            yield from self.body(chunk.iter_bytes(), what, chunk.records)
+            self._counted(chunk, self.body_lines, what, exact=False)
+
+    def records(self, field_types: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """The records of every chunk in order, parsed (see :func:`csv_chunks_to_records`) and
+        counted exactly per chunk."""
+        for chunk in self._chunks:
+            what = f"Result chunk {chunk.number} of Bulk query job {chunk.job_id}"
+            header = self.header
+            blocks = self.body(chunk.iter_bytes(), what, chunk.records)
+            if header is not None:  # later bodies lose their header row in the joiner
+                blocks = chain((header,), blocks)
+            found = 0
+            for record in csv_chunks_to_records(blocks, field_types):
+                found += 1
+                yield record
+            self._counted(chunk, found, what, exact=True)

@@ -1,8 +1,8 @@
 """The REST client: one pooled session, explicit retry and re-authentication policy, streamed SOQL.
 
 Policy, in one place:
-- every request carries the cached access token; a 401 ``INVALID_SESSION_ID`` triggers one
-  single-flight re-exchange and the *same* request is sent again, so a page of a query is neither
+- every request carries the cached access token; a 401 ``INVALID_SESSION_ID`` (or the OAuth
+  endpoints' 403 ``Bad_OAuth_Token``) triggers one single-flight re-exchange and the *same* request is sent again, so a page of a query is neither
   lost nor fetched twice;
 - connection errors, 429 and 5xx are retried with backoff (honouring ``Retry-After``) up to
   ``max_retries`` - but a write that may already have been applied (POST/PATCH/DELETE answered 500,
@@ -33,7 +33,9 @@ from .errors import (
     RetriesExhaustedError,
     SessionExpiredError,
     TransportError,
+    UnexpectedResponseError,
 )
+from .paging import iter_pages
 from .retry import Retryable, RetryPolicy
 from .settings import ConnectionSettings, SecretSink
 
@@ -69,6 +71,14 @@ def _concurrency_limit(status: int, message: str) -> bool:
     return status == 429 or "concurrent" in message.lower()
 
 
+def _session_ended(response: requests.Response) -> bool:
+    """A 401 (the REST API's ``INVALID_SESSION_ID``), or the plain 403 ``Bad_OAuth_Token`` with
+    which the OAuth endpoints (``/services/oauth2/userinfo``) answer an ended session."""
+    if response.status_code == 401:
+        return True
+    return response.status_code == 403 and api_errors(response)[1].strip() == "Bad_OAuth_Token"
+
+
 def make_session(pool_size: int = 16) -> requests.Session:
     """A pooled session; retries are ours (below), not urllib3's, so it gets none."""
     session = requests.Session()
@@ -96,6 +106,29 @@ def api_errors(response: requests.Response) -> tuple[str, str]:
         code = body.get("errorCode") or body.get("error") or "UNKNOWN"
         return (str(code), str(body.get("message") or body.get("error_description") or ""))
     return ("UNKNOWN", str(body)[:300])
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object; :class:`UnexpectedResponseError` naming ``what`` if not."""
+    if not isinstance(value, dict):
+        raise UnexpectedResponseError(
+            f"{what}: Salesforce answered {type(value).__name__}, not a JSON object"
+        )
+    return value
+
+
+def json_records(value: Any, what: str) -> list[dict[str, Any]]:
+    """``value`` if it is a list of JSON objects; :class:`UnexpectedResponseError` if not.
+
+    Nothing is guessed from an answer of another shape: for a write, the outcome is unknown.
+    """
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise UnexpectedResponseError(
+            f"{what}: Salesforce answered {type(value).__name__}, not a list of JSON objects; "
+            "for a write the outcome is unknown, so check the records in Salesforce before "
+            "loading again"
+        )
+    return value
 
 
 class SalesforceClient:
@@ -223,7 +256,7 @@ class SalesforceClient:
             nonlocal token, reauthed
             response = send()
             self._note_usage(response)
-            if response.status_code == 401 and not reauthed:
+            if _session_ended(response) and not reauthed:
                 code, _ = api_errors(response)
                 response.close()
                 log.info(
@@ -252,7 +285,7 @@ class SalesforceClient:
                         f"retry later or raise max_retries (now {self.retry.max_retries})."
                     ),
                 )
-            if status == 401:
+            if _session_ended(response):
                 raise SessionExpiredError(status, code, message, method, url)
             raise ApiError(status, code, message, method, url)
 
@@ -280,34 +313,35 @@ class SalesforceClient:
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params).json()
 
+    def get_object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A GET whose answer must be a JSON object; :class:`UnexpectedResponseError` if not."""
+        return json_object(self.get_json(path, params), f"GET {path}")
+
     # --- resources ------------------------------------------------------------------------
 
     def versions(self) -> list[dict[str, Any]]:
-        return self.get_json("/services/data/")
+        return json_records(self.get_json("/services/data/"), "GET /services/data/")
 
     def limits(self) -> dict[str, Any]:
-        return self.get_json("limits")
+        return self.get_object("limits")
 
     def describe(self, sobject: str) -> dict[str, Any]:
-        return self.get_json(f"sobjects/{quote(sobject)}/describe")
+        return self.get_object(f"sobjects/{quote(sobject)}/describe")
 
     def identity(self) -> dict[str, Any]:
-        return self.get_json("/services/oauth2/userinfo")
+        return self.get_object("/services/oauth2/userinfo")
 
     def query_pages(
         self, soql: str, include_deleted: bool = False, batch_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Each page of a SOQL result as Salesforce returns it, following ``nextRecordsUrl``."""
+        """Each page of a SOQL result as Salesforce returns it, following ``nextRecordsUrl``.
+
+        The next page is requested as soon as the current one's first bytes name it (see
+        :mod:`.paging`), so work on a page overlaps the round trip of the next.
+        """
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
-        page = self.request(
-            "GET", "queryAll" if include_deleted else "query", params={"q": soql}, headers=headers
-        ).json()
-        while True:
-            yield page
-            next_url = page.get("nextRecordsUrl")
-            if page.get("done", True) or not next_url:
-                return
-            page = self.request("GET", next_url, headers=headers).json()
+        path = "queryAll" if include_deleted else "query"
+        return iter_pages(self, path, {"q": soql}, headers)
 
     def query(
         self, soql: str, include_deleted: bool = False, batch_size: int | None = None
@@ -370,6 +404,7 @@ class SalesforceClient:
         Also used on its own to send again the records of a chunk that were refused for a
         transient reason (a locked row), without resending the ones already written.
         """
+        what = f"sObject Collections {op} of {len(chunk)} records"
         if op == "delete":
             ids = ",".join(str(r["Id"]) for r in chunk)
             response = self.request(
@@ -378,7 +413,7 @@ class SalesforceClient:
                 params={"ids": ids, "allOrNone": str(all_or_none).lower()},
                 idempotent=True,
             )
-            return response.json()
+            return json_records(response.json(), what)
         body_records = []
         for record in chunk:
             item = {k: v for k, v in record.items() if k != "attributes"}
@@ -386,15 +421,17 @@ class SalesforceClient:
             body_records.append(item)
         body = {"allOrNone": all_or_none, "records": body_records}
         if op == "insert":
-            return self.request("POST", "composite/sobjects", json=body, idempotent=False).json()
-        if op == "update":
-            return self.request("PATCH", "composite/sobjects", json=body, idempotent=True).json()
-        return self.request(
-            "PATCH",
-            f"composite/sobjects/{quote(sobject or '')}/{quote(external_id_field or '')}",
-            json=body,
-            idempotent=True,
-        ).json()
+            response = self.request("POST", "composite/sobjects", json=body, idempotent=False)
+        elif op == "update":
+            response = self.request("PATCH", "composite/sobjects", json=body, idempotent=True)
+        else:
+            response = self.request(
+                "PATCH",
+                f"composite/sobjects/{quote(sobject or '')}/{quote(external_id_field or '')}",
+                json=body,
+                idempotent=True,
+            )
+        return json_records(response.json(), what)
 
     def apex(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call an Apex REST endpoint (``/services/apexrest/<path>``)."""

@@ -17,11 +17,17 @@ import json
 import os
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .errors import NAME_SHAPE, ConfigurationError, shown
-from .keys import REF_SCHEMES, VariableGetter, load_certificate, resolve_reference
+from .keys import (
+    REF_SCHEMES,
+    VariableGetter,
+    command_line_reference,
+    file_reference,
+    load_certificate,
+    resolve_reference,
+)
 from .settings import ConnectionSettings, parse_connection
 
 CONN_TYPE = "salesforce_jwt"
@@ -104,7 +110,8 @@ def build_connection(
 
     ``key_file`` is a local copy of the key used for validation; ``key_ref`` is what the
     connection stores (``file:/path/on/workers``, ``env:VAR`` or ``variable:NAME``). With only a
-    key file, the reference is ``file:`` + its absolute path.
+    key file, the reference is ``file:`` + its absolute path. Relative paths (the files, and a
+    ``file:`` key reference) are taken from the current directory and stored absolute.
     """
     if not conn_id or any(c.isspace() for c in conn_id):
         raise ConfigurationError(
@@ -117,8 +124,8 @@ def build_connection(
             "pass --key-file with the private key from sfjwt keygen (and --key-ref with its path "
             "on the workers, or variable:NAME for a secrets backend)",
         )
-    key_path = str(Path(key_file).expanduser().resolve()) if key_file else None
-    ref = (key_ref or f"file:{key_path}").strip()
+    key_path = file_reference(key_file) if key_file else None
+    ref = command_line_reference(key_ref) if key_ref else key_path or ""
     scheme, _, target = ref.partition(":")
     if scheme not in REF_SCHEMES or not target:
         raise ConfigurationError(
@@ -127,7 +134,7 @@ def build_connection(
             "use file:/path/on/workers/key.pem, env:VARIABLE or variable:NAME",
         )
     if key_path:
-        pem = resolve_reference(f"file:{key_path}", "key-file")
+        pem = resolve_reference(key_path, "key-file")
     else:
         try:
             pem = resolve_reference(ref, "private_key_ref", get_variable)
@@ -144,7 +151,7 @@ def build_connection(
         extra["private_key_ref"] = ref
     notes = []
     if certificate_file:
-        cert_text = resolve_reference(f"file:{certificate_file}", "cert")
+        cert_text = resolve_reference(file_reference(certificate_file), "cert")
         load_certificate(cert_text, "cert")
         extra["certificate"] = cert_text
     else:

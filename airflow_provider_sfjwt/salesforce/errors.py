@@ -12,6 +12,8 @@ The tree::
     ├── ConfigurationError (also ValueError) - a connection field, refused before any call
     ├── InvalidInputError (also ValueError) - a bad argument or input file
     ├── UnexpectedResponseError (also ValueError) - an answer that cannot be used safely
+    │   ├── RedirectRefusedError - a 3xx: no redirect is followed
+    │   └── BodyTooLargeError - an answer over its size ceiling
     ├── AuthenticationError - the token endpoint refused the JWT assertion (or was unreachable)
     │   ├── UserNotApprovedError
     │   ├── AudienceInvalidError
@@ -38,7 +40,9 @@ The tree::
     ├── UnsafeStoreError - a token store directory others could tamper with
     ├── BulkJobError - a Bulk API 2.0 job ended Failed or Aborted
     │   └── BulkJobTimeoutError
-    └── TooManyFailedRecordsError - an ingest refused more records than allowed
+    ├── TooManyFailedRecordsError - an ingest refused more records than allowed
+    ├── DeletesUnavailableError - Salesforce no longer holds a replication window's deletions
+    └── SchemaChangedError - an object's fields changed and replication was told to stop
 
 (:class:`.retry.Retryable` is not an error: it is the signal a try raises inside the retry loop,
 which catches it.)
@@ -62,8 +66,19 @@ class InvalidInputError(SalesforceError, ValueError):
 
 
 class UnexpectedResponseError(SalesforceError, ValueError):
-    """Salesforce answered something this provider cannot use safely: a malformed body, or
-    counts that do not add up. Nothing is guessed from such an answer."""
+    """Salesforce answered something this provider cannot use safely: a malformed body, counts
+    that do not add up, a cursor or locator that repeats. Nothing is guessed from such an
+    answer, nothing is written from it and nothing is sent where it points."""
+
+
+class RedirectRefusedError(UnexpectedResponseError):
+    """A 3xx answer: no redirect is followed, on the token request or on an API call
+    (:mod:`.guard`)."""
+
+
+class BodyTooLargeError(UnexpectedResponseError):
+    """An answer larger than the ceiling for its kind, refused before it is read whole
+    (:mod:`.guard`)."""
 
 
 PREVIEW_CHARS = 8
@@ -138,24 +153,26 @@ CHECK_USERNAME = (
 )
 CHECK_AUDIENCE = (
     "audience matches the org: https://login.salesforce.com for production, "
-    "https://test.salesforce.com for a sandbox, the My Domain URL for External Client Apps, "
-    "the site URL for Experience Cloud users (connection extra 'audience', or the Login URL it is "
-    "derived from)"
+    "https://test.salesforce.com for a sandbox, the site URL for Experience Cloud users, or the "
+    "My Domain URL (which External Client Apps are reported to need since Spring '26); "
+    "connection extra 'audience', or the Login URL it is derived from"
 )
 CHECK_PREAUTHORIZED = (
-    "the app's policy 'Permitted Users' is 'Admin approved users are pre-authorized' and the "
-    "user's profile or a permission set assigned to the user is added to the app (Manage > "
-    "Profiles / Permission Sets; for External Client Apps: Policies > Plugin Policies)"
+    "the app's Edit Policies > OAuth Policies > Permitted Users is 'Admin approved users are "
+    "pre-authorized' and the user's profile or a permission set assigned to the user is added to "
+    "the app (Manage Profiles / Manage Permission Sets)"
 )
 CHECK_CERTIFICATE = (
-    "the certificate uploaded to *this* app ('Use digital signatures') is the one made from this "
-    "private key (sfjwt doctor --cert app.crt compares them)"
+    "the certificate uploaded to *this* app (External Client App: 'Enable JWT Bearer Flow'; "
+    "Connected App: 'Use digital signatures') is the one made from this private key "
+    "(sfjwt doctor --cert app.crt compares them)"
 )
 CHECK_CLOCK = "this machine's clock is right (NTP): the assertion's exp must be within 3 minutes of Salesforce's clock"
 CHECK_API_ACCESS = "the user is active and has the 'API Enabled' permission"
 CHECK_JWT_ENABLED = (
-    "the app has OAuth enabled with 'Enable JWT Bearer Flow' / 'Use digital signatures' and the "
-    "certificate uploaded"
+    "the app has OAuth enabled and the JWT flow switched on with the certificate uploaded: "
+    "'Enable JWT Bearer Flow' on an External Client App, 'Use digital signatures' on a "
+    "Connected App"
 )
 
 
@@ -227,6 +244,11 @@ class AuthenticationError(SalesforceError):
             )
         return "\n".join(lines)
 
+    @property
+    def may_mean_wrong_audience(self) -> bool:
+        """Whether a derived audience should give way to the next candidate after this error."""
+        return self.audience_related
+
     def with_context(
         self, audiences_tried: Sequence[str] = (), clock_skew: float | None = None
     ) -> AuthenticationError:
@@ -249,9 +271,16 @@ CLOCK_SKEW_TOLERANCE = 30.0
 
 class UserNotApprovedError(AuthenticationError):
     meaning = (
-        "The user is not pre-authorised for this app, or the username is not a user of this org."
+        "The user is not pre-authorised for this app, or the username is not a user of this org. "
+        "Users of other clients (sf CLI, restforce, simple-salesforce) report the same answer for "
+        "a wrong audience (aud), so a wrong audience can cause it too."
     )
     checks = (CHECK_PREAUTHORIZED, CHECK_USERNAME, CHECK_AUDIENCE, CHECK_CONSUMER_KEY)
+
+    @property
+    def may_mean_wrong_audience(self) -> bool:
+        # Only this wording is reported for a wrong aud; "not admin approved" is about the user.
+        return "hasn't approved this consumer" in (self.description or "").lower()
 
 
 class AudienceInvalidError(AuthenticationError):
@@ -262,14 +291,18 @@ class AudienceInvalidError(AuthenticationError):
 
 class AppNotFoundError(AuthenticationError):
     meaning = (
-        "The External Client App is not installed or enabled in the org the Login URL points to, "
-        "or it was given a legacy audience (login/test) instead of the My Domain URL."
+        "The org the Login URL points to has no External Client App with this consumer key, or "
+        "the app was given a login/test audience where it is reported to need the My Domain URL. "
+        "A Local External Client App has no install step: it lives in the org it was created in."
     )
     checks = (
-        "the External Client App is installed and enabled in this org (Setup > External Client App Manager)",
-        "Login URL (connection host) is the org's My Domain URL and audience is empty (derived) "
-        "or that same My Domain URL",
-        CHECK_CONSUMER_KEY,
+        "the app exists in the org the Login URL points to (Setup > External Client App Manager "
+        "there): production and each sandbox are separate orgs, and a sandbox refreshed before "
+        "the app was created does not have it",
+        "consumer_key (connection extra) was copied from the app in that same org, not from "
+        "another org's app",
+        "Login URL (connection host) is the org's My Domain URL, not login.salesforce.com or "
+        "test.salesforce.com, and audience is empty (derived) or that My Domain URL",
     )
     audience_related = True
 
@@ -279,7 +312,12 @@ class InvalidAssertionError(AuthenticationError):
         "Salesforce could not verify the signed assertion: the certificate uploaded to the app does "
         "not belong to this key, the consumer key names another app, or exp is off."
     )
-    checks = (CHECK_CERTIFICATE, CHECK_CONSUMER_KEY, CHECK_CLOCK, CHECK_JWT_ENABLED)
+    checks: tuple[str, ...] = (
+        CHECK_CERTIFICATE,
+        CHECK_CONSUMER_KEY,
+        CHECK_CLOCK,
+        CHECK_JWT_ENABLED,
+    )
 
 
 class ExpiredAssertionError(InvalidAssertionError):
@@ -307,14 +345,23 @@ class InvalidClientIdError(AuthenticationError):
     meaning = "Salesforce does not know this consumer key, or the app was created minutes ago."
     checks = (
         CHECK_CONSUMER_KEY,
-        "a new or edited app takes 2 to 10 minutes to propagate: wait and try again",
+        "a new or edited app is reported (community reports, not Salesforce's documentation) to "
+        "take 2 to 10 minutes to become active: wait and try again",
         "the Login URL points at the org (or production vs sandbox) where the app lives",
     )
 
 
 class InvalidClientError(AuthenticationError):
-    meaning = "The app is not set up for the JWT Bearer flow."
-    checks = (CHECK_JWT_ENABLED, CHECK_CONSUMER_KEY)
+    meaning = (
+        "The app is not set up for the JWT Bearer flow, or it is not installed in this org "
+        "(also seen as 'app must be installed into org': Salesforce blocks uninstalled "
+        "Connected Apps since September 2025)."
+    )
+    checks = (
+        CHECK_JWT_ENABLED,
+        "the app is installed in this org: Setup > Connected Apps OAuth Usage > the app > Install",
+        CHECK_CONSUMER_KEY,
+    )
 
 
 class UnsupportedGrantTypeError(AuthenticationError):
@@ -455,7 +502,7 @@ class ApiError(SalesforceError):
 
 
 class SessionExpiredError(ApiError):
-    """401 INVALID_SESSION_ID that survived one re-exchange."""
+    """401 INVALID_SESSION_ID (or 403 Bad_OAuth_Token) that survived one re-exchange."""
 
 
 class RequestLimitExceededError(ApiError):
@@ -549,3 +596,23 @@ API_HINTS: dict[str, str] = {
         "query again and consume pages without long pauses"
     ),
 }
+
+
+class DeletesUnavailableError(SalesforceError):
+    """Salesforce no longer holds the deletions of a replication window (its delete log keeps
+    about 15 days, less when purged), or has not covered the window's end yet."""
+
+
+class SchemaChangedError(SalesforceError):
+    """An object's fields changed since the last replicated run and ``on_schema_change="fail"``.
+
+    ``changes`` has the added, removed and retyped fields.
+    """
+
+    def __init__(self, sobject: str, changes: Any) -> None:
+        self.changes = changes
+        super().__init__(
+            f"{sobject}'s schema changed since the last replicated run: {changes}. Nothing was "
+            "written (on_schema_change='fail'). Adapt the consumers of these files, then run the "
+            "task once with on_schema_change='evolve' to accept the new schema."
+        )

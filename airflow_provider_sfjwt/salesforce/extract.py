@@ -2,7 +2,8 @@
 
 Records go from the client's page iterator straight into a streaming writer, so memory holds two
 pages (the one being written, the next one being fetched; 2,000 records each) whatever the size
-of the result. The writer writes to a temporary name and renames at the end; a failure anywhere
+of the result. Progress (rows written of the query's ``totalSize``, rate, time left) is logged
+as the pages come. The writer writes to a temporary name and renames at the end; a failure anywhere
 (network, quota, disk) leaves no file that looks complete. The header follows the SELECT list as written, not the first record's keys.
 
 Parquet needs column types before the first row group: they come from ``describe`` of the FROM
@@ -14,14 +15,16 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 import re
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypedDict, TypeVar, cast
 
 from .client import SalesforceClient
+from .progress import Progress
 from .soql import select_columns
+from .storage import FilePath
 from .writers import check_format, open_writer
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,15 @@ _END = object()
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
 _PARENS = re.compile(r"\([^()]*\)")
 _FROM = re.compile(r"\bFROM\s+([A-Za-z_][\w]*)", re.IGNORECASE)
+
+
+class ExtractResult(TypedDict):
+    """What an extract wrote: small, so it can go to XCom."""
+
+    path: str
+    rows: int
+    columns: list[str]
+    format: str
 
 
 def from_object(soql: str) -> str | None:
@@ -115,11 +127,11 @@ def prefetched(items: Iterator[T]) -> Iterator[T]:
     only between yields, never concurrently with itself.
     """
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-prefetch")
-    future = pool.submit(next, items, _END)
+    future: Future[T | object] = pool.submit(next, items, _END)
     try:
         while (item := future.result()) is not _END:
             future = pool.submit(next, items, _END)
-            yield item
+            yield cast(T, item)
     finally:
         future.cancel()
         pool.shutdown(wait=True)
@@ -131,23 +143,39 @@ def prefetched(items: Iterator[T]) -> Iterator[T]:
 def query_to_file(
     client: SalesforceClient,
     soql: str,
-    path: str | os.PathLike[str] | Any,
+    path: FilePath,
     format: str = "csv",
     include_deleted: bool = False,
-) -> dict[str, Any]:
+    field_types: Mapping[str, str] | None = None,
+) -> ExtractResult:
     """Write the result of ``soql`` to ``path`` (local path or object-storage path object).
 
-    Returns ``{"path", "rows", "columns", "format"}`` - small enough for XCom.
+    ``field_types`` (column -> Salesforce type) types Parquet columns without the describe
+    calls otherwise made for them. The result is small enough for XCom.
     """
     fmt = check_format(format)
     columns = select_columns(soql)
-    types = column_types(client, soql, columns) if fmt == "parquet" else {}
-    rows = 0
+    types: Mapping[str, str] = {}
+    if fmt == "parquet":
+        types = field_types if field_types is not None else column_types(client, soql, columns)
+    progress: Progress | None = None
+    started = time.monotonic()
     with long_lived_objects_frozen(), open_writer(path, fmt, columns, types) as writer:
-        for page in prefetched(client.query_pages(soql, include_deleted=include_deleted)):
+        for page in client.query_pages(soql, include_deleted=include_deleted):
             records = page.get("records") or ()
             writer.write_records(records)
-            rows += len(records)
+            if progress is None:
+                progress = Progress(log, "REST query", "rows", _total_size(page), started=started)
+            progress.add(len(records))
         columns = writer.columns or []
+    rows = progress.done if progress is not None else 0
+    if progress is not None:
+        progress.finish()
     log.info("Wrote %d %s rows to %s", rows, fmt, path)
     return {"path": str(path), "rows": rows, "columns": columns, "format": fmt}
+
+
+def _total_size(page: Mapping[str, Any]) -> int | None:
+    """The page's ``totalSize`` when it is a count (it is, on every Salesforce query page)."""
+    total = page.get("totalSize")
+    return total if isinstance(total, int) and total >= 0 else None

@@ -12,6 +12,7 @@ Plain Python, no Airflow: ``sfjwt keygen`` is a thin wrapper around :func:`write
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from .keys import (
     CertificateInfo,
     certificate_info,
     certificate_to_pem,
+    file_reference,
     generate_private_key,
     load_private_key,
     private_key_to_pem,
@@ -159,7 +161,7 @@ def renew_certificate(
             f"goes to {str(cert_file.parent)!r}, which is not a directory",
             "create it first",
         )
-    pem = resolve_reference(f"file:{key_file}", "reuse-key")
+    pem = resolve_reference(file_reference(key_file), "reuse-key")
     key = load_private_key(pem, passphrase, "reuse-key")
     cert = self_signed_certificate(key, subject or default_subject(), days)
     write_file(cert_file, certificate_to_pem(cert), 0o644, replace=force)
@@ -207,25 +209,43 @@ def git_exposure(path: str | os.PathLike[str]) -> str | None:
     )
 
 
+EXAMPLE_LOGIN_URL = "https://MYDOMAIN.my.salesforce.com"
+EXAMPLE_USERNAME = "integration.user@example.com"
+EXAMPLE_CONSUMER_KEY = "YOUR_CONSUMER_KEY"
+
+
 def next_steps(files: KeyPairFiles) -> list[str]:
-    """What to do in Salesforce and Airflow after keygen, in order."""
-    cert = files.cert_path
+    """What to do in Salesforce and Airflow after keygen, in order.
+
+    The commands run as printed from the directory keygen was run in (the example values are
+    well-formed), so a reader only replaces the values that are theirs.
+    """
+    cert, key = shlex.quote(str(files.cert_path)), shlex.quote(str(files.key_path))
     return [
-        f"Upload {cert} to the app in Salesforce:",
+        f"Upload {files.cert_path} to the app in Salesforce:",
         "  External Client App (new integrations since Spring '26): Setup > External Client App "
-        "Manager > New (or Edit) > OAuth Settings > enable 'JWT Bearer Flow', upload the "
-        "certificate, scopes 'api' and 'refresh_token, offline_access'.",
-        "  Connected App: Setup > App Manager > the app > Edit > 'Use digital signatures' > "
-        "upload the certificate.",
-        "Pre-authorise the integration user: app policies > Permitted Users = 'Admin approved "
-        "users are pre-authorized', then add the user's profile or a permission set assigned to "
-        "the user.",
-        "Copy the app's Consumer Key, then create the Airflow connection:",
-        f"  sfjwt connection --login-url https://MYDOMAIN.my.salesforce.com --username USER "
-        f"--consumer-key KEY --key-file {files.key_path} --cert {cert}",
-        "Check everything end to end (a new app takes 2 to 10 minutes to become active):",
+        "Manager > New External Client App > OAuth Settings: scope 'Manage user data via APIs "
+        "(api)' (refresh_token and offline_access are not needed for the JWT flow); Flow "
+        "Enablement: 'Enable JWT Bearer Flow', upload the certificate.",
+        "  Connected App (existing ones; creating a new one needs Salesforce Support): Setup > "
+        "App Manager > the app > Edit > 'Use digital signatures' > upload the certificate.",
+        "Pre-authorise the integration user: the app's Edit Policies > OAuth Policies > Permitted "
+        "Users = 'Admin approved users are pre-authorized', then add the user's profile or a "
+        "permission set assigned to the user.",
+        "Copy the app's Consumer Key, then create the Airflow connection (replace the example "
+        "values):",
+        f"  sfjwt connection --login-url {EXAMPLE_LOGIN_URL} --username {EXAMPLE_USERNAME} "
+        f"--consumer-key {EXAMPLE_CONSUMER_KEY} --key-file {key} --cert {cert}",
+        "Store it (one of the three forms printed), then check everything end to end (community "
+        "reports say a new app can take 2 to 10 minutes to become active):",
         "  sfjwt doctor --conn-id salesforce_jwt_default",
-        f"Before {files.certificate.not_after.date()}, renew the certificate for the same key "
-        f"(sfjwt keygen --reuse-key {files.key_path} --cert NEW.crt), upload it in place of the "
-        "old one and update the connection's certificate field: no downtime (docs/setup.md).",
+        f"Before {files.certificate.not_after.date()}, renew the certificate for the same key, "
+        "upload it in place of the old one and update the connection's certificate field "
+        "(docs/setup.md, 'Certificate expiry and rotation'):",
+        f"  sfjwt keygen --reuse-key {key} --cert {_renewed_name(files.cert_path)}",
     ]
+
+
+def _renewed_name(cert: Path) -> str:
+    """``salesforce_jwt.crt`` -> ``salesforce_jwt-renewed.crt``, next to it."""
+    return shlex.quote(str(cert.with_name(f"{cert.stem}-renewed{cert.suffix}")))

@@ -21,6 +21,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from .errors import NAME_SHAPE, PATH_SHAPE, ConfigurationError, shown
@@ -85,6 +86,24 @@ _PEM_FIX = (
     "paste the whole key including the '-----BEGIN PRIVATE KEY-----' and '-----END PRIVATE KEY-----' "
     "lines, or point private_key_ref at the .pem/.key file"
 )
+
+
+def file_reference(path: str | os.PathLike[str]) -> str:
+    """``file:`` + the absolute form of a path typed on a command line.
+
+    A path given as a flag means "this file, here": it is resolved against the current directory
+    now, so the stored reference works from any directory. Inside a stored connection a relative
+    path stays an error (see :func:`resolve_reference`), because there is no "here".
+    """
+    return "file:" + str(Path(path).expanduser().resolve())
+
+
+def command_line_reference(ref: str) -> str:
+    """A reference typed on a command line: a relative ``file:`` path made absolute, others as is."""
+    scheme, sep, target = ref.strip().partition(":")
+    if sep and scheme.lower() == "file" and target and not Path(target).expanduser().is_absolute():
+        return file_reference(target)
+    return ref.strip()
 
 
 def resolve_reference(ref: str, field: str, get_variable: VariableGetter | None = None) -> str:
@@ -167,7 +186,9 @@ def resolve_reference(ref: str, field: str, get_variable: VariableGetter | None 
     return value
 
 
-def load_private_key(pem: str | bytes, passphrase: str | None, field: str = "private_key"):
+def load_private_key(
+    pem: str | bytes, passphrase: str | None, field: str = "private_key"
+) -> rsa.RSAPrivateKey:
     """Parse and check an RSA private key; PKCS#8 or PKCS#1, encrypted or not."""
     data = normalize_pem(pem, field)
     label = data.split(b"\n", 1)[0]
@@ -245,16 +266,16 @@ def load_certificate(pem: str | bytes, field: str = "certificate") -> x509.Certi
         raise ConfigurationError(field, "could not be parsed as an X.509 certificate", "") from None
 
 
-def public_key_fingerprint(key) -> str:
+def public_key_fingerprint(key: rsa.RSAPrivateKey | CertificatePublicKeyTypes) -> str:
     """SHA-256 of the public key, to compare a key with a certificate without showing either."""
-    public = key.public_key() if hasattr(key, "public_key") else key
+    public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
     der = public.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(der).hexdigest()
 
 
-def certificate_matches_key(cert: x509.Certificate, key) -> bool:
+def certificate_matches_key(cert: x509.Certificate, key: rsa.RSAPrivateKey) -> bool:
     return public_key_fingerprint(cert.public_key()) == public_key_fingerprint(key)
 
 

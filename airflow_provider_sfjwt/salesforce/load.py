@@ -20,7 +20,6 @@ input an empty cell means "leave unchanged" while ``#N/A`` means "set to null".
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import ExitStack
@@ -38,7 +37,7 @@ from .retry import (
     resend_refused,
     transient_codes,
 )
-from .storage import Destination, same_file
+from .storage import Destination, FilePath, same_file
 from .writers import RecordWriter, open_writer
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ class LoadSummary:
         return asdict(self)
 
 
-def file_format(path: Any) -> str:
+def file_format(path: FilePath) -> str:
     """``jsonl`` for ``.jsonl``/``.ndjson``/``.json`` paths, otherwise ``csv``."""
     name = str(path).lower()
     return "jsonl" if name.endswith((".jsonl", ".json", ".ndjson")) else "csv"
@@ -134,7 +133,7 @@ def _to_resend(
 
 def _send_chunk_again(
     retry: RetryPolicy,
-    send: Callable[[list[Mapping[str, Any]]], Any],
+    send: Callable[[list[Mapping[str, Any]]], list[dict[str, Any]]],
     chunk: list[Mapping[str, Any]],
     results: list[dict[str, Any]],
     where: str,
@@ -159,11 +158,10 @@ def _send_chunk_again(
     return resend_refused(retry, retries, where, "sending them again", refused, send_again)
 
 
-def _check_answers(results: Any, sent: int, where: str) -> None:
-    if not isinstance(results, list) or len(results) != sent:
-        count = len(results) if isinstance(results, list) else "no list of"
+def _check_answers(results: list[dict[str, Any]], sent: int, where: str) -> None:
+    if len(results) != sent:
         raise UnexpectedResponseError(
-            f"{where}: Salesforce answered {count} results for {sent} records; the outcome of "
+            f"{where}: Salesforce answered {len(results)} results for {sent} records; the outcome of "
             "this chunk is unknown, check the records in Salesforce before loading again"
         )
 
@@ -176,7 +174,7 @@ def load_collections(
     sobject: str | None = None,
     external_id_field: str | None = None,
     all_or_none: bool = False,
-    failed_records_path: Any = None,
+    failed_records_path: FilePath | None = None,
     from_csv: bool = False,
     transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
     transient_error_codes: str | Collection[str] = TRANSIENT_ERROR_CODES,
@@ -206,7 +204,7 @@ def load_collections(
             originals.append(record)
             yield prepare_record(record, from_csv)
 
-    def send(batch: list[Mapping[str, Any]]) -> Any:
+    def send(batch: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return client.collection_request(op, batch, sobject, external_id_field, all_or_none)
 
     total = succeeded = failed = chunks = retried = 0
@@ -287,7 +285,7 @@ def load_collections(
 
 
 def load_file(
-    client: SalesforceClient, operation: str, path: str | os.PathLike[str] | Any, **kwargs: Any
+    client: SalesforceClient, operation: str, path: FilePath, **kwargs: Any
 ) -> LoadSummary:
     """:func:`load_collections` over the records of a CSV or JSONL file, streamed.
 

@@ -19,7 +19,7 @@ from itertools import chain
 from typing import IO, Any
 
 from .errors import InvalidInputError
-from .storage import Destination
+from .storage import Destination, FilePath
 
 __all__ = ["CsvPart", "read_records", "split_csv"]
 
@@ -40,7 +40,7 @@ def _format_from_name(name: str) -> str:
     )
 
 
-def read_records(path: Any, fmt: str | None = None) -> Iterator[dict[str, Any]]:
+def read_records(path: FilePath | Destination, fmt: str | None = None) -> Iterator[dict[str, Any]]:
     """Stream records from a CSV or JSONL file (local or object storage), one dict at a time.
 
     ``fmt`` defaults from the suffix (``.csv``; ``.jsonl``/``.ndjson``/``.json`` as JSON Lines).
@@ -75,6 +75,12 @@ def _read_csv(source: Destination) -> Iterator[dict[str, Any]]:
             yield {k: (v or None) for k, v in zip(columns, row, strict=False)}
 
 
+def _lines(handle: IO[bytes]) -> Iterator[bytes]:
+    """A binary file's lines through ``readline`` alone: some storage wrappers' file objects (the
+    ObjectStoragePath of Airflow 3.0) have no ``__iter__`` and cannot be looped over."""
+    return iter(handle.readline, b"")
+
+
 def _read_jsonl(source: Destination) -> Iterator[dict[str, Any]]:
     with source.open("rb") as raw:
         skipped = 0
@@ -90,7 +96,7 @@ def _read_jsonl(source: Destination) -> Iterator[dict[str, Any]]:
             return
         if first.startswith(b"\xef\xbb\xbf"):
             first = first[3:]
-        for number, line in enumerate(chain([first], raw), start=1 + skipped):
+        for number, line in enumerate(chain([first], _lines(raw)), start=1 + skipped):
             if not line.strip():
                 continue
             try:
@@ -149,7 +155,7 @@ def _iter_csv_records(lines: Iterable[bytes]) -> Iterator[bytes]:
         raise InvalidInputError("CSV ends inside a quoted field (unbalanced quotes)")
 
 
-def split_csv(path: Any, max_bytes: int = 100 * 1024 * 1024) -> Iterator[CsvPart]:
+def split_csv(path: FilePath, max_bytes: int = 100 * 1024 * 1024) -> Iterator[CsvPart]:
     """Stream a CSV file into parts of at most ``max_bytes`` bytes, each starting with the header.
 
     Why: a Bulk API 2.0 ingest upload is limited to 150 MB (100 MB of raw CSV recommended), so
@@ -161,7 +167,7 @@ def split_csv(path: Any, max_bytes: int = 100 * 1024 * 1024) -> Iterator[CsvPart
     """
     source = Destination(path)
     with source.open("rb") as raw:
-        records = _iter_csv_records(raw)
+        records = _iter_csv_records(_lines(raw))
         header = next(records, None)
         if header is None:
             return

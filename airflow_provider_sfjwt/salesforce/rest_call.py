@@ -9,20 +9,38 @@ the end) and only the path is returned. Memory holds at most the limit, never th
 from __future__ import annotations
 
 import json as jsonlib
-import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 import requests
 
 from .client import IDEMPOTENT, SalesforceClient
 from .errors import InvalidInputError, ResponseTooLargeError, RetriesExhaustedError, TransportError
 from .retry import Retryable
-from .storage import atomic_output
+from .storage import FilePath, atomic_output
 
 DEFAULT_MAX_INLINE_BYTES = 64 * 1024
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE", "HEAD")
 _CHUNK = 64 * 1024
+
+
+class InlineAnswer(TypedDict):
+    """A small answer, returned whole: ``body`` is the parsed JSON, or the text."""
+
+    status: int
+    body: Any
+
+
+class FileAnswer(TypedDict):
+    """A large answer (or any answer with ``output_path``), written to ``path``."""
+
+    status: int
+    path: str
+    bytes: int
+
+
+RestAnswer = InlineAnswer | FileAnswer
+"""What a REST call returns: small, so it can go to XCom."""
 
 
 def _decode(body: bytes, content_type: str) -> Any:
@@ -39,7 +57,7 @@ def call(
     *,
     idempotent: bool | None = None,
     **kwargs: Any,
-) -> dict[str, Any]:
+) -> RestAnswer:
     """:func:`call_once`, sent again when the body is cut off mid-way and the call is repeatable.
 
     The body is read after :meth:`SalesforceClient.request` returned (it is streamed), so a reset
@@ -56,7 +74,7 @@ def call(
         )
     repeatable = method.upper() in IDEMPOTENT if idempotent is None else idempotent
 
-    def attempt(number: int) -> dict[str, Any]:
+    def attempt(number: int) -> RestAnswer:
         try:
             return call_once(client, method, path, idempotent=idempotent, **kwargs)
         except (
@@ -90,11 +108,11 @@ def call_once(
     *,
     params: Mapping[str, Any] | None = None,
     json: Any = None,
-    output_path: str | os.PathLike[str] | Any | None = None,
+    output_path: FilePath | None = None,
     max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
     idempotent: bool | None = None,
-) -> dict[str, Any]:
-    """Send one request; return ``{"status", "body"}`` or ``{"status", "path", "bytes"}``.
+) -> RestAnswer:
+    """Send one request; return an :class:`InlineAnswer` or a :class:`FileAnswer`.
 
     ``path`` is relative to the data API (``sobjects/Account/describe``), or absolute from the
     instance (``/services/apexrest/Orders/v1``). With ``output_path`` set, the body always goes

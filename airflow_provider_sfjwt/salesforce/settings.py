@@ -6,14 +6,19 @@ tests. Every check runs before any network call and names the field to fix.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .. import DEFAULT_API_VERSION
 from .errors import PATH_SHAPE, ConfigurationError, shown
@@ -29,7 +34,13 @@ TOKEN_CACHE_MODES = ("file", "process")
 MAX_FIELD_LENGTH = 1024
 MAX_PEM_LENGTH = 64 * 1024
 
-SecretSink = Callable[[str], None]
+
+class SecretSink(Protocol):
+    """Where secrets go the moment they are in hand (in Airflow, the hook's registration with
+    the log masker). Several may come in one call, so they can be registered as one batch."""
+
+    def __call__(self, *secrets: str) -> None: ...
+
 
 _UI_HOSTS = (
     (".lightning.force.com", ".my.salesforce.com"),
@@ -276,16 +287,41 @@ class ConnectionSettings:
 
     key_field: str = "private_key"
 
-    def load_private_key(self):
-        """The parsed key, parsed once per settings object (opening an encrypted key is slow)."""
-        key = self.__dict__.get("_private_key")
-        if key is None:
-            key = load_private_key(self.private_key_pem, self.passphrase, self.key_field)
-            object.__setattr__(self, "_private_key", key)
-        return key
+    def load_private_key(self) -> rsa.RSAPrivateKey:
+        """The parsed key, parsed once per process (see :func:`parsed_private_key`)."""
+        return parsed_private_key(self.private_key_pem, self.passphrase, self.key_field)
 
-    def load_certificate(self):
+    def load_certificate(self) -> x509.Certificate | None:
         return load_certificate(self.certificate_pem) if self.certificate_pem else None
+
+
+_PARSED_KEYS: dict[bytes, rsa.RSAPrivateKey] = {}
+_PARSED_KEYS_LOCK = threading.Lock()
+_PARSED_KEYS_MAX = 16
+
+
+def parsed_private_key(
+    pem: str, passphrase: str | None, field: str = "private_key"
+) -> rsa.RSAPrivateKey:
+    """The key parsed from ``pem``, once per process for the same PEM and passphrase.
+
+    Parsing checks the RSA key's numbers, and opening an encrypted key runs its key derivation:
+    milliseconds to a tenth of a second that every hook, trigger and doctor run of the process
+    would otherwise pay again for the same key. The cache is keyed by a digest, so it keeps no
+    second copy of the key text, and holds a handful of keys at most.
+    """
+    digest = hashlib.sha256(
+        pem.encode() + b"\0" + (passphrase or "").encode() + b"\0" + field.encode()
+    ).digest()
+    with _PARSED_KEYS_LOCK:
+        key = _PARSED_KEYS.get(digest)
+    if key is None:
+        key = load_private_key(pem, passphrase, field)
+        with _PARSED_KEYS_LOCK:
+            if len(_PARSED_KEYS) >= _PARSED_KEYS_MAX:
+                _PARSED_KEYS.pop(next(iter(_PARSED_KEYS)))
+            _PARSED_KEYS[digest] = key
+    return key
 
 
 def parse_extra(extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -366,9 +402,7 @@ def parse_connection(
     if len(pem) > MAX_PEM_LENGTH:
         raise ConfigurationError(key_field, "is far too large to be a private key", "")
     if on_secret:
-        for line in pem_lines(pem):
-            on_secret(line)
-        on_secret(pem)
+        on_secret(*pem_lines(pem), pem)
     cert = _text(ext.get("certificate"), "certificate")
     if cert and not cert.lstrip().startswith("-----"):
         cert = resolve_reference(cert, "certificate", get_variable)

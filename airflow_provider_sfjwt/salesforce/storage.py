@@ -54,6 +54,17 @@ FilePath = Union[str, "os.PathLike[str]", StoragePath]
 """A file argument: a local path, a ``file://`` URL string, or an object-storage path object."""
 
 
+def is_local_path(value: Any) -> bool:
+    """A ``str`` or ``os.PathLike`` naming a local file, not a storage object.
+
+    A universal-pathlib object (Airflow's ObjectStoragePath) is ``os.PathLike`` too with
+    universal-pathlib < 0.3 (Airflow 3.0 and 3.1), and ``os.fspath()`` of a ``file://`` one is
+    ``file:/tmp/x``: taken as a local path, a relative directory named ``file:``. Anything with a
+    storage ``protocol`` goes through its own methods instead.
+    """
+    return isinstance(value, (str, os.PathLike)) and not hasattr(value, "protocol")
+
+
 class Destination:
     """A file location: a local path, or a duck-typed pathlib-like object for remote storage.
 
@@ -63,13 +74,30 @@ class Destination:
     import here. A ``file://`` URL string is taken as a local path (``file://HOST/...`` with a
     host other than localhost is refused: it would silently be written here); other URL
     strings are refused, since opening them needs credentials only the Airflow side holds.
+
+    ``file_mode`` (local files only) is the permission mode the file gets, set before a byte is
+    written. Without it a new file gets the usual ``0o666`` minus the process umask (``0o644``
+    under the common umask ``022``: readable by every user of the machine), like any file a
+    program creates; ``0o600`` keeps an extract private to the worker's user.
     """
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: FilePath | Destination, file_mode: int | None = None) -> None:
+        if file_mode is not None and (
+            isinstance(file_mode, bool)
+            or not isinstance(file_mode, int)
+            or not 0 <= file_mode <= 0o777
+        ):
+            raise ValueError(
+                f"file_mode must be a permission mode such as 0o600, not {file_mode!r}"
+            )
         if isinstance(target, Destination):
+            # A pathlib.Path, or an object-storage path used by duck typing (see StoragePath).
             self.target: Any = target.target
             self.is_local: bool = target.is_local
+            self.file_mode: int | None = target.file_mode if file_mode is None else file_mode
+            self._check_mode()
             return
+        self.file_mode = file_mode
         if isinstance(target, str) and "://" in target:
             parsed = urllib.parse.urlparse(target)
             if parsed.scheme != "file":
@@ -85,7 +113,7 @@ class Destination:
                     "file, or an object-storage URI for a remote one"
                 )
             target = urllib.request.url2pathname(parsed.path)
-        if isinstance(target, (str, os.PathLike)):
+        if is_local_path(target):
             self.target = pathlib.Path(os.fspath(target))
             self.is_local = True
         elif all(hasattr(target, attr) for attr in ("open", "name", "parent")):
@@ -95,6 +123,14 @@ class Destination:
             raise TypeError(
                 f"unsupported destination {target!r}: expected a local path or a "
                 "pathlib-like object with open(), name and parent (e.g. ObjectStoragePath)"
+            )
+        self._check_mode()
+
+    def _check_mode(self) -> None:
+        if self.file_mode is not None and not self.is_local:
+            raise ValueError(
+                f"file_mode applies to local files; {self.target} is in object storage, whose "
+                "access is set by the store's own policies"
             )
 
     @property
@@ -107,15 +143,14 @@ class Destination:
     def __repr__(self) -> str:
         return f"Destination({str(self)!r})"
 
-    def sibling(self, name: str) -> Any:
-        """A path next to this one (same directory or prefix), same kind of object."""
+    def sibling(self, name: str) -> Destination:
+        """A file next to this one (same directory or prefix), in the same kind of storage."""
         parent = self.target.parent
-        if hasattr(parent, "joinpath"):
-            return parent.joinpath(name)
-        return parent / name
+        return Destination(parent.joinpath(name) if hasattr(parent, "joinpath") else parent / name)
 
     def open(self, mode: str = "rb") -> IO[Any]:
-        return self.target.open(mode)
+        handle: IO[Any] = self.target.open(mode)
+        return handle
 
     def ensure_parent(self) -> None:
         """Create missing parent directories where directories exist (local, file://).
@@ -134,7 +169,7 @@ class Destination:
                 self.target.parent.mkdir(parents=True, exist_ok=True)
 
 
-def same_file(first: Any, second: Any) -> bool:
+def same_file(first: FilePath, second: FilePath) -> bool:
     """Whether two destinations name one file: the same path after links and ``..`` are
     resolved, or (both existing) the same inode, as a hard link is; for object storage the
     same protocol and key. Used to refuse an output that would replace an input."""
@@ -145,11 +180,28 @@ def same_file(first: Any, second: Any) -> bool:
         with contextlib.suppress(OSError):
             if os.path.samefile(a.target, b.target):
                 return True
-        return os.path.realpath(a.target) == os.path.realpath(b.target)
+        return bool(os.path.realpath(a.target) == os.path.realpath(b.target))
     return (getattr(a.target, "protocol", None), str(a.target)) == (
         getattr(b.target, "protocol", None),
         str(b.target),
     )
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_CREATE |= getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_local(temp: pathlib.Path, file_mode: int | None) -> IO[bytes]:
+    """A new temporary file, created exclusively (never through a link planted at its name),
+    with ``file_mode`` set before anything is written (else the umask's default)."""
+    fd = os.open(temp, _CREATE, 0o666 if file_mode is None else file_mode)
+    try:
+        if file_mode is not None:
+            os.fchmod(fd, file_mode)  # the umask may have narrowed it
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _move(source: Any, target: Any) -> None:
@@ -171,7 +223,7 @@ def _discard(path: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: Any, mode: str = "wb") -> Iterator[IO[Any]]:
+def atomic_output(path: FilePath | Destination, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open ``path`` for writing through a temporary sibling; publish it only on success.
 
     Yields a binary file (``mode="wb"``) or a UTF-8 text file with universal newlines off
@@ -186,18 +238,18 @@ def atomic_output(path: Any, mode: str = "wb") -> Iterator[IO[Any]]:
     dest = Destination(path)
     dest.ensure_parent()
     temp = dest.sibling(f".{dest.name}.part-{secrets.token_hex(6)}")
-    raw = temp.open("wb")
+    raw = _create_local(temp.target, dest.file_mode) if dest.is_local else temp.open("wb")
     handle: IO[Any] = raw
     try:
         if mode == "w":
             handle = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         yield handle
         handle.close()
-        _move(temp, dest.target)
+        _move(temp.target, dest.target)
     except BaseException:
         with contextlib.suppress(Exception):
             handle.close()
         with contextlib.suppress(Exception):
             raw.close()
-        _discard(temp)
+        _discard(temp.target)
         raise

@@ -242,7 +242,7 @@ def check_format(fmt: str) -> str:
 
 
 def open_writer(
-    path: FilePath,
+    path: FilePath | Destination,
     fmt: str,
     columns: Sequence[str] | None,
     field_types: Mapping[str, str] | None = None,

@@ -34,15 +34,32 @@ EXP_MAX_AHEAD = 180
 EXP_LEEWAY = 5
 
 
+AUDIENCE_ERRORS = {
+    "audience_invalid": ("invalid_grant", "audience is invalid"),
+    "app_not_found": ("app_not_found", "External client app is not installed in this org"),
+    "user_not_approved": ("invalid_grant", "user hasn't approved this consumer"),
+}
+"""How an app can answer an ``aud`` it does not accept. Salesforce documents none of this:
+``audience is invalid`` is the usual answer, ``app_not_found`` is what External Client Apps are
+reported to say since Spring '26, and ``user hasn't approved this consumer`` is reported for a
+wrong ``aud`` by users of the sf CLI, restforce and simple-salesforce."""
+
+
 @dataclass
 class App:
-    """A Connected App or External Client App with the JWT bearer flow enabled."""
+    """A Connected App or External Client App with the JWT bearer flow enabled.
+
+    ``audience_error`` picks the answer to an audience the app does not accept (a key of
+    :data:`AUDIENCE_ERRORS`); by default ``audience_invalid`` for a Connected App and
+    ``app_not_found`` for an External Client App.
+    """
 
     consumer_key: str
     certificates: list[x509.Certificate]
     usernames: set[str]
     kind: str = "connected"
     sandbox: bool = False
+    audience_error: str | None = None
 
     def add_certificate(self, certificate_pem: str | bytes) -> None:
         """Upload another certificate (as during a rotation: both verify until one is removed)."""
@@ -109,10 +126,14 @@ def make_app(
     usernames: Iterable[str],
     kind: str,
     sandbox: bool,
+    audience_error: str | None = None,
 ) -> App:
     if kind not in ("connected", "external"):
         raise ValueError("kind must be 'connected' or 'external'")
-    return App(consumer_key, [_load_cert(certificate_pem)], set(usernames), kind, sandbox)
+    if audience_error is not None and audience_error not in AUDIENCE_ERRORS:
+        raise ValueError(f"audience_error must be one of {', '.join(AUDIENCE_ERRORS)}")
+    certificates = [_load_cert(certificate_pem)]
+    return App(consumer_key, certificates, set(usernames), kind, sandbox, audience_error)
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response:
@@ -217,14 +238,13 @@ def _check_assertion(emu: SalesforceEmulator, assertion: str) -> tuple[User, App
     auds = aud if isinstance(aud, list) else [aud]
     my_domain = emu.url.rstrip("/")
     if app.kind == "external":
-        if not any(isinstance(a, str) and a.rstrip("/") == my_domain for a in auds):
-            return _oauth_error(
-                400, "app_not_found", "External client app is not installed in this org"
-            )
+        allowed = {my_domain}
+        default_error = "app_not_found"
     else:
         allowed = {TEST_AUDIENCE if app.sandbox else LOGIN_AUDIENCE, my_domain}
-        if not any(isinstance(a, str) and a.rstrip("/") in allowed for a in auds):
-            return _oauth_error(400, "invalid_grant", "audience is invalid")
+        default_error = "audience_invalid"
+    if not any(isinstance(a, str) and a.rstrip("/") in allowed for a in auds):
+        return _oauth_error(400, *AUDIENCE_ERRORS[app.audience_error or default_error])
     exp = claims.get("exp")
     now = emu.now()
     if not isinstance(exp, int | float) or isinstance(exp, bool):

@@ -15,14 +15,15 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import encode, soql
+from . import encode, soql, soql_eval, soql_schema
 from .ids import BULK_JOB_PREFIX, make_id
 from .ingest import DELIMITERS, IngestProcessing
-from .store import STANDARD_SCHEMAS
+from .rest import today
+from .schema import STANDARD_SCHEMAS
 from .transport import ErrorReply, Request, Response
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 BLOCK_ROWS = 20_000
 MAX_UPLOAD = 150 * 1024 * 1024
 INGEST_POLL_WAIT = 5.0
+RESULT_PAGES_SINCE = 58.0
+RESULT_PAGES_PER_RESPONSE = 5
 
 
 @dataclass
@@ -235,13 +238,8 @@ class Bulk(IngestProcessing):
             text = body.get("query")
             if not isinstance(text, str) or not text.strip():
                 raise _job_error("Query is required for a query job")
-            try:
-                q = soql.resolve(emu.store, soql.parse(text))
-            except soql.SoqlError as exc:
-                raise _job_error(f"Failed to process query: {exc.code}: {exc.message}") from None
-            if q.count or q.count_field:
-                raise _job_error("Aggregate queries are not supported by Bulk API 2.0 query jobs")
-            rows = soql.execute(emu.store, q, operation == "queryAll", _today(emu))
+            q = _bulk_query(emu, text)
+            rows = soql_eval.execute(emu.store, q, operation == "queryAll", today(emu))
             job = Job(
                 job_id,
                 kind,
@@ -411,27 +409,26 @@ class Bulk(IngestProcessing):
     def _query_results(self, req: Request, job: Job) -> Response:
         self._check_results(req, job)
         start, end = self._range(req, job)
-        q, table = job.query, job.query.table  # type: ignore[union-attr]
+        q = job.query
+        assert q is not None and q.table is not None, "query jobs keep their query"
+        table = q.table
         delim = DELIMITERS[job.delimiter]
         eol = LINE_ENDINGS[job.line_ending]
         rows = job.rows
         emu = self.emu
         stats = emu.stats
 
+        def encode_block(block: Sequence[int]) -> Callable[[], str]:
+            return lambda: encode.csv_rows(table, q, block, delim, eol)
+
         def blocks() -> Iterator[bytes]:
-            head = encode.csv_header(q, delim, eol)  # type: ignore[arg-type]
+            head = encode.csv_header(q, delim, eol)
             pos = start
             first = True
             while pos < end or first:
                 stop = min(end, pos + BLOCK_ROWS)
                 block = rows[pos:stop]
-                text = emu.cached_block(
-                    "csv",
-                    q,
-                    block,
-                    (delim, eol),
-                    lambda block=block: encode.csv_rows(table, q, block, delim, eol),  # type: ignore[arg-type]
-                )
+                text = emu.cached_block("csv", q, block, (delim, eol), encode_block(block))
                 yield ((head + text) if first else text).encode()
                 stats.increment("records_served", stop - pos)
                 first = False
@@ -446,26 +443,30 @@ class Bulk(IngestProcessing):
         return Response(200, b"", "text/csv;charset=UTF-8", headers, stream=blocks())
 
     def _result_pages(self, req: Request, job: Job) -> Response:
+        """``GET /jobs/query/{id}/resultPages``: up to five result URLs to download side by side.
+
+        The shape of Salesforce's "Get Parallel Results for a Query Job" (API 58.0 and later;
+        older versions answer 404 like any unknown resource): ``{"resultPages": [{"resultUrl":
+        "/services/data/vXX.X/jobs/query/{id}/results?locator=..."}], "nextRecordsUrl": ...,
+        "done": ...}``. The request takes no parameter besides the job id, so each URL's chunk
+        holds the server's default number of records (``default_max_records``); the ``locator``
+        of ``nextRecordsUrl`` is this emulator's own continuation.
+        """
+        if float(req.version or 0) < RESULT_PAGES_SINCE:
+            raise ErrorReply(404, "NOT_FOUND", "The requested resource does not exist")
         self._check_results(req, job)
-        start, _ = self._range(req, job)
-        size = int(req.query.get("maxRecords") or self.default_max_records)
+        pos = _offset(req.query.get("locator", ""))
+        if pos is None or pos > len(job.rows):
+            raise ErrorReply(400, "INVALID_QUERY_LOCATOR", "invalid locator")
+        size = self.default_max_records
         base = f"/services/data/v{job.version}/jobs/query/{job.id}"
-        pages = []
-        pos = start
-        while pos < len(job.rows) and len(pages) < 5:
-            pages.append({"resultUrl": f"{base}/results?locator={_locator(pos)}&maxRecords={size}"})
+        pages: list[dict[str, str]] = []
+        while pos < len(job.rows) and len(pages) < RESULT_PAGES_PER_RESPONSE:
+            pages.append({"resultUrl": f"{base}/results?locator={_locator(pos)}"})
             pos += size
         done = pos >= len(job.rows)
-        return Response.json(
-            200,
-            {
-                "resultPages": pages,
-                "nextRecordsUrl": None
-                if done
-                else f"{base}/resultPages?locator={_locator(pos)}&maxRecords={size}",
-                "done": done,
-            },
-        )
+        following = None if done else f"{base}/resultPages?locator={_locator(pos)}"
+        return Response.json(200, {"resultPages": pages, "nextRecordsUrl": following, "done": done})
 
     # ------------------------------------------------------------------ ingest
     def _path(self, job: Job, suffix: str) -> str:
@@ -526,7 +527,38 @@ class Bulk(IngestProcessing):
         return Response(200, b"", "text/csv;charset=UTF-8", stream=chunks())
 
 
-def _today(emu: SalesforceEmulator) -> Any:
-    import datetime as dt
+def _refused(message: str) -> ErrorReply:
+    return ErrorReply(400, "API_ERROR", message)
 
-    return dt.datetime.fromtimestamp(emu.now(), dt.timezone.utc).date()
+
+def _bulk_query(emu: SalesforceEmulator, text: str) -> soql.Query:
+    """The query of a new job, refused as Bulk API 2.0 refuses it: it takes no GROUP BY,
+    OFFSET, TYPEOF, aggregate functions, sub-queries, compound (address) or base64 fields."""
+    try:
+        q = soql.parse(text)
+    except soql.NotEmulated as exc:
+        if exc.feature == "TYPEOF":
+            raise _refused("TYPEOF not supported in Bulk Query") from None
+        if exc.feature.startswith("sub-queries"):
+            raise _refused("Aggregate Relationships not supported in Bulk Query") from None
+        raise ErrorReply(exc.status, exc.code, exc.message) from None
+    except soql.SoqlError as exc:
+        raise _job_error(f"Failed to process query: {exc.code}: {exc.message}") from None
+    if q.group_by:
+        raise _refused("GROUP BY not supported in Bulk Query")
+    if q.offset_pos:
+        raise _refused("OFFSET not supported in Bulk Query")
+    if q.count or q.aggregates:
+        raise _refused("Aggregate functions not supported in Bulk Query")
+    try:
+        soql_schema.resolve(emu.store, q)
+    except soql.SoqlError as exc:
+        if isinstance(exc, soql.NotEmulated):
+            raise ErrorReply(exc.status, exc.code, exc.message) from None
+        raise _job_error(f"Failed to process query: {exc.code}: {exc.message}") from None
+    for ref in q.fields:
+        if ref.target.type == "address":
+            raise _refused("Selecting compound data not supported in Bulk Query")
+        if ref.target.type == "base64":
+            raise _refused("Selecting base64 data not supported in Bulk Query")
+    return q

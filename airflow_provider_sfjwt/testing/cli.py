@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from ..salesforce.safe_write import write_file
 from .emulator import SalesforceEmulator
 from .keys import new_key_pair
+from .latency import Latency
 from .wiring import CONN_ID, CONSUMER_KEY, USERNAME, conn_env_var
 
 
@@ -43,6 +44,24 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--app-kind", choices=("connected", "external"), default="connected", help="app type"
     )
     p.add_argument("--page-size", type=int, default=2000, help="REST query page size")
+    p.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=0.0,
+        help="network round trip added to every request, in ms (default 0: loopback speed)",
+    )
+    p.add_argument(
+        "--page-ms",
+        type=float,
+        default=0.0,
+        help="server time per REST query page and per Bulk result chunk, in ms (default 0)",
+    )
+    p.add_argument(
+        "--connect-round-trips",
+        type=int,
+        default=None,
+        help="round trips a new connection costs (default: 1 over http, 2 over https)",
+    )
     return p
 
 
@@ -56,7 +75,10 @@ def start_from_args(args: argparse.Namespace) -> tuple[SalesforceEmulator, dict[
     # shared --key-dir is replaced, never written through.
     write_file(key_path, keys.private_key_pem.encode(), 0o600, replace=True)
     write_file(cert_path, keys.certificate_pem.encode(), 0o600, replace=True)
-    emu = SalesforceEmulator(tls=args.tls, host=args.host, port=args.port, page_size=args.page_size)
+    latency = Latency(args.rtt_ms / 1000, args.page_ms / 1000, args.connect_round_trips)
+    emu = SalesforceEmulator(
+        tls=args.tls, host=args.host, port=args.port, page_size=args.page_size, latency=latency
+    )
     emu.add_app(args.consumer_key, keys.certificate_pem, [args.username], kind=args.app_kind)
     if args.accounts:
         emu.generate_accounts(args.accounts, seed=args.seed)

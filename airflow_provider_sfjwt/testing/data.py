@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .ids import normalize_id
+from .schema import ACCOUNT_TYPES, INDUSTRIES, TIERS
 from .store import Store, Table, infer_field, normalize_date, normalize_datetime
 
 _ADJ = [
@@ -94,45 +95,21 @@ _SPECIAL_NAMES = (
     "Café Olé; Ltd",
     "Ærø Fisk ApS",
 )
-_INDUSTRIES = [
-    "Agriculture",
-    "Apparel",
-    "Banking",
-    "Biotechnology",
-    "Chemicals",
-    "Communications",
-    "Construction",
-    "Consulting",
-    "Education",
-    "Electronics",
-    "Energy",
-    "Engineering",
-    "Entertainment",
-    "Finance",
-    "Healthcare",
-    "Insurance",
-    "Manufacturing",
-    "Media",
-    "Retail",
-    "Technology",
-    "Transportation",
-    "Utilities",
-]
-_TYPES = ("Customer - Direct", "Customer - Channel", "Prospect", "Partner", "Other")
-_CITIES = (
-    ("San Francisco", "United States"),
-    ("New York", "United States"),
-    ("London", "United Kingdom"),
-    ("Zürich", "Switzerland"),
-    ("São Paulo", "Brazil"),
-    ("Kraków", "Poland"),
-    ("東京", "Japan"),
-    ("Paris", "France"),
-    ("Toronto", "Canada"),
-    ("Sydney", "Australia"),
-    ("Bengaluru", "India"),
-    ("Berlin", "Germany"),
+_CITIES = (  # city, country, state, postal code
+    ("San Francisco", "United States", "CA", "94105"),
+    ("New York", "United States", "NY", "10001"),
+    ("London", "United Kingdom", None, "EC2V 7HH"),
+    ("Zürich", "Switzerland", "ZH", "8001"),
+    ("São Paulo", "Brazil", "SP", "01310-100"),
+    ("Kraków", "Poland", None, "31-042"),
+    ("東京", "Japan", "東京都", "100-0005"),
+    ("Paris", "France", None, "75001"),
+    ("Toronto", "Canada", "ON", "M5H 2N2"),
+    ("Sydney", "Australia", "NSW", "2000"),
+    ("Bengaluru", "India", "KA", "560001"),
+    ("Berlin", "Germany", "BE", "10117"),
 )
+_STREETS = ("Market Street", "Main St", "High Street", "Rue de Rivoli", "Bahnhofstrasse")
 _FIRST = [
     "James",
     "Mary",
@@ -284,7 +261,7 @@ def generate_accounts(store: Store, n: int, seed: int = 0) -> list[str]:
         for j in rng.sample(range(n), min(n, max(1, n // 40))):
             names[j] = rng.choice(_SPECIAL_NAMES)
         numbers, w = _with_nulls([f"AC-{k:06d}" for k in range(5000)], 0.1)
-        industries, wi = _with_nulls(list(_INDUSTRIES), 0.08)
+        industries, wi = _with_nulls(list(INDUSTRIES), 0.08)
         revenue, wr = _with_nulls([round(rng.lognormvariate(15, 2), 2) for _ in range(4000)], 0.15)
         employees, we = _with_nulls([int(rng.lognormvariate(4, 1.8)) for _ in range(3000)], 0.2)
         created = _datetime_pool(rng, 20000, dt.datetime(2019, 1, 1), 2700)
@@ -292,17 +269,23 @@ def generate_accounts(store: Store, n: int, seed: int = 0) -> list[str]:
         descs, wd = _with_nulls(_descriptions(rng, 3000), 0.5)
         phones, wp = _with_nulls([f"+1 (415) 555-{k:04d}" for k in range(2000)], 0.2)
         city_idx = rng.choices(range(len(_CITIES)), k=n)
+        tiers, wt = _with_nulls(list(TIERS), 0.3)
+        streets, ws = _with_nulls([f"{k} {_STREETS[k % 5]}" for k in range(1, 400)], 0.1)
         created_col = rng.choices(created, k=n)
-        cols = {
+        cols: dict[str, list[Any]] = {
             "Id": ids,
             "Name": names,
             "AccountNumber": rng.choices(numbers, w, k=n),
             "Industry": rng.choices(industries, wi, k=n),
-            "Type": rng.choices(_TYPES, k=n),
+            "Type": rng.choices(ACCOUNT_TYPES, k=n),
+            "Tier__c": rng.choices(tiers, wt, k=n),
             "AnnualRevenue": rng.choices(revenue, wr, k=n),
             "NumberOfEmployees": rng.choices(employees, we, k=n),
             "Phone": rng.choices(phones, wp, k=n),
+            "BillingStreet": rng.choices(streets, ws, k=n),
             "BillingCity": [_CITIES[k][0] for k in city_idx],
+            "BillingState": [_CITIES[k][2] for k in city_idx],
+            "BillingPostalCode": [_CITIES[k][3] for k in city_idx],
             "BillingCountry": [_CITIES[k][1] for k in city_idx],
             "Description": rng.choices(descs, wd, k=n),
             "LastActivityDate": rng.choices(activity, wa, k=n),
@@ -343,7 +326,7 @@ def generate_contacts(store: Store, n: int, seed: int = 0) -> list[str]:
         activity, wa = _with_nulls(_date_pool(dt.date(2024, 1, 1), 900), 0.5)
         descs, wd = _with_nulls(_descriptions(rng, 2000), 0.7)
         acc_pool, wacc = _with_nulls(acc_ids, 0.05)
-        cols = {
+        cols: dict[str, list[Any]] = {
             "Id": ids,
             "FirstName": first,
             "LastName": last,
@@ -405,6 +388,11 @@ def load_records(
             f = t.field(k)
             if f is None:
                 f = t.add_field(infer_field(k, (r.get(k) for r in rows)))
+            if f.virtual:
+                raise ValueError(
+                    f"{t.name}.{f.name} is computed when read (formula or compound field); "
+                    "load its source fields instead"
+                )
             canon[k] = f.name
         out: list[str] = []
         for r in rows:

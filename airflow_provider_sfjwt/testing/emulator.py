@@ -8,145 +8,67 @@ production pipelines meet (see :mod:`.faults`).
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import os
 import re
 import shutil
-import socket
 import ssl
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any
 
-from . import auth, data, rest
+from . import auth, data, query, replication, rest, sobject_collections
 from .bulk import Bulk
 from .cache import BlockCache
+from .controls import OrgData
 from .faults import Faults, fault_response
 from .ids import ORG_PREFIX, make_id
+from .latency import Latency
+from .stats import Stats
 from .store import Store, now_datetime
 from .tls import make_tls_files, server_context
-from .transport import ErrorReply, Request, Response, Server, serve, sleep
+from .transport import ErrorReply, OpenConnections, Request, Response, Server, serve, sleep
 
-DEFAULT_API_VERSIONS = ("62.0", "63.0", "64.0", "65.0", "66.0", "67.0", "68.0")
+OLDEST_VERSION = 31
+"""Salesforce serves API versions 31.0 to the current one; 7.0 to 30.0 are retired (410 GONE)."""
+CURRENT_VERSION = 68
+DEFAULT_API_VERSIONS = tuple(f"{v}.0" for v in range(OLDEST_VERSION, CURRENT_VERSION + 1))
 _VERSION_RE = re.compile(r"^v(\d+\.\d)$")
 _QUERY_PAGE_RE = re.compile(r"/query(All)?/[^/]+-\d+$")
 _NEXT_URL_RE = re.compile(rb'"nextRecordsUrl":"[^"]*"')
 ApexHandler = Callable[[Request], "tuple[int, Any]"]
 
-
-CounterName = Literal[
-    "token_requests",
-    "token_exchanges",
-    "api_calls",
-    "records_served",
-    "bulk_query_jobs",
-    "bulk_ingest_jobs",
-    "faults_injected",
-]
-
-
-class Stats:
-    """Counters of what clients did; also served as JSON at ``GET /__emulator__/stats``.
-
-    Tests assert on them (one token exchange per process, no page fetched twice), so every
-    update goes through one lock: request handlers run in many threads at once.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        with self._lock:
-            self.token_requests = 0
-            self.token_exchanges = 0
-            self.api_calls = 0
-            self.records_served = 0
-            self.bulk_query_jobs = 0
-            self.bulk_ingest_jobs = 0
-            self.faults_injected = 0
-            self.paths: Counter[str] = Counter()
-            self.requests: Counter[str] = Counter()
-            self.statuses: Counter[int] = Counter()
-
-    def increment(self, name: CounterName, by: int = 1) -> None:
-        """Add ``by`` to the counter ``name``."""
-        with self._lock:
-            setattr(self, name, getattr(self, name) + by)
-
-    def record_request(self, method: str, path: str) -> None:
-        """Count one request by path and by ``METHOD path``."""
-        with self._lock:
-            self.paths[path] += 1
-            self.requests[f"{method} {path}"] += 1
-
-    def record_status(self, status: int) -> None:
-        """Count one answer by HTTP status."""
-        with self._lock:
-            self.statuses[status] += 1
-
-    def to_dict(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "token_requests": self.token_requests,
-                "token_exchanges": self.token_exchanges,
-                "api_calls": self.api_calls,
-                "records_served": self.records_served,
-                "bulk_query_jobs": self.bulk_query_jobs,
-                "bulk_ingest_jobs": self.bulk_ingest_jobs,
-                "faults_injected": self.faults_injected,
-                "paths": dict(self.paths),
-                "requests": dict(self.requests),
-                "statuses": {str(k): v for k, v in self.statuses.items()},
-            }
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def __repr__(self) -> str:
-        d = self.to_dict()
-        return (
-            f"Stats(token_exchanges={d['token_exchanges']}, api_calls={d['api_calls']}, "
-            f"records_served={d['records_served']})"
-        )
+NOT_EMULATED = {
+    "search": "SOSL search (/search)",
+    "parameterizedSearch": "SOSL search (/parameterizedSearch)",
+    "tooling": "the Tooling API (/tooling)",
+    "analytics": "the Reports and Dashboards API (/analytics)",
+    "actions": "invocable actions (/actions)",
+    "ui-api": "the User Interface API (/ui-api)",
+    "chatter": "Connect REST API (/chatter)",
+    "connect": "Connect REST API (/connect)",
+    "process": "process rules and approvals (/process)",
+    "recent": "recently viewed items (/recent)",
+    "graphql": "the GraphQL API (/graphql)",
+    "consent": "the Consent API (/consent)",
+}
+"""REST resources a client may call that the emulator does not emulate: answered 501 with a
+message naming the feature, never a bare 404 a client could take for a wrong URL."""
 
 
-class OpenConnections:
-    """Client sockets being served, so :meth:`SalesforceEmulator.stop` can drop them all
-    (a keep-alive client would otherwise hold a handler thread after the server stopped)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._socks: set[socket.socket] = set()
-
-    def add(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._socks.add(sock)
-
-    def discard(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._socks.discard(sock)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._socks)
-
-    def close_all(self) -> None:
-        with self._lock:
-            socks = list(self._socks)
-        for sock in socks:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+def not_emulated(feature: str) -> ErrorReply:
+    return ErrorReply(
+        501, "NOT_IMPLEMENTED", f"The Salesforce emulator does not emulate {feature}."
+    )
 
 
-class SalesforceEmulator:
+class SalesforceEmulator(OrgData):
     """A local Salesforce org over HTTP(S) for tests, benchmarks and offline development.
 
     Use as a context manager (``with SalesforceEmulator() as emu: ... emu.url``) or call
-    :meth:`start` / :meth:`stop`.
+    :meth:`start` / :meth:`stop`. Data controls (``load``, ``delete_records``, ...) are
+    documented in :class:`.controls.OrgData`.
     """
 
     def __init__(
@@ -162,6 +84,7 @@ class SalesforceEmulator:
         gzip: bool = False,
         serialize_cache_mb: int = 512,
         session_timeout: float | None = None,
+        latency: Latency | None = None,
     ) -> None:
         self.tls = tls
         self.host = host
@@ -173,13 +96,16 @@ class SalesforceEmulator:
         self.bulk_processing_seconds = bulk_processing_seconds
         self.gzip = gzip
         self.session_timeout = session_timeout  # seconds; None: tokens live until revoked
+        # Network round trips and server time per page (see .latency); settable while serving.
+        self.latency = latency or Latency()
         self.clock_skew: float = 0.0
         self.org_id = make_id(ORG_PREFIX, 7)
         self.store = Store()
         self.identity = auth.Identity(self.org_id)
         self.stats = Stats()
         self.faults = Faults()
-        self.cursors = rest.Cursors()
+        self.cursors = query.Cursors()
+        self.replication_id_limit = replication.MAX_IDS
         self.bulk = Bulk(self)
         self.cache = BlockCache(serialize_cache_mb * 1024 * 1024)
         self.ca_cert_path: str | None = None
@@ -238,14 +164,24 @@ class SalesforceEmulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def pause(self, seconds: float) -> None:
+        """Hold the calling server thread for ``seconds``, less if the emulator stops meanwhile."""
+        sleep(seconds, lambda: self._stopping)
+
     # ------------------------------------------------------------------ serialisation cache
     def _generation(self, key: Any) -> tuple[int, ...]:
         """Write versions of the tables a cached block was built from (``key[1]``)."""
         return tuple(t.version if (t := self.store.get(n)) else -1 for n in key[1])
 
-    def cached_block(self, kind: str, q: Any, rows: Any, extra: tuple[Any, ...], make: Any) -> str:
-        """Serialised rows from the cache when ``rows`` is a plain table range, else ``make()``."""
+    def cached_block(
+        self, kind: str, q: Any, rows: Any, extra: tuple[Any, ...], make: Callable[[], str]
+    ) -> str:
+        """Serialised rows from the cache when ``rows`` is a plain table range, else ``make()``.
+
+        Formula values change without a write (a parent renamed, a day passed): never cached."""
         if not isinstance(rows, range) or rows.step != 1:
+            return make()
+        if any(r.target.calculated for r in q.fields):
             return make()
         names = (q.table.name, *sorted({r.parent.name for r in q.fields if r.parent is not None}))
         key = (kind, names, tuple(r.name for r in q.fields), extra, rows.start, rows.stop)
@@ -267,16 +203,20 @@ class SalesforceEmulator:
         usernames: Iterable[str] = (),
         kind: str = "connected",
         sandbox: bool = False,
+        audience_error: str | None = None,
     ) -> auth.App:
         """Register a Connected App (``kind="connected"``) or External Client App (``"external"``).
 
         Usernames are pre-authorised for the app and created as active users when unknown.
+        ``audience_error`` chooses how the app refuses an audience it does not accept:
+        ``"audience_invalid"``, ``"app_not_found"`` or ``"user_not_approved"`` (see
+        :data:`airflow_provider_sfjwt.testing.auth.AUDIENCE_ERRORS`).
         """
         names = list(usernames)
         for name in names:
             if name not in self.identity.users:
                 self.add_user(name)
-        app = auth.make_app(consumer_key, certificate_pem, names, kind, sandbox)
+        app = auth.make_app(consumer_key, certificate_pem, names, kind, sandbox, audience_error)
         with self.identity.lock:
             self.identity.apps[consumer_key] = app
         return app
@@ -325,30 +265,6 @@ class SalesforceEmulator:
         with self.identity.lock:
             self.identity.users[username] = user
         return user
-
-    def load(self, sobject: str, records: Iterable[dict[str, Any]]) -> list[str]:
-        """Insert records keyed by field API names (Ids assigned when absent); returns the ids.
-
-        Unknown fields are added to the schema with a type guessed from the values.
-        """
-        return data.load_records(
-            self.store, sobject, records, self.now_datetime(), self.admin.user_id
-        )
-
-    def generate_accounts(self, n: int, seed: int = 0) -> None:
-        """Append ``n`` realistic Accounts (deterministic per seed; 1M rows in a few seconds)."""
-        data.generate_accounts(self.store, n, seed)
-
-    def generate_contacts(self, n: int, seed: int = 0) -> None:
-        """Append ``n`` realistic Contacts linked to existing Accounts."""
-        data.generate_contacts(self.store, n, seed)
-
-    def records(self, sobject: str) -> list[dict[str, Any]]:
-        """Every stored record of ``sobject`` (soft-deleted ones with ``IsDeleted: True``)."""
-        t = self.store.get(sobject)
-        if t is None:
-            return []
-        return [t.row(i) for i in range(t.size) if i not in t.purged]
 
     def register_apex(self, method: str, path: str, handler: ApexHandler) -> None:
         """Serve ``/services/apexrest/<path>`` (``*`` wildcards allowed) with ``handler``.
@@ -425,6 +341,8 @@ class SalesforceEmulator:
         send before resetting the connection.
         """
         self.stats.record_request(req.method, req.path)
+        if self.latency.active and not req.path.startswith("/__emulator__/"):
+            self.pause(self.latency.answer_delay(req.method, req.path))
         fired = self.faults.take(req.method, req.path)
         if fired.delay:
             sleep(fired.delay, lambda: self._stopping)
@@ -502,6 +420,10 @@ class SalesforceEmulator:
         if path.startswith("/services/apexrest/"):
             self._authenticate(req)
             return self._apex_call(req)
+        if path.startswith("/services/async/"):
+            raise not_emulated("Bulk API 1.0 (/services/async); use Bulk API 2.0 (/jobs)")
+        if path.startswith("/services/Soap/"):
+            raise not_emulated("the SOAP API and the Metadata API (/services/Soap)")
         raise ErrorReply(404, "NOT_FOUND", rest.NOT_FOUND)
 
     def _identity(self, req: Request) -> Response:
@@ -518,6 +440,13 @@ class SalesforceEmulator:
     def _data(self, req: Request) -> Response:
         parts = [p for p in req.path[len("/services/data/") :].split("/") if p]
         m = _VERSION_RE.match(parts[0]) if parts else None
+        if m is not None and float(m.group(1)) < OLDEST_VERSION:
+            raise ErrorReply(
+                410,
+                "UNSUPPORTED_API_VERSION",
+                f"API version {m.group(1)} is retired and no longer available; use version "
+                f"{OLDEST_VERSION}.0 or later.",
+            )
         if m is None or m.group(1) not in self.api_versions:
             raise ErrorReply(404, "NOT_FOUND", rest.NOT_FOUND)
         req.version = m.group(1)
@@ -531,11 +460,18 @@ class SalesforceEmulator:
         if head == "sobjects":
             return rest.sobjects(self, req, parts)
         if head in ("query", "queryAll"):
-            return rest.query(self, req, parts)
+            return query.query(self, req, parts)
+        if head == "composite" and parts[1:2] == ["sobjects"]:
+            return sobject_collections.handle(self, req, parts)
         if head == "composite":
-            return rest.collections(self, req, parts)
+            raise not_emulated(
+                "Composite requests (/composite, /composite/batch, /composite/tree, "
+                "/composite/graph); sObject Collections (/composite/sobjects) are emulated"
+            )
         if head == "jobs":
             return self.bulk.handle(req, parts)
+        if head in NOT_EMULATED:
+            raise not_emulated(NOT_EMULATED[head])
         raise ErrorReply(404, "NOT_FOUND", rest.NOT_FOUND)
 
     def _apex_call(self, req: Request) -> Response:

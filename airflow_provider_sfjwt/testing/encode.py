@@ -16,10 +16,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from . import soql_eval
 from .soql import Query, Ref
 from .store import Table
 
-_enc = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_enc = json.encoder.encode_basestring
 
 
 def _jval(v: Any) -> str:
@@ -43,8 +44,10 @@ def take(col: list[Any], rows: Sequence[int]) -> list[Any]:
     return list(map(col.__getitem__, rows))
 
 
-def _ref_values(table: Table, ref: Ref, rows: Sequence[int]) -> list[Any]:
+def _ref_values(table: Table, q: Query, ref: Ref, rows: Sequence[int]) -> list[Any]:
     assert ref.field is not None
+    if ref.target.virtual:
+        return soql_eval.values(q, ref, rows)
     base = take(table.cols[ref.field.name], rows)
     if ref.parent is None:
         return base
@@ -83,10 +86,12 @@ def json_records(table: Table, q: Query, rows: Sequence[int], version: str) -> s
     for ref, members in specs:
         if members == [ref] and ref.parent is None:
             cols.append(ids)
+        elif members and any(m.target.virtual for m in members):
+            cols.append([_jval(v) for v in _nested_virtual(q, ref, members, rows, version)])
         elif members:
             cols.append(_nested(table, ref, members, rows, version))
         else:
-            values = _ref_values(table, ref, rows)
+            values = _ref_values(table, q, ref, rows)
             numeric = ref.field.type in ("double", "currency", "int", "percent")  # type: ignore[union-attr]
             if numeric or _repetitive(values):
                 try:
@@ -125,11 +130,31 @@ def _nested(
     return [memo[p] if p in memo else build(p) for p in base]
 
 
+def _nested_virtual(
+    q: Query, head: Ref, members: list[Ref], rows: Sequence[int], version: str
+) -> list[Any]:
+    """Parent records (``{"attributes", field: value}`` or None) when a member is computed."""
+    parent, table = head.parent, q.table
+    assert parent is not None and table is not None and head.field is not None
+    ids = take(table.cols[head.field.name], rows)
+    reads = [(m.target.name, soql_eval.values(q, m, rows)) for m in members]
+    out: list[Any] = []
+    for k, pid in enumerate(ids):
+        if pid is None or pid not in parent.index:
+            out.append(None)
+            continue
+        url = f"/services/data/v{version}/sobjects/{parent.name}/{pid}"
+        record: dict[str, Any] = {"attributes": {"type": parent.name, "url": url}}
+        record.update((name, vals[k]) for name, vals in reads)
+        out.append(record)
+    return out
+
+
 def csv_header(q: Query, delimiter: str = ",", eol: str = "\n") -> str:
     return delimiter.join('"' + ref.name + '"' for ref in q.fields) + eol
 
 
-class _Memo(dict):
+class _Memo(dict[Any, Any]):
     """value -> encoded cell, computed on first use; ``map(memo.__getitem__, values)`` runs in C."""
 
     def __init__(self, compute: Any) -> None:
@@ -214,7 +239,9 @@ def csv_rows(
     for ref in q.fields:
         assert ref.field is not None
         f = ref.parent_field or ref.field
-        if ref.parent is None:
+        if ref.target.virtual:
+            values = soql_eval.values(q, ref, rows)
+        elif ref.parent is None:
             values = take(table.cols[ref.field.name], rows)
         else:
             values = _parent_values(table, ref, rows, memos)

@@ -138,9 +138,12 @@ class Faults:
         """
         self._add(Rule("reset", path_prefix, count=count, after_bytes=after_bytes))
 
-    def delay(self, path_prefix: str, seconds: float, count: int = 1) -> None:
-        """Hold the next ``count`` matching requests for ``seconds`` before answering."""
-        self._add(Rule("delay", path_prefix, count=count, seconds=seconds))
+    def delay(
+        self, path_prefix: str, seconds: float, count: int = 1, method: str | None = None
+    ) -> None:
+        """Hold the next ``count`` matching requests (of ``method``, if given) for ``seconds``
+        before answering."""
+        self._add(Rule("delay", path_prefix, method, count=count, seconds=seconds))
 
     def redirect(
         self,
@@ -354,9 +357,9 @@ class Faults:
 def fault_response(rule: Rule) -> Response:
     """The answer of a rule that replaces it (``ANSWERS``)."""
     if rule.kind == "redirect":
-        body = f'<html><body>Moved to <a href="{rule.location}">here</a></body></html>'
+        page = f'<html><body>Moved to <a href="{rule.location}">here</a></body></html>'
         return Response(
-            rule.status, body.encode(), "text/html;charset=UTF-8", [("Location", rule.location)]
+            rule.status, page.encode(), "text/html;charset=UTF-8", [("Location", rule.location)]
         )
     if rule.kind == "huge":
         return Response(rule.status, b"", rule.content_type, stream=_huge(rule))

@@ -13,9 +13,11 @@ import io
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from . import values as field_values
 from . import writes
 from .ids import normalize_id
-from .store import Field, Table, normalize_date, normalize_datetime
+from .store import Table
+from .values import Rejected, WriteError
 
 if TYPE_CHECKING:
     from .bulk import Job
@@ -157,13 +159,13 @@ class IngestProcessing:
                 rid = ""
                 try:
                     if emu.faults.take_row_lock():
-                        raise writes.Rejected(writes.LOCKED)
+                        raise Rejected(writes.LOCKED)
                     values = self._values(table, columns, row)
                     rid = values.pop("Id", None) or ""
                     created = self._write_one(job, table, values, rid, now)
                     rid = created[0]
                     ok.writerow([rid, "true" if created[1] else "false", *row])
-                except writes.Rejected as exc:
+                except Rejected as exc:
                     job.failed += 1
                     err.writerow([rid if isinstance(rid, str) else "", exc.error.bulk(), *row])
                 job.processed += 1
@@ -177,21 +179,9 @@ class IngestProcessing:
                 values[f.name] = None
                 continue
             if parent is not None:
-                if pf.name == "Id":
-                    values[f.name] = raw
-                    continue
-                j = parent.unique_index(pf.name).get(raw)
-                if j is None:
-                    raise writes.Rejected(
-                        writes.WriteError(
-                            "INVALID_FIELD",
-                            f"Foreign key external ID: {raw} not found for field {pf.name} in entity {parent.name}",
-                            [],
-                        )
-                    )
-                values[f.name] = parent.cols["Id"][j]
+                values[f.name] = writes.foreign_key(self.emu.store, f, pf.name, raw)
                 continue
-            values[f.name] = _from_csv(f, raw)
+            values[f.name] = field_values.from_csv(f, raw)
         return values
 
     def _write_one(
@@ -201,83 +191,44 @@ class IngestProcessing:
         op = job.operation
         batch = writes.Batch()
         if op == "insert":
-            plan = writes.plan_create(store, table, values, batch)
+            plan = writes.plan_create(store, table, values, batch, typed=True)
             return writes.apply_create(table, plan, now, job.created_by or None), True
         if op in ("delete", "hardDelete"):
             n = normalize_id(rid)
             if n is None:
-                raise writes.Rejected(
-                    writes.WriteError(
-                        "MALFORMED_ID", f"malformed id {rid}", ["Id"] if not rid else []
-                    )
+                raise Rejected(
+                    WriteError("MALFORMED_ID", f"malformed id {rid}", ["Id"] if not rid else [])
                 )
             row = table.index.get(n)
             if row is None:
-                raise writes.Rejected(
-                    writes.WriteError(
-                        "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", []
-                    )
+                raise Rejected(
+                    WriteError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
                 )
             if op == "delete":
                 writes.find(table, n)
                 table.soft_delete(row, now)
             else:
-                table.purge(row)
+                table.purge(row, now)
             return n, False
         if op == "update":
             if not rid:
-                raise writes.Rejected(
-                    writes.WriteError("MISSING_ARGUMENT", "Id not specified in an update call", [])
+                raise Rejected(
+                    WriteError("MISSING_ARGUMENT", "Id not specified in an update call", [])
                 )
-            row, plan = writes.plan_update(store, table, rid, values, batch)
+            row, plan = writes.plan_update(store, table, rid, values, batch, typed=True)
             return writes.apply_update(table, row, plan, now), False
         ext = job.external_id or "Id"
         key = values.get(ext) if ext != "Id" else rid
         if key in (None, ""):
-            raise writes.Rejected(writes.WriteError("MISSING_ARGUMENT", f"{ext} not specified", []))
+            raise Rejected(WriteError("MISSING_ARGUMENT", f"{ext} not specified", []))
         row = (
             table.unique_index(ext).get(key)
             if ext != "Id"
             else table.index.get(normalize_id(key) or "")
         )
         if row is not None:
-            row, plan = writes.plan_update(store, table, table.cols["Id"][row], values, batch)
+            rid = table.cols["Id"][row]
+            row, plan = writes.plan_update(store, table, rid, values, batch, typed=True)
             return writes.apply_update(table, row, plan, now), False
-        plan = writes.plan_create(store, table, values, batch)
+        plan = writes.plan_create(store, table, values, batch, typed=True)
         return writes.apply_create(table, plan, now, job.created_by or None), True
-
-
-def _from_csv(f: Field, raw: str) -> Any:
-    """A CSV cell as the typed value of field ``f`` (raises INVALID_TYPE_ON_FIELD_IN_RECORD)."""
-    t = f.type
-    try:
-        if t == "boolean":
-            low = raw.strip().lower()
-            if low in ("true", "1", "yes"):
-                return True
-            if low in ("false", "0", "no"):
-                return False
-            raise ValueError(raw)
-        if t == "int":
-            return int(float(raw)) if "." in raw else int(raw)
-        if t in ("double", "currency", "percent"):
-            return float(raw)
-        if t == "date":
-            value = normalize_date(raw) or (normalize_datetime(raw) or "")[:10]
-            if not value:
-                raise ValueError(raw)
-            return value
-        if t == "datetime":
-            value = normalize_datetime(raw)
-            if value is None:
-                raise ValueError(raw)
-            return value
-    except ValueError:
-        raise writes.Rejected(
-            writes.WriteError(
-                "INVALID_TYPE_ON_FIELD_IN_RECORD",
-                f"{f.label or f.name}: value not of required type: {raw}",
-                [f.name],
-            )
-        ) from None
-    return raw

@@ -27,16 +27,34 @@ TOKEN_DIR_ENV = "SFJWT_TOKEN_CACHE_DIR"
 imported from there to keep this module light."""
 
 
+MARKER = "salesforce_emulator"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(**options): SalesforceEmulator options for the salesforce_emulator fixture "
+        "of the marked tests, e.g. tls=True (clients that only speak https) or page_size=200.",
+    )
+
+
 @pytest.fixture
 def salesforce_emulator(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[EmulatorHandle]:
-    """A started emulator wired to the ``salesforce_jwt_default`` Airflow connection."""
+    """A started emulator wired to the ``salesforce_jwt_default`` Airflow connection.
+
+    ``@pytest.mark.salesforce_emulator(tls=True, ...)`` on a test, class or module passes
+    options to the emulator (any ``SalesforceEmulator`` argument)."""
     from .emulator import SalesforceEmulator
     from .wiring import conn_env_var, wire
 
+    marker = request.node.get_closest_marker(MARKER)
+    options = dict(marker.kwargs) if marker is not None else {}
     monkeypatch.setenv(TOKEN_DIR_ENV, str(tmp_path_factory.mktemp("sfjwt-tokens") / "store"))
-    with SalesforceEmulator() as emu:
-        handle = wire(emu)
+    with SalesforceEmulator(**options) as emu:
+        handle = wire(emu, **({"ca_bundle": emu.ca_cert_path} if emu.ca_cert_path else {}))
         monkeypatch.setenv(conn_env_var(handle.conn_id), json.dumps(handle.conn))
         yield handle

@@ -1,25 +1,31 @@
-"""A SOQL subset: parser, validation against the emulated schema, and evaluation to row indices.
+"""SOQL text to a query tree: the tokenizer and the parser (no schema needed).
 
-Supported: ``SELECT`` fields (one-level relationship paths such as ``Owner.Name``), ``COUNT()``
-and ``COUNT(field)``, ``FROM`` object, ``WHERE`` with ``= != <> < > <= >=``, ``AND/OR/NOT``,
-parentheses, ``IN``/``NOT IN``, ``LIKE`` (``%`` and ``_``), ``NULL``, ``TRUE/FALSE``, quoted strings
-with backslash escapes, numbers, date and datetime literals and the date literals ``TODAY``,
-``YESTERDAY``, ``TOMORROW``, ``LAST_N_DAYS:n``, ``NEXT_N_DAYS:n``; ``ORDER BY`` several fields
-with ``ASC/DESC`` and ``NULLS FIRST/LAST``; ``LIMIT``; ``OFFSET``.
+Parsed: ``SELECT`` fields, one-level relationship paths (``Owner.Name``), ``FIELDS(ALL|STANDARD|
+CUSTOM)``, ``COUNT()``, the aggregate functions ``COUNT``, ``COUNT_DISTINCT``, ``SUM``, ``AVG``,
+``MIN``, ``MAX`` with aliases, ``FROM``, ``WHERE`` (``= != <> < > <= >=``, ``LIKE``, ``IN``,
+``NOT IN``, ``AND/OR/NOT``, parentheses; string, number, ``NULL``, boolean, date, datetime and
+relative date literals), ``WITH SECURITY_ENFORCED|USER_MODE|SYSTEM_MODE``, ``GROUP BY``,
+``HAVING``, ``ORDER BY ... ASC|DESC NULLS FIRST|LAST``, ``LIMIT``, ``OFFSET``.
 
-Errors carry Salesforce's error codes and message style, because clients map them to exceptions
-(MALFORMED_QUERY, INVALID_FIELD, INVALID_TYPE).
+SOQL that Salesforce accepts but the emulator does not evaluate (sub-queries, semi-joins,
+``TYPEOF``, date and conversion functions, ``GROUP BY ROLLUP|CUBE``, ``INCLUDES``, ``USING
+SCOPE``, ``FOR VIEW``, ...) raises :class:`NotEmulated`, which names the feature; the emulator
+answers it with 501, never with a syntax error a client would blame on its query.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .store import STANDARD_SCHEMAS, Field, Store, Table, normalize_datetime
+from . import soql_dates
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from .schema import Field
+    from .store import Store, Table
 
 _TOKEN_RE = re.compile(
     r"""
@@ -29,7 +35,7 @@ _TOKEN_RE = re.compile(
   | (?P<date>\d{4}-\d{2}-\d{2})
   | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::\d+)?)
-  | (?P<op><=|>=|!=|<>|=|<|>|\(|\)|,)
+  | (?P<op><=|>=|!=|<>|=|<|>|\(|\)|,|:)
     """,
     re.VERBOSE,
 )
@@ -43,6 +49,8 @@ _KEYWORDS = {
     "not",
     "in",
     "like",
+    "group",
+    "having",
     "order",
     "by",
     "limit",
@@ -55,18 +63,59 @@ _KEYWORDS = {
     "null",
     "true",
     "false",
+    "with",
+    "using",
+    "for",
+    "includes",
+    "excludes",
+    "typeof",
 }
-_NUMERIC = ("double", "currency", "int", "percent")
-_DATE_KEYWORDS = ("today", "yesterday", "tomorrow", "last_n_days", "next_n_days")
+AGGREGATES = ("count", "count_distinct", "sum", "avg", "min", "max")
+_FUNCTIONS_NOT_EMULATED = {
+    "calendar_month",
+    "calendar_quarter",
+    "calendar_year",
+    "day_in_month",
+    "day_in_week",
+    "day_in_year",
+    "day_only",
+    "fiscal_month",
+    "fiscal_quarter",
+    "fiscal_year",
+    "hour_in_day",
+    "week_in_month",
+    "week_in_year",
+    "converttimezone",
+    "tolabel",
+    "convertcurrency",
+    "format",
+    "grouping",
+    "distance",
+    "geolocation",
+}
 
 
 class SoqlError(Exception):
-    """A query Salesforce would refuse: ``code`` is the REST errorCode."""
+    """A query Salesforce would refuse: ``code`` is the REST errorCode (status 400)."""
+
+    status = 400
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class NotEmulated(SoqlError):
+    """Valid SOQL the emulator does not evaluate; ``feature`` names it."""
+
+    status = 501
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(
+            "NOT_IMPLEMENTED", f"The Salesforce emulator does not emulate {feature} in SOQL."
+        )
+        self.feature = feature
 
 
 @dataclass
@@ -79,7 +128,7 @@ class Tok:
 
 @dataclass
 class Ref:
-    """A field path as written in the query, resolved later against the schema."""
+    """A field path as written in the query, bound to the schema by ``soql_schema.resolve``."""
 
     path: tuple[str, ...]
     pos: int
@@ -94,19 +143,52 @@ class Ref:
             return f"{self.field.relationship_name}.{self.parent_field.name}"
         return self.field.name if self.field else ".".join(self.path)
 
+    @property
+    def target(self) -> Field:
+        """The field whose values the path reads (the parent's field for ``Owner.Name``)."""
+        found = self.parent_field or self.field
+        assert found is not None, "resolve() binds every Ref"
+        return found
+
+
+@dataclass
+class Agg:
+    """An aggregate function in SELECT, HAVING or ORDER BY: ``COUNT(Id) cnt``."""
+
+    func: str
+    ref: Ref | None  # None for COUNT()
+    pos: int
+    text: str
+    alias: str | None = None
+    key: str = ""  # the result's key (alias, or expr0, expr1, ...), set by resolve
+
 
 @dataclass
 class Query:
     soql: str
     sobject: str
-    fields: list[Ref] = field(default_factory=list)
+    fields: list[Ref] = field(default_factory=list)  # plain (non-aggregate) select items
+    items: list[Ref | Agg] = field(default_factory=list)  # the select list, in order
     count: bool = False  # SELECT COUNT()
-    count_field: Ref | None = None  # SELECT COUNT(field)
     where: Any = None
-    order: list[tuple[Ref, bool, bool]] = field(default_factory=list)  # ref, desc, nulls_first
+    group_by: list[Ref] = field(default_factory=list)
+    having: Any = None
+    order: list[tuple[Ref | Agg, bool, bool]] = field(default_factory=list)  # desc, nulls_first
     limit: int | None = None
     offset: int = 0
+    offset_pos: int = 0
     table: Table | None = None
+    store: Store | None = None
+    today: dt.date | None = None
+
+    @property
+    def aggregates(self) -> list[Agg]:
+        return [item for item in self.items if isinstance(item, Agg)]
+
+    @property
+    def aggregate(self) -> bool:
+        """True for queries answering AggregateResult rows (aggregates or GROUP BY)."""
+        return bool(self.group_by or self.aggregates)
 
 
 def _tokenize(soql: str) -> list[Tok]:
@@ -115,7 +197,7 @@ def _tokenize(soql: str) -> list[Tok]:
     while pos < len(soql):
         m = _TOKEN_RE.match(soql, pos)
         if not m:
-            raise _malformed(soql, pos, soql[pos : pos + 10].split(" ")[0])
+            raise malformed(soql, pos, soql[pos : pos + 10].split(" ")[0])
         kind = m.lastgroup or ""
         text = m.group()
         if kind == "string":
@@ -129,7 +211,7 @@ def _tokenize(soql: str) -> list[Tok]:
             toks.append(Tok(kind, text, text, pos))
         elif kind == "ident":
             low = text.lower()
-            if low.split(":")[0] in _DATE_KEYWORDS:
+            if low.split(":")[0] in soql_dates.NAMES:
                 toks.append(Tok("datekw", low, text, pos))
             elif low in _KEYWORDS:
                 toks.append(Tok("kw", low, text, pos))
@@ -140,12 +222,14 @@ def _tokenize(soql: str) -> list[Tok]:
     return toks
 
 
-def _malformed(soql: str, pos: int, token: str) -> SoqlError:
+def located(soql: str, pos: int, message: str) -> str:
+    """Salesforce's query error text: the query, a caret under ``pos``, row and column."""
     line = soql.replace("\n", " ")
-    return SoqlError(
-        "MALFORMED_QUERY",
-        f"\n{line}\n{' ' * pos}^\nERROR at Row:1:Column:{pos + 1}\nunexpected token: {token}",
-    )
+    return f"\n{line}\n{' ' * pos}^\nERROR at Row:1:Column:{pos + 1}\n{message}"
+
+
+def malformed(soql: str, pos: int, token: str) -> SoqlError:
+    return SoqlError("MALFORMED_QUERY", located(soql, pos, f"unexpected token: {token}"))
 
 
 class _Parser:
@@ -154,8 +238,8 @@ class _Parser:
         self.toks = _tokenize(soql)
         self.i = 0
 
-    def peek(self) -> Tok:
-        return self.toks[self.i]
+    def peek(self, ahead: int = 0) -> Tok:
+        return self.toks[min(self.i + ahead, len(self.toks) - 1)]
 
     def next(self) -> Tok:
         t = self.toks[self.i]
@@ -164,7 +248,7 @@ class _Parser:
 
     def fail(self, tok: Tok | None = None) -> SoqlError:
         tok = tok or self.peek()
-        return _malformed(self.soql, tok.pos, tok.text)
+        return malformed(self.soql, tok.pos, tok.text)
 
     def kw(self, word: str) -> bool:
         t = self.peek()
@@ -177,6 +261,10 @@ class _Parser:
         if not self.kw(word):
             raise self.fail()
 
+    def is_op(self, op: str, ahead: int = 0) -> bool:
+        t = self.peek(ahead)
+        return t.kind == "op" and t.value == op
+
     def expect_op(self, op: str) -> None:
         t = self.next()
         if t.kind != "op" or t.value != op:
@@ -188,130 +276,205 @@ class _Parser:
             raise self.fail(t)
         return t
 
+    def ref(self) -> Ref:
+        t = self.ident()
+        return Ref(tuple(t.value.split(".")), t.pos)
+
+    def comma(self) -> bool:
+        if self.is_op(","):
+            self.i += 1
+            return True
+        return False
+
+    # ------------------------------------------------------------------ clauses
     def parse(self) -> Query:
         self.expect_kw("select")
         q = Query(self.soql, "")
-        t = self.peek()
-        if t.kind == "ident" and t.value.lower() == "count" and self.toks[self.i + 1].value == "(":
-            self.i += 2
-            if self.peek().kind == "op" and self.peek().value == ")":
-                q.count = True
-            else:
-                f = self.ident()
-                q.count_field = Ref(tuple(f.value.split(".")), f.pos)
-            self.expect_op(")")
-        else:
-            while True:
-                t = self.peek()
-                if t.kind == "op" and t.value == "(":
-                    raise SoqlError(
-                        "MALFORMED_QUERY", "Sub-queries are not supported by the emulator"
-                    )
-                f = self.ident()
-                nxt = self.peek()
-                if f.value.lower() == "fields" and nxt.kind == "op" and nxt.value == "(":
-                    self.i += 1
-                    which = self.ident().value.upper()
-                    if which not in ("ALL", "STANDARD", "CUSTOM"):
-                        raise self.fail(self.toks[self.i - 1])
-                    self.expect_op(")")
-                    q.fields.append(Ref((f"FIELDS({which})",), f.pos))
-                else:
-                    q.fields.append(Ref(tuple(f.value.split(".")), f.pos))
-                if not (self.peek().kind == "op" and self.peek().value == ","):
-                    break
-                self.i += 1
+        self.select_list(q)
         self.expect_kw("from")
         q.sobject = self.ident().value
+        if self.peek().kind == "ident":  # an alias of the object (FROM Account a)
+            raise NotEmulated("object aliases in FROM")
+        if self.kw("using"):
+            raise NotEmulated("USING SCOPE")
         if self.kw("where"):
-            q.where = self.expr()
-        t = self.peek()
-        if t.kind == "ident" and t.value.lower() == "with":  # WITH SECURITY_ENFORCED / USER_MODE
-            self.i += 1
-            mode = self.ident()
-            if mode.value.lower() not in ("security_enforced", "user_mode", "system_mode"):
+            q.where = self.expr(having=False)
+        if self.kw("with"):
+            mode = self.next()
+            if mode.kind != "ident":
                 raise self.fail(mode)
+            if mode.value.lower() not in ("security_enforced", "user_mode", "system_mode"):
+                raise NotEmulated(f"WITH {mode.value}")
+        if self.kw("group"):
+            self.expect_kw("by")
+            if self.peek().kind == "ident" and self.peek().value.lower() in ("rollup", "cube"):
+                raise NotEmulated(f"GROUP BY {self.peek().value.upper()}")
+            q.group_by.append(self.ref())
+            while self.comma():
+                q.group_by.append(self.ref())
+        if self.kw("having"):
+            q.having = self.expr(having=True)
         if self.kw("order"):
             self.expect_kw("by")
-            while True:
-                f = self.ident()
-                desc = False
-                if self.kw("desc"):
-                    desc = True
-                else:
-                    self.kw("asc")
-                nulls_first = not desc
-                if self.kw("nulls"):
-                    if self.kw("first"):
-                        nulls_first = True
-                    else:
-                        self.expect_kw("last")
-                        nulls_first = False
-                q.order.append((Ref(tuple(f.value.split(".")), f.pos), desc, nulls_first))
-                if not (self.peek().kind == "op" and self.peek().value == ","):
-                    break
-                self.i += 1
+            self.order_list(q)
         if self.kw("limit"):
-            t = self.next()
-            if t.kind != "number" or not isinstance(t.value, int) or t.value < 0:
-                raise self.fail(t)
-            q.limit = t.value
-        if self.kw("offset"):
-            t = self.next()
-            if t.kind != "number" or not isinstance(t.value, int) or t.value < 0:
-                raise self.fail(t)
-            q.offset = t.value
+            q.limit = self.count_value()
+        if self.peek().kind == "kw" and self.peek().value == "offset":
+            q.offset_pos = self.next().pos
+            q.offset = self.count_value()
+        if self.kw("for"):
+            raise NotEmulated(f"FOR {self.peek().text.upper()}")
         if self.peek().kind != "eof":
             raise self.fail()
         return q
 
-    # expr := and_expr (OR and_expr)*
-    def expr(self) -> Any:
-        left = self.and_expr()
-        while self.kw("or"):
-            left = ("or", left, self.and_expr())
-        return left
+    def count_value(self) -> int:
+        t = self.next()
+        if t.kind != "number" or not isinstance(t.value, int) or t.value < 0:
+            raise self.fail(t)
+        return int(t.value)
 
-    def and_expr(self) -> Any:
-        left = self.not_expr()
-        while self.kw("and"):
-            left = ("and", left, self.not_expr())
-        return left
+    def select_list(self, q: Query) -> None:
+        if self.is_function("count") and self.is_op(")", 2):
+            self.i += 3
+            q.count = True
+            if not self.peek().kind == "kw":
+                raise self.fail()
+            return
+        while True:
+            t = self.peek()
+            if t.kind == "op" and t.value == "(":
+                raise NotEmulated("sub-queries (parent-to-child relationship queries)")
+            if t.kind == "kw" and t.value == "typeof":
+                raise NotEmulated("TYPEOF")
+            if t.kind == "ident" and t.value.lower() == "fields" and self.is_op("(", 1):
+                self.i += 2
+                which = self.ident()
+                if which.value.upper() not in ("ALL", "STANDARD", "CUSTOM"):
+                    raise self.fail(which)
+                self.expect_op(")")
+                marker = Ref((f"FIELDS({which.value.upper()})",), t.pos)
+                q.fields.append(marker)
+                q.items.append(marker)
+            elif self.is_function():
+                item = self.function()
+                if self.peek().kind == "ident":
+                    item.alias = self.next().value
+                q.items.append(item)
+            else:
+                ref = self.ref()
+                q.fields.append(ref)
+                q.items.append(ref)
+            if not self.comma():
+                return
 
-    def not_expr(self) -> Any:
-        if self.kw("not"):
-            return ("not", self.not_expr())
+    def is_function(self, name: str | None = None) -> bool:
         t = self.peek()
-        if t.kind == "op" and t.value == "(":
+        return (
+            t.kind == "ident" and self.is_op("(", 1) and (name is None or t.value.lower() == name)
+        )
+
+    def function(self) -> Agg:
+        """``FUNC(field)`` or ``COUNT()``; only the aggregate functions are emulated."""
+        name = self.next()
+        func = name.value.lower()
+        if func in _FUNCTIONS_NOT_EMULATED:
+            raise NotEmulated(f"the function {name.value.upper()}()")
+        if func not in AGGREGATES:
+            raise self.fail(name)
+        self.expect_op("(")
+        ref = None
+        if not (func == "count" and self.is_op(")")):
+            if self.is_function():
+                inner = self.peek()
+                raise NotEmulated(f"the function {inner.value.upper()}()")
+            ref = self.ref()
+        close = self.next()
+        if close.kind != "op" or close.value != ")":
+            raise self.fail(close)
+        text = self.soql[name.pos : close.pos + 1]
+        return Agg(func, ref, name.pos, text)
+
+    def order_list(self, q: Query) -> None:
+        while True:
+            item: Ref | Agg = self.function() if self.is_function() else self.ref()
+            desc = False
+            if self.kw("desc"):
+                desc = True
+            else:
+                self.kw("asc")
+            nulls_first = not desc
+            if self.kw("nulls"):
+                if self.kw("first"):
+                    nulls_first = True
+                else:
+                    self.expect_kw("last")
+                    nulls_first = False
+            q.order.append((item, desc, nulls_first))
+            if not self.comma():
+                return
+
+    # ------------------------------------------------------------------ conditions
+    # expr := and_expr (OR and_expr)*
+    def expr(self, having: bool) -> Any:
+        left = self.and_expr(having)
+        while self.kw("or"):
+            left = ("or", left, self.and_expr(having))
+        return left
+
+    def and_expr(self, having: bool) -> Any:
+        left = self.not_expr(having)
+        while self.kw("and"):
+            left = ("and", left, self.not_expr(having))
+        return left
+
+    def not_expr(self, having: bool) -> Any:
+        if self.kw("not"):
+            return ("not", self.not_expr(having))
+        if self.is_op("("):
             self.i += 1
-            e = self.expr()
+            e = self.expr(having)
             self.expect_op(")")
             return e
-        return self.condition()
+        return self.condition(having)
 
-    def condition(self) -> Any:
-        f = self.ident()
-        ref = Ref(tuple(f.value.split(".")), f.pos)
+    def condition(self, having: bool) -> Any:
+        if self.is_function():
+            left: Ref | Agg = self.function()
+            if not having:
+                raise SoqlError(
+                    "MALFORMED_QUERY",
+                    located(
+                        self.soql,
+                        left.pos,
+                        "Aggregate functions are not allowed in the WHERE clause; use HAVING",
+                    ),
+                )
+        else:
+            left = self.ref()
         t = self.next()
+        if t.kind == "kw" and t.value in ("includes", "excludes"):
+            raise NotEmulated(t.value.upper())
         if t.kind == "kw" and t.value in ("in", "not"):
             negate = t.value == "not"
             if negate:
                 self.expect_kw("in")
             self.expect_op("(")
+            if self.peek().kind == "kw" and self.peek().value == "select":
+                raise NotEmulated("semi-joins and anti-joins (IN / NOT IN a sub-query)")
             values = [self.literal()]
-            while self.peek().kind == "op" and self.peek().value == ",":
-                self.i += 1
+            while self.comma():
                 values.append(self.literal())
             self.expect_op(")")
-            return ("notin" if negate else "in", ref, values)
+            return ("notin" if negate else "in", left, values)
         if t.kind == "kw" and t.value == "like":
             lit = self.literal()
             if lit[0] != "string":
                 raise self.fail()
-            return ("like", ref, lit)
+            return ("like", left, lit)
         if t.kind == "op" and t.value in ("=", "!=", "<>", "<", ">", "<=", ">="):
             op = "!=" if t.value == "<>" else t.value
-            return ("cmp", op, ref, self.literal())
+            return ("cmp", op, left, self.literal())
         raise self.fail(t)
 
     def literal(self) -> tuple[str, Any]:
@@ -319,355 +482,22 @@ class _Parser:
         if t.kind in ("string", "number", "date", "datetime"):
             return (t.kind, t.value)
         if t.kind == "datekw":
-            return ("datekw", t.value)
+            name, _, n = t.value.partition(":")
+            if soql_dates.needs_number(name) != bool(n):
+                raise self.fail(t)
+            return ("datekw", (name, int(n or 0)))
         if t.kind == "kw" and t.value in ("null", "true", "false"):
             return ("null", None) if t.value == "null" else ("bool", t.value == "true")
+        if t.kind == "op" and t.value == ":":
+            raise SoqlError(
+                "MALFORMED_QUERY",
+                located(self.soql, t.pos, "Bind variables only allowed in Apex code"),
+            )
         raise self.fail(t)
 
 
 def parse(soql: str) -> Query:
-    """Parse ``soql`` (no schema needed); raises SoqlError(MALFORMED_QUERY)."""
+    """Parse ``soql`` (no schema needed); raises SoqlError(MALFORMED_QUERY) or NotEmulated."""
     if not soql or not soql.strip():
         raise SoqlError("MALFORMED_QUERY", "SOQL statement cannot be empty")
     return _Parser(soql).parse()
-
-
-# --------------------------------------------------------------------------- resolution
-
-
-def _no_column(q: Query, ref: Ref, entity: str, name: str) -> SoqlError:
-    line = q.soql.replace("\n", " ")
-    return SoqlError(
-        "INVALID_FIELD",
-        f"\n{line}\n{' ' * ref.pos}^\nERROR at Row:1:Column:{ref.pos + 1}\n"
-        f"No such column '{name}' on entity '{entity}'. If you are attempting to use a custom "
-        "field, be sure to append the '__c' after the custom field name. Please reference your "
-        "WSDL or the describe call for the appropriate names.",
-    )
-
-
-def resolve_table(store: Store, name: str) -> Table:
-    """The table a query names; standard objects exist even when empty."""
-    t = store.get(name)
-    if t is None and any(k.lower() == name.lower() for k in STANDARD_SCHEMAS):
-        t = store.table(name)
-    if t is None:
-        raise SoqlError(
-            "INVALID_TYPE",
-            f"\nFROM {name}\n     ^\nERROR at Row:1:Column:1\nsObject type '{name}' is not "
-            "supported. If you are attempting to use a custom object, be sure to append the "
-            "'__c' after the entity name. Please reference your WSDL or the describe call for "
-            "the appropriate names.",
-        )
-    return t
-
-
-def _resolve_ref(store: Store, q: Query, table: Table, ref: Ref) -> None:
-    if len(ref.path) == 1 or (len(ref.path) == 2 and ref.path[0].lower() == table.name.lower()):
-        name = ref.path[-1]
-        f = table.field(name)
-        if f is None:
-            raise _no_column(q, ref, table.name, name)
-        ref.field = f
-        return
-    if len(ref.path) != 2:
-        raise SoqlError(
-            "INVALID_FIELD",
-            f"Relationship paths deeper than one level ({'.'.join(ref.path)}) are not "
-            "supported by the emulator",
-        )
-    rel, name = ref.path
-    f = table.relationship(rel)
-    if f is None or not f.reference_to:
-        raise SoqlError(
-            "INVALID_FIELD",
-            f"\n{q.soql}\n{' ' * ref.pos}^\nERROR at Row:1:Column:{ref.pos + 1}\n"
-            f"Didn't understand relationship '{rel}' in field path. If you are attempting to use "
-            "a custom relationship, be sure to append the '__r' after the custom relationship "
-            "name. Please reference your WSDL or the describe call for the appropriate names.",
-        )
-    parent = store.table(f.reference_to)
-    pf = parent.field(name)
-    if pf is None:
-        raise _no_column(q, ref, parent.name, name)
-    ref.field, ref.parent, ref.parent_field = f, parent, pf
-
-
-def _expand_fields(q: Query, table: Table) -> list[Ref]:
-    """``FIELDS(ALL|STANDARD|CUSTOM)`` as the field list it stands for (ALL/CUSTOM need LIMIT 200)."""
-    out: list[Ref] = []
-    seen: set[str] = set()
-    for ref in q.fields:
-        marker = ref.path[0]
-        if not marker.startswith("FIELDS("):
-            out.append(ref)
-            seen.add(".".join(ref.path).lower())
-            continue
-        which = marker[7:-1]
-        if which != "STANDARD" and (q.limit is None or q.limit > 200):
-            raise SoqlError(
-                "MALFORMED_QUERY",
-                f"The SOQL FIELDS function must have a LIMIT of at most 200 (FIELDS({which}))",
-            )
-        for f in table.fields.values():
-            custom = f.name.endswith("__c")
-            if (which == "CUSTOM" and not custom) or (which == "STANDARD" and custom):
-                continue
-            if f.name.lower() not in seen:
-                seen.add(f.name.lower())
-                out.append(Ref((f.name,), ref.pos))
-    return out
-
-
-def resolve(store: Store, q: Query) -> Query:
-    """Bind every field path to the schema, raising INVALID_TYPE / INVALID_FIELD like Salesforce."""
-    table = resolve_table(store, q.sobject)
-    q.table = table
-    q.sobject = table.name
-    q.fields = _expand_fields(q, table)
-    for ref in q.fields:
-        _resolve_ref(store, q, table, ref)
-    if q.count_field:
-        _resolve_ref(store, q, table, q.count_field)
-    for ref, _, _ in q.order:
-        _resolve_ref(store, q, table, ref)
-    _resolve_expr(store, q, table, q.where)
-    return q
-
-
-def _resolve_expr(store: Store, q: Query, table: Table, e: Any) -> None:
-    if e is None:
-        return
-    if e[0] in ("and", "or"):
-        _resolve_expr(store, q, table, e[1])
-        _resolve_expr(store, q, table, e[2])
-    elif e[0] == "not":
-        _resolve_expr(store, q, table, e[1])
-    else:
-        ref = e[2] if e[0] == "cmp" else e[1]
-        _resolve_ref(store, q, table, ref)
-        ftype = (ref.parent_field or ref.field).type  # type: ignore[union-attr]
-        lits = e[2] if e[0] in ("in", "notin") else [e[3] if e[0] == "cmp" else e[2]]
-        for lit in lits:
-            _check_literal(ref, ftype, lit)
-
-
-def _check_literal(ref: Ref, ftype: str, lit: tuple[str, Any]) -> None:
-    kind = lit[0]
-    if kind == "null":
-        return
-    name = ref.path[-1]
-    if ftype in _NUMERIC and kind != "number":
-        raise SoqlError(
-            "INVALID_FIELD",
-            f"value of filter criterion for field '{name}' must be of type "
-            f"{'integer' if ftype == 'int' else 'double'} and should not be enclosed in quotes",
-        )
-    if ftype == "boolean" and kind != "bool":
-        raise SoqlError(
-            "INVALID_FIELD",
-            f"value of filter criterion for field '{name}' must be of type boolean and should "
-            "not be enclosed in quotes",
-        )
-    if ftype in ("date", "datetime") and kind not in ("date", "datetime", "datekw"):
-        raise SoqlError(
-            "INVALID_FIELD",
-            f"value of filter criterion for field '{name}' must be of type {ftype} and should "
-            "not be enclosed in quotes",
-        )
-    if ftype not in _NUMERIC + ("boolean", "date", "datetime") and kind not in ("string",):
-        raise SoqlError(
-            "INVALID_FIELD",
-            f"value of filter criterion for field '{name}' must be of type string and should "
-            "be enclosed in quotes",
-        )
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-def getter(store: Store, table: Table, ref: Ref) -> Callable[[int], Any]:
-    """row index -> value of ``ref`` (following the relationship for ``Owner.Name``)."""
-    assert ref.field is not None
-    col = table.cols[ref.field.name]
-    if ref.parent is None:
-        return col.__getitem__
-    pindex = ref.parent.index
-    pcol = ref.parent.cols[ref.parent_field.name]  # type: ignore[union-attr]
-
-    def get(i: int) -> Any:
-        j = pindex.get(col[i])
-        return None if j is None else pcol[j]
-
-    return get
-
-
-def _day_range(kw: str, today: dt.date) -> tuple[str, str]:
-    base, _, num = kw.partition(":")
-    if base == "today":
-        a = b = today
-    elif base == "yesterday":
-        a = b = today - dt.timedelta(days=1)
-    elif base == "tomorrow":
-        a = b = today + dt.timedelta(days=1)
-    elif base == "last_n_days":
-        a, b = today - dt.timedelta(days=int(num or 0)), today
-    else:
-        a, b = today, today + dt.timedelta(days=int(num or 0))
-    return a.isoformat(), b.isoformat()
-
-
-def _literal_value(ftype: str, lit: tuple[str, Any]) -> Any:
-    kind, v = lit
-    if kind == "datetime":
-        v = normalize_datetime(v)
-        return v[:10] if ftype == "date" else v
-    if kind == "number" and ftype in ("double", "currency", "percent"):
-        return float(v)
-    return v
-
-
-def _like_regex(text: str) -> str:
-    """LIKE pattern to regex: ``%`` any run, ``_`` one character, ``\\%`` / ``\\_`` literal."""
-    out, i = [], 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            out.append(re.escape(text[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
-        i += 1
-    return "".join(out)
-
-
-def _compile(store: Store, table: Table, e: Any, today: dt.date) -> Callable[[int], bool]:
-    op = e[0]
-    if op == "and":
-        a, b = _compile(store, table, e[1], today), _compile(store, table, e[2], today)
-        return lambda i: a(i) and b(i)
-    if op == "or":
-        a, b = _compile(store, table, e[1], today), _compile(store, table, e[2], today)
-        return lambda i: a(i) or b(i)
-    if op == "not":
-        a = _compile(store, table, e[1], today)
-        return lambda i: not a(i)
-    ref: Ref = e[2] if op == "cmp" else e[1]
-    get = getter(store, table, ref)
-    ftype = (ref.parent_field or ref.field).type  # type: ignore[union-attr]
-    textual = ftype not in _NUMERIC + ("boolean", "date", "datetime")
-    if op in ("in", "notin"):
-        values = {_literal_value(ftype, lit) for lit in e[2]}
-        if textual:
-            values = {v.lower() if isinstance(v, str) else v for v in values}
-
-            def member(i: int) -> bool:
-                v = get(i)
-                return (v.lower() if isinstance(v, str) else v) in values
-
-        else:
-
-            def member(i: int) -> bool:
-                return get(i) in values
-
-        return member if op == "in" else (lambda i: not member(i))
-    if op == "like":
-        pattern = _like_regex(e[2][1])
-        rx = re.compile(pattern + r"\Z", re.IGNORECASE | re.DOTALL)
-
-        def like(i: int) -> bool:
-            v = get(i)
-            return v is not None and rx.match(str(v)) is not None
-
-        return like
-    cmp, lit = e[1], e[3]
-    if lit[0] == "null":
-        if cmp == "=":
-            return lambda i: get(i) is None
-        if cmp == "!=":
-            return lambda i: get(i) is not None
-        return lambda i: False
-    if lit[0] == "datekw":
-        lo, hi = _day_range(lit[1], today)
-
-        def in_days(i: int) -> bool:
-            v = get(i)
-            if v is None:
-                return False
-            d = v[:10]
-            if cmp == "=":
-                return lo <= d <= hi
-            if cmp == "!=":
-                return not lo <= d <= hi
-            if cmp == "<":
-                return d < lo
-            if cmp == "<=":
-                return d <= hi
-            if cmp == ">":
-                return d > hi
-            return d >= lo
-
-        return in_days
-    value = _literal_value(ftype, lit)
-    if textual and isinstance(value, str):
-        value = value.lower()
-
-        def norm(i: int) -> Any:
-            v = get(i)
-            return v.lower() if isinstance(v, str) else v
-
-    else:
-        norm = get
-    if cmp == "=":
-        return lambda i: norm(i) == value
-    if cmp == "!=":
-        return lambda i: norm(i) != value
-
-    def ordered(i: int) -> bool:
-        v = norm(i)
-        if v is None:
-            return False
-        try:
-            if cmp == "<":
-                return v < value
-            if cmp == ">":
-                return v > value
-            if cmp == "<=":
-                return v <= value
-            return v >= value
-        except TypeError:
-            return False
-
-    return ordered
-
-
-def execute(store: Store, q: Query, include_deleted: bool, today: dt.date) -> Sequence[int] | int:
-    """Row indices matching ``q`` in result order (a range when nothing filters or sorts),
-    or the count for ``COUNT()`` queries."""
-    table = q.table
-    assert table is not None
-    rows: Sequence[int] = table.live(include_deleted)
-    if q.where is not None:
-        pred = _compile(store, table, q.where, today)
-        rows = [i for i in rows if pred(i)]
-    if q.count:
-        n = len(rows) - q.offset
-        n = max(0, n)
-        return min(n, q.limit) if q.limit is not None else n
-    if q.order:
-        rows = list(rows)
-        for ref, desc, nulls_first in reversed(q.order):
-            get = getter(store, table, ref)
-            nones = [i for i in rows if get(i) is None]
-            present = [i for i in rows if get(i) is not None]
-
-            def key(i: int, get: Callable[[int], Any] = get) -> Any:
-                v = get(i)
-                return v.lower() if isinstance(v, str) else v
-
-            present.sort(key=key, reverse=desc)
-            rows = nones + present if nulls_first else present + nones
-    if q.offset or q.limit is not None:
-        end = None if q.limit is None else q.offset + q.limit
-        rows = rows[q.offset : end]
-    return rows

@@ -1,4 +1,4 @@
-"""Column-oriented record storage for the emulator.
+"""Column-oriented record storage for the emulator, with each object's delete log.
 
 Why columns: a million Python dicts cost well over a gigabyte, while one list per field costs
 8 bytes per cell (values such as picklist entries and dates are shared objects). Columns also make
@@ -10,144 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .ids import KEY_PREFIXES, custom_prefix, fast_ids, normalize_id
+from .schema import STANDARD_SCHEMAS, Field, Row, standard_fields
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME_RE = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2})?$"
 )
-
-SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
-
-
-@dataclass
-class Field:
-    """What describe reports about a field, and what writes are checked against."""
-
-    name: str
-    type: str = "string"
-    reference_to: str | None = None
-    relationship_name: str | None = None
-    nillable: bool = True
-    external_id: bool = False
-    unique: bool = False
-    createable: bool = True
-    updateable: bool = True
-    required: bool = False
-    length: int = 255
-    label: str = ""
-
-    def describe(self) -> dict[str, Any]:
-        soap = {
-            "id": "tns:ID",
-            "reference": "tns:ID",
-            "boolean": "xsd:boolean",
-            "double": "xsd:double",
-            "currency": "xsd:double",
-            "int": "xsd:int",
-            "date": "xsd:date",
-            "datetime": "xsd:dateTime",
-        }.get(self.type, "xsd:string")
-        text = self.type in (
-            "string",
-            "textarea",
-            "email",
-            "phone",
-            "picklist",
-            "url",
-            "id",
-            "reference",
-        )
-        return {
-            "name": self.name,
-            "label": self.label or _label(self.name),
-            "type": self.type,
-            "soapType": soap,
-            "length": (18 if self.type in ("id", "reference") else self.length) if text else 0,
-            "precision": 18 if self.type in ("double", "currency") else 0,
-            "scale": 2 if self.type in ("double", "currency") else 0,
-            "digits": 9 if self.type == "int" else 0,
-            "nillable": self.nillable,
-            "externalId": self.external_id,
-            "unique": self.unique,
-            "idLookup": self.type == "id" or self.external_id,
-            "createable": self.createable,
-            "updateable": self.updateable,
-            "filterable": True,
-            "sortable": self.type != "textarea",
-            "custom": self.name.endswith("__c"),
-            "calculated": False,
-            "defaultedOnCreate": not self.createable or self.type == "boolean",
-            "referenceTo": [self.reference_to] if self.reference_to else [],
-            "relationshipName": self.relationship_name,
-            "picklistValues": [],
-        }
-
-
-def _label(name: str) -> str:
-    base = name[:-3] if name.endswith("__c") else name
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", base.replace("_", " ")).strip()
-
-
-def _sys_fields() -> list[Field]:
-    return [
-        Field("Id", "id", nillable=False, createable=False, updateable=False, length=18),
-        Field("IsDeleted", "boolean", nillable=False, createable=False, updateable=False),
-        Field("CreatedDate", "datetime", nillable=False, createable=False, updateable=False),
-        Field("LastModifiedDate", "datetime", nillable=False, createable=False, updateable=False),
-        Field("SystemModstamp", "datetime", nillable=False, createable=False, updateable=False),
-    ]
-
-
-def _owner() -> Field:
-    return Field("OwnerId", "reference", "User", "Owner", nillable=False)
-
-
-STANDARD_SCHEMAS: dict[str, list[Field]] = {
-    "User": [
-        Field("Username", "string", nillable=False, unique=True, required=True, length=80),
-        Field("Name", "string", createable=False, updateable=False, length=121),
-        Field("FirstName", "string", length=40),
-        Field("LastName", "string", nillable=False, required=True, length=80),
-        Field("Email", "email", length=128),
-        Field("IsActive", "boolean", nillable=False),
-    ],
-    "Account": [
-        Field("Name", "string", nillable=False, required=True),
-        Field("AccountNumber", "string", length=40),
-        Field("Industry", "picklist", length=255),
-        Field("Type", "picklist"),
-        Field("AnnualRevenue", "currency"),
-        Field("NumberOfEmployees", "int"),
-        Field("Phone", "phone", length=40),
-        Field("BillingCity", "string", length=40),
-        Field("BillingCountry", "string", length=80),
-        Field("Description", "textarea", length=32000),
-        Field("LastActivityDate", "date", createable=False, updateable=False),
-        Field("Active__c", "boolean", nillable=False),
-        _owner(),
-        Field("External_Id__c", "string", external_id=True, unique=True, length=64),
-    ],
-    "Contact": [
-        Field("FirstName", "string", length=40),
-        Field("LastName", "string", nillable=False, required=True, length=80),
-        Field("Name", "string", createable=False, updateable=False, length=121),
-        Field("Email", "email", length=80),
-        Field("Phone", "phone", length=40),
-        Field("Title", "string", length=128),
-        Field("AccountId", "reference", "Account", "Account"),
-        Field("Birthdate", "date"),
-        Field("HasOptedOutOfEmail", "boolean", nillable=False),
-        Field("Description", "textarea", length=32000),
-        Field("LastActivityDate", "date", createable=False, updateable=False),
-        _owner(),
-        Field("External_Id__c", "string", external_id=True, unique=True, length=64),
-    ],
-}
 
 
 def now_datetime(now: float) -> str:
@@ -244,7 +117,13 @@ def infer_field(name: str, values: Iterable[Any]) -> Field:
 
 @dataclass
 class Table:
-    """One sObject: schema, columns (one list per field) and an id -> row index map."""
+    """One sObject: schema, columns (one list per stored field), an id -> row index map and
+    the delete log.
+
+    The delete log (id -> deletedDate) is what ``/sobjects/{Object}/deleted/`` reports: a row
+    enters it when deleted, stays in it when purged from the Recycle Bin (or hard-deleted) and
+    leaves it when undeleted; ``log_floor`` is the moment entries before it were dropped.
+    """
 
     name: str
     prefix: str
@@ -256,6 +135,8 @@ class Table:
     purged: set[int] = field(default_factory=set)
     counter: int = 1
     version: int = 0
+    delete_log: dict[str, str] = field(default_factory=dict)
+    log_floor: str | None = None
     _unique: dict[str, dict[Any, int]] = field(default_factory=dict)
 
     def field(self, name: str) -> Field | None:
@@ -263,7 +144,7 @@ class Table:
 
     def fields_where(self, kind: str) -> list[Field]:
         """Fields that are ``required``, ``unique`` or ``boolean``, cached (writes check them per row)."""
-        cache = self.__dict__.setdefault("_kinds", {})
+        cache: dict[str, list[Field]] = self.__dict__.setdefault("_kinds", {})
         found = cache.get(kind)
         if found is None:
             if kind == "boolean":
@@ -280,10 +161,33 @@ class Table:
         if existing:
             return existing
         self.fields[f.name.lower()] = f
-        self.__dict__.pop("_kinds", None)
+        self.forget_field_lists()
         self.version += 1
-        self.cols[f.name] = [self._default(f.name)] * self.size
+        if not f.virtual:
+            self.cols[f.name] = [self._default(f.name)] * self.size
         return f
+
+    def forget_field_lists(self) -> None:
+        """Drop the cached ``fields_where`` lists (after a field was added or redefined)."""
+        self.__dict__.pop("_kinds", None)
+
+    def getter(self, f: Field, store: Store, today: dt.date) -> Callable[[int], Any]:
+        """row index -> value of ``f``: its column, or computed for formula/address fields."""
+        if not f.virtual:
+            return self.cols[f.name].__getitem__
+        compute = f.compute
+        if compute is not None:
+            return lambda i: compute(Row(store, self, i, today))
+        parts = [(key, self.cols[name]) for key, name in f.components]
+
+        def address(i: int) -> dict[str, Any] | None:
+            found = {key: col[i] for key, col in parts}
+            return found if any(v is not None for v in found.values()) else None
+
+        return address
+
+    def value(self, f: Field, i: int, store: Store, today: dt.date) -> Any:
+        return self.getter(f, store, today)(i)
 
     def _default(self, name: str) -> Any:
         """Checkbox (boolean) fields are never null in Salesforce: they default to false."""
@@ -370,17 +274,31 @@ class Table:
         return [i for i, d in enumerate(self.cols["IsDeleted"]) if not d and i not in purged]
 
     def soft_delete(self, i: int, now: str) -> None:
+        """Move row ``i`` to the Recycle Bin: queryAll still sees it, the delete log has it."""
         if not self.cols["IsDeleted"][i]:
             self.cols["IsDeleted"][i] = True
             self.deleted += 1
-            self.cols["SystemModstamp"][i] = now
+            self.cols["SystemModstamp"][i] = self.cols["LastModifiedDate"][i] = now
+            self.delete_log[self.cols["Id"][i]] = now
             self.version += 1
 
-    def purge(self, i: int) -> None:
+    def undelete(self, i: int, now: str) -> None:
+        """Restore row ``i`` from the Recycle Bin (it leaves the delete log)."""
+        if self.cols["IsDeleted"][i] and i not in self.purged:
+            self.cols["IsDeleted"][i] = False
+            self.deleted -= 1
+            self.cols["SystemModstamp"][i] = self.cols["LastModifiedDate"][i] = now
+            self.delete_log.pop(self.cols["Id"][i], None)
+            self.version += 1
+
+    def purge(self, i: int, now: str) -> None:
+        """Delete row ``i`` for good (hard delete, emptied Recycle Bin): gone from queryAll,
+        still in the delete log (with its first deletion date)."""
         if i in self.purged:
             return
         if self.cols["IsDeleted"][i]:
             self.deleted -= 1
+        self.delete_log.setdefault(self.cols["Id"][i], now)
         self.purged.add(i)
         self.index.pop(self.cols["Id"][i], None)
         for uname, uidx in self._unique.items():
@@ -417,9 +335,7 @@ class Store:
                 prefix = custom_prefix(self._custom)
                 self._custom += 1
             t = Table(canonical, prefix)
-            for f in _sys_fields() + [
-                Field(**vars(f)) for f in STANDARD_SCHEMAS.get(canonical, [])
-            ]:
+            for f in standard_fields(canonical):
                 t.add_field(f)
             self.tables[canonical.lower()] = t
             return t

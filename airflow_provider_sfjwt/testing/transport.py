@@ -117,6 +117,34 @@ class Request:
             self._consumed = True
 
 
+class OpenConnections:
+    """Client sockets being served, so :meth:`SalesforceEmulator.stop` can drop them all
+    (a keep-alive client would otherwise hold a handler thread after the server stopped)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socks: set[socket.socket] = set()
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.add(sock)
+
+    def discard(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.discard(sock)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._socks)
+
+    def close_all(self) -> None:
+        with self._lock:
+            socks = list(self._socks)
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -140,7 +168,19 @@ class Server(ThreadingHTTPServer):
             while not self._stop_requested:
                 for key, _ in selector.select():
                     if key.fileobj is self and not self._stop_requested:
-                        self._handle_request_noblock()
+                        self._accept()
+
+    def _accept(self) -> None:
+        """Take one pending connection and hand it to a handler thread."""
+        try:
+            request, client_address = self.get_request()
+        except OSError:
+            return
+        try:
+            self.process_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
 
     def stop(self, thread: threading.Thread | None) -> None:
         """End :meth:`run` (running in ``thread``) and close the listening socket."""
@@ -168,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         emu = self.server.emulator
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if emu.latency.active:  # the handshakes of a new connection, on a slow network
+            emu.pause(emu.latency.connect_delay(emu.ssl_context is not None))
         if emu.ssl_context is not None:
             self.request.settimeout(10)
             self.request = emu.ssl_context.wrap_socket(self.request, server_side=True)

@@ -1,8 +1,10 @@
 """Record writes shared by the REST sObject endpoints, sObject Collections and Bulk ingest.
 
-Each operation validates like Salesforce (unknown field, read-only field, required field, unique
-external id, unknown / deleted / malformed id) and returns per-record errors in Salesforce's
-``statusCode`` vocabulary, so the three APIs report identical failures for identical input.
+Each operation validates like Salesforce (unknown field, read-only field, required field, the
+value's type, length and field rules - see :mod:`.values` -, unique external id, unknown /
+deleted / malformed id) and returns per-record errors in Salesforce's ``statusCode``
+vocabulary, so the three APIs report identical failures for identical input. Every write moves
+``LastModifiedDate`` and ``SystemModstamp`` to the server's now.
 """
 
 from __future__ import annotations
@@ -10,30 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .data import coerce
+from . import values
 from .ids import normalize_id
+from .schema import Field
 from .store import Store, Table
-
-
-@dataclass
-class WriteError:
-    code: str
-    message: str
-    fields: list[str] = field(default_factory=list)
-
-    def rest(self) -> dict[str, Any]:
-        return {"statusCode": self.code, "message": self.message, "fields": self.fields}
-
-    def bulk(self) -> str:
-        """Bulk API 2.0 ``sf__Error`` text, e.g. ``REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --``."""
-        return f"{self.code}:{self.message}:{','.join(self.fields)} --"
-
-
-class Rejected(Exception):
-    def __init__(self, error: WriteError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
+from .values import Rejected, WriteError
 
 ROLLED_BACK = WriteError(
     "ALL_OR_NONE_OPERATION_ROLLED_BACK",
@@ -52,12 +35,61 @@ class Batch:
     claimed: dict[str, dict[Any, int]] = field(default_factory=dict)
 
 
-def _values(table: Table, record: dict[str, Any], creating: bool) -> dict[str, Any]:
+def decode(table: Table, record: dict[str, Any]) -> None:
+    """Bind a JSON record's values to their field types; raises ``values.Undeserializable``.
+
+    sObject Collections bind the whole body before writing anything: one unbindable value
+    fails the request, not just its record."""
+    for key, value in record.items():
+        f = table.field(key) if key != "attributes" else None
+        if f is not None:
+            values.from_json(f, value)
+
+
+def foreign_key(store: Store, reference: Field, parent_field: str, key: Any) -> str:
+    """The Id of the ``reference.reference_to`` record whose ``parent_field`` (an external id
+    field, or Id) is ``key``: how a write sets a lookup by external id on every API."""
+    parent = store.table(reference.reference_to or "")
+    pf = parent.field(parent_field)
+    if pf is not None and pf.name == "Id":
+        return normalize_id(key) or str(key)
+    row = parent.unique_index(pf.name).get(key) if pf is not None and pf.external_id else None
+    if row is None or pf is None:
+        raise Rejected(
+            WriteError(
+                "INVALID_FIELD",
+                f"Foreign key external ID: {key} not found for field {parent_field} in entity "
+                f"{parent.name}",
+                [],
+            )
+        )
+    return str(parent.cols["Id"][row])
+
+
+def _values(
+    store: Store, table: Table, record: dict[str, Any], creating: bool, typed: bool
+) -> dict[str, Any]:
+    """The record's values by canonical field name, checked; ``typed``: already in stored
+    form (Bulk CSV cells), else JSON values (raises ``values.Undeserializable``). A nested
+    ``{"Account": {"External_Id__c": "A-1"}}`` sets the lookup by the parent's external id."""
     out: dict[str, Any] = {}
     for key, value in record.items():
         if key == "attributes":
             continue
         f = table.field(key)
+        reference = table.relationship(key) if f is None and isinstance(value, dict) else None
+        if reference is not None:
+            keys = [k for k in value if k != "attributes"]
+            if len(keys) != 1:
+                raise Rejected(
+                    WriteError(
+                        "INVALID_FIELD",
+                        f"The relationship {key} must name exactly one external id field",
+                        [key],
+                    )
+                )
+            out[reference.name] = foreign_key(store, reference, keys[0], value[keys[0]])
+            continue
         if f is None:
             raise Rejected(
                 WriteError(
@@ -85,7 +117,8 @@ def _values(table: Table, record: dict[str, Any], creating: bool) -> dict[str, A
                     [f.name],
                 )
             )
-        value = coerce(table, f.name, value)
+        if not typed:
+            value = values.from_json(f, value)
         if f.type == "reference" and value is not None:
             rid = normalize_id(value)
             if rid is None:
@@ -97,18 +130,21 @@ def _values(table: Table, record: dict[str, Any], creating: bool) -> dict[str, A
                     )
                 )
             value = rid
-        if value is None and not f.nillable and f.type != "boolean":
+        if value is None and f.type == "boolean":
+            value = False  # a checkbox is never null
+        if value is None and not f.nillable:
             raise Rejected(
                 WriteError(
                     "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{f.name}]", [f.name]
                 )
             )
+        values.check(f, value)
         out[f.name] = value
     return out
 
 
-def _check_references(store: Store, table: Table, values: dict[str, Any]) -> None:
-    for name, value in values.items():
+def _check_references(store: Store, table: Table, written: dict[str, Any]) -> None:
+    for name, value in written.items():
         f = table.field(name)
         if f is None or f.type != "reference" or value is None or not f.reference_to:
             continue
@@ -123,11 +159,11 @@ def _check_references(store: Store, table: Table, values: dict[str, Any]) -> Non
             )
 
 
-def _check_unique(table: Table, values: dict[str, Any], row: int | None, batch: Batch) -> None:
+def _check_unique(table: Table, written: dict[str, Any], row: int | None, batch: Batch) -> None:
     for f in table.fields_where("unique"):
-        if values.get(f.name) is None:
+        if written.get(f.name) is None:
             continue
-        value = values[f.name]
+        value = written[f.name]
         owner = table.unique_index(f.name).get(value)
         other = batch.claimed.get(f.name, {}).get(value, owner)
         if other is not None and other != row:
@@ -141,21 +177,21 @@ def _check_unique(table: Table, values: dict[str, Any], row: int | None, batch: 
             )
 
 
-def _claim(table: Table, values: dict[str, Any], row: int, batch: Batch) -> None:
+def _claim(table: Table, written: dict[str, Any], row: int, batch: Batch) -> None:
     for f in table.fields_where("unique"):
-        if values.get(f.name) is not None:
-            batch.claimed.setdefault(f.name, {})[values[f.name]] = row
+        if written.get(f.name) is not None:
+            batch.claimed.setdefault(f.name, {})[written[f.name]] = row
 
 
-def _derive(table: Table, values: dict[str, Any], row: int | None) -> None:
-    if table.name in ("Contact", "User") and ("FirstName" in values or "LastName" in values):
+def _derive(table: Table, written: dict[str, Any], row: int | None) -> None:
+    if table.name in ("Contact", "User") and ("FirstName" in written or "LastName" in written):
 
         def cur(name: str) -> Any:
-            if name in values:
-                return values[name]
+            if name in written:
+                return written[name]
             return table.cols[name][row] if row is not None else None
 
-        values["Name"] = " ".join(p for p in (cur("FirstName"), cur("LastName")) if p) or None
+        written["Name"] = " ".join(p for p in (cur("FirstName"), cur("LastName")) if p) or None
 
 
 def find(table: Table, record_id: Any) -> int:
@@ -171,9 +207,11 @@ def find(table: Table, record_id: Any) -> int:
     return row
 
 
-def plan_create(store: Store, table: Table, record: dict[str, Any], batch: Batch) -> dict[str, Any]:
-    values = _values(table, record, creating=True)
-    missing = [f.name for f in table.fields_where("required") if values.get(f.name) in (None, "")]
+def plan_create(
+    store: Store, table: Table, record: dict[str, Any], batch: Batch, typed: bool = False
+) -> dict[str, Any]:
+    checked = _values(store, table, record, creating=True, typed=typed)
+    missing = [f.name for f in table.fields_where("required") if checked.get(f.name) in (None, "")]
     if missing:
         raise Rejected(
             WriteError(
@@ -182,15 +220,15 @@ def plan_create(store: Store, table: Table, record: dict[str, Any], batch: Batch
                 missing,
             )
         )
-    _check_references(store, table, values)
-    _check_unique(table, values, None, batch)
-    _claim(table, values, -1, batch)
-    return values
+    _check_references(store, table, checked)
+    _check_unique(table, checked, None, batch)
+    _claim(table, checked, -1, batch)
+    return checked
 
 
-def apply_create(table: Table, values: dict[str, Any], now: str, owner_id: str | None) -> str:
+def apply_create(table: Table, written: dict[str, Any], now: str, owner_id: str | None) -> str:
     rid = table.new_ids(1)[0]
-    row = dict(values)
+    row = dict(written)
     row["Id"] = rid
     row["IsDeleted"] = False
     row["CreatedDate"] = row["LastModifiedDate"] = row["SystemModstamp"] = now
@@ -205,24 +243,29 @@ def apply_create(table: Table, values: dict[str, Any], now: str, owner_id: str |
 
 
 def plan_update(
-    store: Store, table: Table, record_id: Any, record: dict[str, Any], batch: Batch
+    store: Store,
+    table: Table,
+    record_id: Any,
+    record: dict[str, Any],
+    batch: Batch,
+    typed: bool = False,
 ) -> tuple[int, dict[str, Any]]:
     row = find(table, record_id)
-    values = _values(table, record, creating=False)
-    _check_references(store, table, values)
-    _check_unique(table, values, row, batch)
-    _claim(table, values, row, batch)
-    return row, values
+    checked = _values(store, table, record, creating=False, typed=typed)
+    _check_references(store, table, checked)
+    _check_unique(table, checked, row, batch)
+    _claim(table, checked, row, batch)
+    return row, checked
 
 
-def apply_update(table: Table, row: int, values: dict[str, Any], now: str) -> str:
-    _derive(table, values, row)
-    for name, value in values.items():
+def apply_update(table: Table, row: int, written: dict[str, Any], now: str) -> str:
+    _derive(table, written, row)
+    for name, value in written.items():
         table.set(row, name, value)
     table.set(row, "LastModifiedDate", now)
     table.set(row, "SystemModstamp", now)
     table.version += 1
-    return table.cols["Id"][row]
+    return str(table.cols["Id"][row])
 
 
 def plan_delete(table: Table, record_id: Any) -> int:

@@ -2,7 +2,8 @@
 
 The triggerer runs many triggers on one event loop, so nothing here may block it: the
 connection lookup, key loading, token exchange and every HTTP poll run in a worker thread
-(``asyncio.to_thread``) and the loop only ever awaits. No new dependency is needed for that.
+(:func:`~airflow_provider_sfjwt.compat.in_worker_thread`, whose threads may ask Airflow for the
+connection on every release) and the loop only ever awaits.
 
 What is serialised (and so stored in the metadata DB) is only the connection id, the job ids,
 their kind, the poll interval and the deadline: never a key, token or assertion. The triggerer
@@ -18,6 +19,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_sfjwt.compat import in_worker_thread
 from airflow_provider_sfjwt.salesforce.bulk import (
     DEFAULT_POLL_INTERVAL,
     JOB_KINDS,
@@ -87,7 +89,7 @@ class SalesforceBulkJobTrigger(BaseTrigger):
 
     async def _get_jobs(self) -> BulkJobs:
         if self._jobs is None:
-            self._jobs = await asyncio.to_thread(self._make_jobs)
+            self._jobs = await in_worker_thread(self._make_jobs)
         return self._jobs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -96,16 +98,13 @@ class SalesforceBulkJobTrigger(BaseTrigger):
         try:
             while True:
                 for job_id in list(watch.pending):
-                    watch.observe(job_id, await asyncio.to_thread(jobs.get, self.kind, job_id))
+                    info = await in_worker_thread(jobs.get, self.kind, job_id)
+                    self.log.info("%s", watch.describe(job_id, info))
+                    watch.observe(job_id, info)
                 if not watch.pending:
                     break
                 wait = watch.next_wait()
-                self.log.info(
-                    "Bulk %s job(s) %s not finished; next poll in %.1f s",
-                    self.kind,
-                    ", ".join(watch.pending),
-                    wait,
-                )
+                self.log.info("Next poll in %.1f s", wait)
                 await asyncio.sleep(wait)
         except BulkJobError as exc:
             await self._abort_pending(jobs)
@@ -133,7 +132,7 @@ class SalesforceBulkJobTrigger(BaseTrigger):
     async def _abort_pending(self, jobs: BulkJobs) -> None:
         pending = self._watch.pending
         while pending:
-            await asyncio.to_thread(jobs.abort_quietly, self.kind, pending.pop(0))
+            await in_worker_thread(jobs.abort_quietly, self.kind, pending.pop(0))
 
     async def on_kill(self) -> None:
         """The user killed the deferred task: abort the jobs it was waiting for."""
@@ -142,5 +141,12 @@ class SalesforceBulkJobTrigger(BaseTrigger):
 
 
 def _job_numbers(info: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "state", "numberRecordsProcessed", "numberRecordsFailed", "totalProcessingTime")
+    keys = (
+        "id",
+        "state",
+        "apiVersion",
+        "numberRecordsProcessed",
+        "numberRecordsFailed",
+        "totalProcessingTime",
+    )
     return {k: info[k] for k in keys if k in info}

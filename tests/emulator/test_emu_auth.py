@@ -46,6 +46,17 @@ def test_wrong_audience(emu, keys):
     )
 
 
+def test_an_app_can_refuse_a_wrong_audience_as_user_not_approved(emu, keys):
+    """Reported for real orgs: a wrong aud answered as if the user were not pre-authorised."""
+    emu.add_app("ck-unapproved", keys.certificate_pem, [USER], audience_error="user_not_approved")
+    assert error_of(exchange(emu, assertion(keys, iss="ck-unapproved", aud=TEST))) == (
+        400,
+        "invalid_grant",
+        "user hasn't approved this consumer",
+    )
+    assert exchange(emu, assertion(keys, iss="ck-unapproved", aud=LOGIN)).status_code == 200
+
+
 def test_sandbox_app_wants_test_audience(emu, keys):
     emu.add_app("sandbox-ck", keys.certificate_pem, [USER], sandbox=True)
     assert exchange(emu, assertion(keys, iss="sandbox-ck", aud=TEST)).status_code == 200

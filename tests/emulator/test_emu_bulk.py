@@ -121,12 +121,36 @@ def test_query_all_job_and_result_pages(emu, sf):
     sf.delete(api(emu, f"sobjects/Account/{ids[0]}"))
     job = create_query(emu, sf, "SELECT Id, IsDeleted FROM Account", operation="queryAll")
     poll(emu, sf, job["id"])
-    pages = sf.get(api(emu, f"{JOBS}/{job['id']}/resultPages"), params={"maxRecords": 2}).json()
-    assert len(pages["resultPages"]) == 4 and pages["done"] is True
-    total = 0
-    for page in pages["resultPages"]:
-        total += len(read_csv(sf.get(emu.url + page["resultUrl"]).text)) - 1
-    assert total == 7
+    emu.bulk.default_max_records = 1  # the server's chunk size: seven result URLs
+    first = sf.get(api(emu, f"{JOBS}/{job['id']}/resultPages")).json()
+    # Salesforce's documented shape: at most five result URLs, each a /results URL with a locator
+    assert set(first) == {"resultPages", "nextRecordsUrl", "done"} and first["done"] is False
+    assert len(first["resultPages"]) == 5
+    base = f"/services/data/v{V}/{JOBS}/{job['id']}"
+    assert all(set(p) == {"resultUrl"} for p in first["resultPages"])
+    assert all(p["resultUrl"].startswith(f"{base}/results?locator=") for p in first["resultPages"])
+    assert first["nextRecordsUrl"].startswith(f"{base}/resultPages?")
+    second = sf.get(emu.url + first["nextRecordsUrl"]).json()
+    assert len(second["resultPages"]) == 2
+    assert second["done"] is True and second["nextRecordsUrl"] is None
+    rows = []
+    for page in first["resultPages"] + second["resultPages"]:
+        chunk = sf.get(emu.url + page["resultUrl"])
+        assert chunk.headers["Sforce-NumberOfRecords"] == "1"
+        rows += read_csv(chunk.text)[1:]
+    assert sorted(r[0] for r in rows) == sorted(ids) and {r[1] for r in rows} == {"true", "false"}
+
+
+def test_result_pages_needs_api_58(emu, sf):
+    emu.api_versions = ("57.0", *emu.api_versions)
+    emu.generate_accounts(3)
+    old = f"{emu.url}/services/data/v57.0/{JOBS}"
+    job = sf.post(old, json={"operation": "query", "query": "SELECT Id FROM Account"}).json()
+    for _ in range(emu.bulk_poll_transitions):
+        sf.get(f"{old}/{job['id']}")
+    assert sf.get(f"{old}/{job['id']}/results").headers["Sforce-NumberOfRecords"] == "3"
+    missing = sf.get(f"{old}/{job['id']}/resultPages")
+    assert missing.status_code == 404 and missing.json()[0]["errorCode"] == "NOT_FOUND"
 
 
 def test_query_job_errors(emu, sf):

@@ -16,7 +16,8 @@ def test_versions_and_resources(emu, sf):
     assert {"label": "Spring '26", "url": "/services/data/v66.0", "version": "66.0"} in versions
     res = sf.get(api(emu, "")).json()
     assert res["query"] == f"/services/data/v{V}/query"
-    resp = sf.get(emu.url + "/services/data/v41.0/limits")
+    assert sf.get(emu.url + "/services/data/v41.0/limits").status_code == 200
+    resp = sf.get(emu.url + "/services/data/v69.0/limits")  # not released yet
     assert resp.status_code == 404
     assert resp.json() == [
         {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}
@@ -57,7 +58,7 @@ def test_sobjects_and_describe(emu, sf):
     assert fields["Active__c"]["type"] == "boolean" and fields["Active__c"]["custom"]
     assert fields["Description"]["type"] == "textarea"
     industries = {p["value"] for p in fields["Industry"]["picklistValues"]}
-    assert industries == {r["Industry"] for r in emu.records("Account") if r["Industry"]}
+    assert industries >= {r["Industry"] for r in emu.records("Account") if r["Industry"]}
     assert fields["External_Id__c"]["externalId"] and fields["External_Id__c"]["unique"]
     owner = fields["OwnerId"]
     assert owner["type"] == "reference" and owner["referenceTo"] == ["User"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import importlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,10 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk.exceptions import TaskDeferred
-from airflow.sdk.module_loading import import_string
-
 from airflow_provider_sfjwt import DEFAULT_API_VERSION
+from airflow_provider_sfjwt.compat import TaskDeferred
 from airflow_provider_sfjwt.operators import (
     SalesforceBulkIngestOperator,
     SalesforceBulkQueryOperator,
@@ -86,7 +85,8 @@ def run_task(op: Any, context: dict[str, Any] | None = None) -> Any:
         return op.execute(context)
     except TaskDeferred as deferred:
         classpath, kwargs = deferred.trigger.serialize()
-        trigger = import_string(classpath)(**kwargs)  # as the triggerer rebuilds it
+        module, _, name = classpath.rpartition(".")
+        trigger = getattr(importlib.import_module(module), name)(**kwargs)  # as the triggerer does
 
         async def first_event() -> Any:
             return (await anext(trigger.run())).payload

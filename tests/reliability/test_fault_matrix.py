@@ -75,6 +75,7 @@ class Fault:
     bulk_only: bool = False
     conn: dict[str, Any] = field(default_factory=dict)
     check: Callable[[Run], None] | None = None
+    columns: tuple[str, ...] = ()  # only these columns (the ones that meet the fault)
 
 
 # --- where a fault goes --------------------------------------------------------------------
@@ -321,6 +322,31 @@ FAULTS += [
         check=no_api_call,
     ),
     Fault(
+        "repeating_cursor",
+        "Cursor points at itself (nextRecordsUrl / Sforce-Locator repeats)",
+        before(lambda emu: emu.faults.repeat_cursors()),
+        failing("again"),
+        columns=("rest_query", "bulk_query", "bulk_query_deferred"),
+    ),
+    Fault(
+        "count_too_high",
+        "Sforce-NumberOfRecords far above the rows sent",
+        before(lambda emu: emu.faults.wrong_record_count(10**6)),
+        failing("Sforce-NumberOfRecords", "nothing was written"),
+        columns=("bulk_query", "bulk_query_deferred"),
+    ),
+    Fault(
+        "csv_header_endless",
+        "Bulk CSV header without a line end (3 MB)",
+        aimed(
+            lambda emu, prefix: emu.faults.huge_body(
+                prefix, 3 << 20, fill=b"Id,", content_type="text/csv"
+            )
+        ),
+        failing("no line end in its first"),
+        columns=("bulk_query", "bulk_query_deferred"),
+    ),
+    Fault(
         "quota_exhausted",
         "Daily API quota exhausted (REQUEST_LIMIT_EXCEEDED)",
         before(lambda emu: emu.faults.exhaust_quota()),
@@ -357,7 +383,9 @@ CELLS = [
     pytest.param(fault, column, id=f"{fault.key}-{column.key}")
     for fault in FAULTS
     for column in COLUMNS
-    if (column.bulk or not fault.bulk_only) and in_this_run(fault, column)
+    if (column.bulk or not fault.bulk_only)
+    and (not fault.columns or column.key in fault.columns)
+    and in_this_run(fault, column)
 ]
 
 _baselines: dict[str, int] = {}

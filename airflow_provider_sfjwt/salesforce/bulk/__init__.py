@@ -6,7 +6,8 @@ client uploads, polls and downloads. The package follows a job's life:
 * :mod:`.jobs` - :class:`BulkJobs`, one client's jobs: create, upload, close, read, abort,
   delete, and wait (aborting what it started when a wait fails or is interrupted);
 * :mod:`.poller` - how a wait judges a job, shared by the worker and the triggerer;
-* :mod:`.download` - result bodies streamed and resumed where a connection broke off;
+* :mod:`.download` - result chunks read one after the other (locators), ingest result files;
+* :mod:`.parallel` - result chunks downloaded side by side (``resultPages``, API 58.0+);
 * :mod:`.query` - a query job to a CSV, JSONL or Parquet file;
 * :mod:`.upload` - :class:`IngestSpec` (what to load and how) and split uploads;
 * :mod:`.failures` - refused records: error codes, transient ones loaded again, thresholds;
@@ -22,7 +23,8 @@ from __future__ import annotations
 from .download import save_job_results, stream_body
 from .failures import check_failed_records, failed_records_limit, resubmit_transient_failures
 from .ingest import IngestSummary, finish_ingest, ingest_file, result_targets
-from .jobs import INGEST, INGEST_OPERATIONS, JOB_KINDS, QUERY, BulkJobs
+from .jobs import INGEST, INGEST_OPERATIONS, JOB_KINDS, QUERY, BulkJobs, wait_for_deletions
+from .parallel import DEFAULT_PARALLEL_DOWNLOADS, check_parallel_downloads
 from .poller import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
@@ -32,10 +34,11 @@ from .poller import (
     poll_delays,
     raise_for_state,
 )
-from .query import QueryResult, download_results, query_to_file
+from .query import QueryResult, download_results, job_api_version, query_to_file
 from .upload import MAX_UPLOAD_BYTES, IngestSpec, start_ingest
 
 __all__ = [
+    "DEFAULT_PARALLEL_DOWNLOADS",
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_TIMEOUT",
     "INGEST",
@@ -50,10 +53,12 @@ __all__ = [
     "JobWatch",
     "QueryResult",
     "check_failed_records",
+    "check_parallel_downloads",
     "download_results",
     "failed_records_limit",
     "finish_ingest",
     "ingest_file",
+    "job_api_version",
     "job_error",
     "poll_delays",
     "query_to_file",
@@ -63,4 +68,5 @@ __all__ = [
     "save_job_results",
     "start_ingest",
     "stream_body",
+    "wait_for_deletions",
 ]

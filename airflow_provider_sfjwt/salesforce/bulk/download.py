@@ -9,97 +9,51 @@ the bytes already handed on are skipped, so no row is lost or written twice. Row
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-import urllib3.exceptions
 
+from ..bodies import stream_body
 from ..bulk_csv import CsvJoiner
 from ..client import SalesforceClient
-from ..errors import RetriesExhaustedError, SalesforceError
-from ..retry import Retryable
-from ..storage import FilePath, atomic_output
+from ..errors import UnexpectedResponseError, quoted
+from ..storage import Destination, FilePath, atomic_output
 
-__all__ = ["ResultChunk", "iter_result_chunks", "save_job_results", "stream_body"]
+__all__ = [
+    "RESULT_HEADERS",
+    "ResultChunk",
+    "iter_result_chunks",
+    "job_path",
+    "record_count",
+    "save_job_results",
+    "stream_body",
+]
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1024 * 1024
 RESULT_FILES = {
     "success": "successfulResults",
     "failed": "failedResults",
     "unprocessed": "unprocessedrecords",
 }
 """The three result sets of an ingest job, by the names used here and Salesforce's resource."""
-# Errors that mean a streamed body broke off; the same URL is then fetched again.
-_BROKEN_BODY = (
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    urllib3.exceptions.ProtocolError,
-    urllib3.exceptions.ReadTimeoutError,
-)
+RESULT_HEADERS = {"Accept": "text/csv", "Accept-Encoding": "gzip"}
+"""Headers of a query result request: CSV, compressed on the wire (much faster to download)."""
 
 
-def stream_body(
-    client: SalesforceClient,
-    fetch: Callable[[], requests.Response],
-    what: str,
-    *,
-    response: requests.Response | None = None,
-    same: Callable[[requests.Response], str | None] | None = None,
-    chunk_size: int = CHUNK_BYTES,
-) -> Iterator[bytes]:
-    """Stream a response body; if it breaks off, ``fetch`` it again and resume after the bytes
-    already delivered (Bulk result URLs and locators are re-fetchable while the job exists).
+def job_path(job_id: str, version: str | None) -> str:
+    """The query job's resource, under the job's own API version when it is known: results
+    must be read with the version the job was created with (else 409)."""
+    if version is None:
+        return f"jobs/query/{job_id}"
+    return f"/services/data/v{version}/jobs/query/{job_id}"
 
-    ``same`` compares a re-fetched response with the first one and returns why it differs, if it
-    does: resuming a different body would corrupt the output, so that is an error.
-    """
-    delivered = 0
-    current = response
-    for attempt in client.retry.attempts(f"Downloading {what}"):
-        with attempt:
-            if current is None:
-                current = fetch()
-                difference = same(current) if same and attempt.number else None
-                if difference:
-                    current.close()
-                    raise SalesforceError(
-                        f"{what} changed between two downloads ({difference}); it cannot be "
-                        "resumed without losing or repeating rows. Run the task again."
-                    )
-            skip = delivered
-            try:
-                for block in current.iter_content(chunk_size):
-                    if skip:
-                        if len(block) <= skip:
-                            skip -= len(block)
-                            continue
-                        block = block[skip:]
-                        skip = 0
-                    delivered += len(block)
-                    yield block
-            except _BROKEN_BODY as exc:
-                current.close()
-                current = None
-                name, done = type(exc).__name__, delivered
-                raise Retryable(
-                    f"broke off after {done:,} bytes ({name}); fetching it again",
-                    exhausted=lambda tries, name=name, done=done: RetriesExhaustedError(
-                        f"Downloading {what} broke off {tries} times ({name}) after {done:,} "
-                        "bytes. The network to Salesforce is unstable; run the task again, or "
-                        f"raise max_retries (now {client.retry.max_retries})."
-                    ),
-                ) from None
-            current.close()
-            if skip:
-                raise SalesforceError(
-                    f"{what} was {skip:,} bytes shorter when fetched again; it cannot be resumed "
-                    "without losing rows. Run the task again."
-                )
+
+def record_count(response: requests.Response) -> int:
+    """``Sforce-NumberOfRecords`` of a result chunk (0 when absent)."""
+    return int(response.headers.get("Sforce-NumberOfRecords") or 0)
 
 
 @dataclass
@@ -115,20 +69,23 @@ class ResultChunk:
     number: int
     locator: str | None
     max_records: int | None
+    version: str | None
     response: requests.Response
     records: int = field(init=False)
     next_locator: str | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.records = _record_count(self.response)
+        self.records = record_count(self.response)
         nxt = self.response.headers.get("Sforce-Locator")
         self.next_locator = None if nxt in (None, "", "null") else nxt
 
     def _fetch(self) -> requests.Response:
-        return _fetch_results(self.client, self.job_id, self.locator, self.max_records)
+        return _fetch_results(
+            self.client, self.job_id, self.locator, self.max_records, self.version
+        )
 
     def _same(self, again: requests.Response) -> str | None:
-        count = _record_count(again)
+        count = record_count(again)
         return None if count == self.records else f"{self.records} then {count} records"
 
     def iter_bytes(self) -> Iterator[bytes]:
@@ -137,12 +94,12 @@ class ResultChunk:
         return stream_body(self.client, self._fetch, what, response=self.response, same=self._same)
 
 
-def _record_count(response: requests.Response) -> int:
-    return int(response.headers.get("Sforce-NumberOfRecords") or 0)
-
-
 def _fetch_results(
-    client: SalesforceClient, job_id: str, locator: str | None, max_records: int | None
+    client: SalesforceClient,
+    job_id: str,
+    locator: str | None,
+    max_records: int | None,
+    version: str | None,
 ) -> requests.Response:
     params: dict[str, Any] = {}
     if max_records:
@@ -151,32 +108,46 @@ def _fetch_results(
         params["locator"] = locator
     return client.request(
         "GET",
-        f"jobs/query/{job_id}/results",
+        f"{job_path(job_id, version)}/results",
         params=params,
-        headers={"Accept": "text/csv", "Accept-Encoding": "gzip"},
+        headers=RESULT_HEADERS,
         stream=True,
     )
 
 
 def iter_result_chunks(
-    client: SalesforceClient, job_id: str, max_records: int | None = None
+    client: SalesforceClient,
+    job_id: str,
+    max_records: int | None = None,
+    version: str | None = None,
 ) -> Iterator[ResultChunk]:
-    """The result chunks of a completed query job, in locator order; read each before the next."""
+    """The result chunks of a completed query job, in locator order; read each before the next.
+
+    ``version`` is the job's API version (``None``: the client's). A locator that comes back a second time would page forever (or repeat rows): refused.
+    """
     locator: str | None = None
+    seen: set[str] = set()
     number = 0
     while True:
-        response = _fetch_results(client, job_id, locator, max_records)
-        chunk = ResultChunk(client, job_id, number, locator, max_records, response)
+        response = _fetch_results(client, job_id, locator, max_records, version)
+        chunk = ResultChunk(client, job_id, number, locator, max_records, version, response)
         yield chunk
         response.close()
         if chunk.next_locator is None:
             return
         locator = chunk.next_locator
+        if locator in seen or locator == chunk.locator:
+            raise UnexpectedResponseError(
+                f"Bulk query job {job_id} answered the locator {quoted(locator, 80)!r} again "
+                f"after chunk {number}: following it would page forever or repeat rows, so "
+                "nothing was written. Run the task again; if it repeats, report the job id."
+            )
+        seen.add(locator)
         number += 1
 
 
 def save_job_results(
-    client: SalesforceClient, job_ids: Sequence[str], kind: str, target: FilePath
+    client: SalesforceClient, job_ids: Sequence[str], kind: str, target: FilePath | Destination
 ) -> None:
     """Stream one result set (``success``, ``failed``, ``unprocessed``) of every job into one CSV."""
     resource = RESULT_FILES[kind]

@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import InvalidInputError, TooManyFailedRecordsError
 from ..readers import read_records
 from ..retry import Refused, resend_refused
-from ..storage import FilePath
+from ..storage import Destination, FilePath
 from ..writers import open_writer
 from .download import save_job_results
 from .jobs import INGEST, BulkJobs
@@ -43,7 +43,7 @@ def error_code(record: Mapping[str, Any]) -> str:
     return (record.get("sf__Error") or "UNKNOWN").split(":", 1)[0].strip() or "UNKNOWN"
 
 
-def error_codes(failed_path: FilePath, limit: int = 5) -> dict[str, int]:
+def error_codes(failed_path: FilePath | Destination, limit: int = 5) -> dict[str, int]:
     """The first ``limit`` distinct error codes in a failedResults file, with their counts."""
     counts: dict[str, int] = {}
     for record in read_records(failed_path, "csv"):
@@ -132,7 +132,7 @@ def save_final_failures(
     jobs: BulkJobs,
     rounds: Sequence[Sequence[str]],
     transient: frozenset[str],
-    target: FilePath,
+    target: FilePath | Destination,
 ) -> int:
     """One failedResults file over retry rounds: a row refused for a transient reason counts
     only in the last round (earlier, it was loaded again); returns the rows written."""

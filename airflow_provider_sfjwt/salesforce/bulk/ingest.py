@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 from ..client import SalesforceClient
 from ..readers import read_records
 from ..retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES
-from ..storage import Destination, FilePath
+from ..storage import Destination, FilePath, is_local_path
 from .download import RESULT_FILES, save_job_results
 from .failures import (
     check_failed_records,
@@ -60,17 +60,19 @@ class IngestSummary(TypedDict):
     retried: int
 
 
-def result_targets(source: FilePath, results_dir: FilePath | None = None) -> dict[str, Any]:
+def result_targets(
+    source: FilePath, results_dir: FilePath | None = None
+) -> dict[str, FilePath | Destination]:
     """Where the three result files of loading ``source`` go, by result set: ``NAME.csv`` gives
     ``NAME.successfulResults.csv`` etc., in ``results_dir`` or else next to the input."""
     name = Destination(source).name
     stem = name[: -len(".csv")] if name.lower().endswith(".csv") else name
-    targets: dict[str, Any] = {}
+    targets: dict[str, FilePath | Destination] = {}
     for kind, resource in RESULT_FILES.items():
         file_name = f"{stem}.{resource}.csv"
         if results_dir is None:
             targets[kind] = Destination(source).sibling(file_name)
-        elif isinstance(results_dir, (str, os.PathLike)):
+        elif is_local_path(results_dir):
             targets[kind] = Path(os.fspath(results_dir)) / file_name
         else:
             targets[kind] = results_dir / file_name  # type: ignore[operator]
@@ -82,7 +84,7 @@ def _save_results(
     spec: IngestSpec,
     rounds: Sequence[Sequence[str]],
     infos: Sequence[Mapping[str, Any]],
-    targets: Mapping[str, Any],
+    targets: Mapping[str, FilePath | Destination],
     submitted: int | None,
 ) -> IngestSummary:
     """Save the three result files of finished ingest jobs and summarise them.

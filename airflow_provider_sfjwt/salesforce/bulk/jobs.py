@@ -13,19 +13,44 @@ signals raise inside the wait).
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..client import SalesforceClient
-from ..errors import ApiError, InvalidInputError, UnexpectedResponseError
+from ..errors import ApiError, InvalidInputError
 from ..soql import select_columns
 from .poller import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, JobWatch
 
-__all__ = ["INGEST", "INGEST_OPERATIONS", "JOB_KINDS", "QUERY", "BulkJobs", "check_operation"]
+__all__ = [
+    "INGEST",
+    "INGEST_OPERATIONS",
+    "JOB_KINDS",
+    "QUERY",
+    "BulkJobs",
+    "check_operation",
+    "wait_for_deletions",
+]
 
 log = logging.getLogger(__name__)
+
+_deletions: list[threading.Thread] = []
+_deletions_lock = threading.Lock()
+_deletions_pid: int | None = None
+
+
+def wait_for_deletions(timeout: float | None = None) -> None:
+    """Wait until the job deletions started in the background by this process are done."""
+    with _deletions_lock:
+        pending = [t for t in _deletions if t.is_alive()] if _deletions_pid == os.getpid() else []
+        _deletions[:] = pending
+    for thread in pending:
+        thread.join(timeout)
+
 
 QUERY = "query"
 INGEST = "ingest"
@@ -144,12 +169,7 @@ class BulkJobs:
 
     def get(self, kind: str, job_id: str) -> dict[str, Any]:
         """The job's info: ``state``, ``numberRecordsProcessed``, ``errorMessage``, ..."""
-        info = self.client.get_json(f"jobs/{check_kind(kind)}/{job_id}")
-        if not isinstance(info, dict):
-            raise UnexpectedResponseError(
-                f"Bulk {kind} job {job_id}: Salesforce's job info is not an object"
-            )
-        return info
+        return self.client.get_object(f"jobs/{check_kind(kind)}/{job_id}")
 
     def abort(self, kind: str, job_id: str) -> bool:
         """Abort a job; ``False`` if it had already finished (Salesforce then refuses the change)."""
@@ -183,6 +203,35 @@ class BulkJobs:
             # Cleanup must not turn a good run into a failure; the job expires on its own.
             log.warning("Bulk %s job %s could not be deleted: %s", kind, job_id, exc)
 
+    def _delete_quietly(self, kind: str, job_id: str) -> None:
+        try:
+            self.delete(kind, job_id)
+        except Exception as exc:  # a thread of its own: nobody else would see the error
+            log.warning("Bulk %s job %s could not be deleted: %s", kind, job_id, exc)
+
+    def delete_in_background(self, kind: str, job_id: str) -> None:
+        """:meth:`delete` in a thread, so the caller goes on (the results are already saved).
+
+        The deletion is waited for before the process exits: :func:`wait_for_deletions` runs at
+        exit (also in an Airflow task process, which ends with ``os._exit`` after running the
+        exit handlers registered since it was forked) and from an operator's ``on_kill``.
+        """
+        check_kind(kind)
+        thread = threading.Thread(
+            target=self._delete_quietly,
+            args=(kind, job_id),
+            name=f"sfjwt-delete-{job_id}",
+            daemon=True,
+        )
+        with _deletions_lock:
+            global _deletions_pid
+            if _deletions_pid != os.getpid():  # first deletion of this process (or this fork)
+                _deletions_pid = os.getpid()
+                _deletions.clear()
+                atexit.register(wait_for_deletions)
+            _deletions.append(thread)
+        thread.start()
+
     def wait(self, kind: str, job_id: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
         """Poll until the job completes; see :meth:`wait_all`."""
         return self.wait_all(kind, [job_id], timeout=timeout)[0]
@@ -202,10 +251,14 @@ class BulkJobs:
         try:
             while True:
                 for job_id in list(watch.pending):
-                    watch.observe(job_id, self.get(kind, job_id))
+                    info = self.get(kind, job_id)
+                    log.info("%s", watch.describe(job_id, info))
+                    watch.observe(job_id, info)
                 if not watch.pending:
                     return watch.results()
-                time.sleep(watch.next_wait())
+                wait = watch.next_wait()
+                log.info("Next poll in %.1f s", wait)
+                time.sleep(wait)
         except BaseException:
             for job_id in watch.pending:
                 self.abort_quietly(kind, job_id)

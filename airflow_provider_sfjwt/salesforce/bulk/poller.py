@@ -122,6 +122,18 @@ class JobWatch:
             raise job_error(self.kind, job_id, state, str(info.get("errorMessage") or ""))
         self.finished[job_id] = dict(info)
 
+    def describe(self, job_id: str, info: Mapping[str, Any]) -> str:
+        """One poll as a log line: the job's state and how many records it has processed (and,
+        for an ingest job, how many failed) - the progress Salesforce reports."""
+        line = f"Bulk {self.kind} job {job_id}: {info.get('state', '?')}"
+        processed = info.get("numberRecordsProcessed")
+        if isinstance(processed, int):
+            line += f", {processed:,} records processed"
+        failed = info.get("numberRecordsFailed")
+        if isinstance(failed, int) and failed:
+            line += f" ({failed:,} failed)"
+        return line
+
     def next_wait(self) -> float:
         """Seconds to sleep before the next poll; :class:`BulkJobTimeoutError` once time is up.
 

@@ -101,12 +101,15 @@ def start_ingest(
             jobs.close(job_id)
             submitted += part.rows
             log.info(
-                "Bulk ingest job %s: uploaded part %d (%d records, %d bytes) of %s",
+                "Bulk ingest job %s: uploaded part %d of %s (%s records, %.1f MB); %s records "
+                "in %d part(s) so far",
                 job_id,
                 part.index,
-                part.rows,
-                part.size,
                 path,
+                f"{part.rows:,}",
+                part.size / 1e6,
+                f"{submitted:,}",
+                len(job_ids),
             )
     except BaseException:
         for job_id in job_ids:
