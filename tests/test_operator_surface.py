@@ -19,6 +19,7 @@ from airflow_provider_sfjwt.operators import (
     SalesforceCollectionsOperator,
     SalesforceCredentialHealthOperator,
     SalesforceQueryOperator,
+    SalesforceReplicateObjectOperator,
     SalesforceRestOperator,
 )
 from airflow_provider_sfjwt.sensors import SalesforceSoqlSensor
@@ -36,6 +37,7 @@ TASKS: list[tuple[type, dict[str, Any]]] = [
         {"operation": "insert", "sobject": "Account", "records": [{"Name": "A"}]},
     ),
     (SalesforceRestOperator, {"endpoint": "limits"}),
+    (SalesforceReplicateObjectOperator, {"sobject": "Account", "output_path": "/tmp/lake/A"}),
     (SalesforceCredentialHealthOperator, {}),
     (SalesforceSoqlSensor, {"soql": "SELECT COUNT() FROM Account"}),
 ]
@@ -78,3 +80,25 @@ def test_rest_resource_is_an_endpoint():
         "endpoint" in arguments(SalesforceRestOperator)
         and "endpoint" in SalesforceRestOperator.template_fields
     )
+
+
+LOADS: list[tuple[type, dict[str, Any]]] = [
+    (
+        SalesforceBulkIngestOperator,
+        {"sobject": "Account", "operation": "insert", "input_path": "/tmp/a.csv"},
+    ),
+    (
+        SalesforceCollectionsOperator,
+        {"operation": "insert", "sobject": "Account", "records": [{"Name": "A"}]},
+    ),
+]
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), LOADS, ids=[c.__name__ for c, _ in LOADS])
+def test_max_failed_records_is_a_count_or_a_percentage_on_every_load(cls, kwargs):
+    for allowed in (0, 10, "10", "5%", "{{ params.limit }}"):
+        assert cls(task_id="t", max_failed_records=allowed, **kwargs).max_failed_records == allowed
+    assert "max_failed_records" in cls.template_fields
+    for bad in (-1, "abc%", "150%"):  # refused when the DAG is parsed
+        with pytest.raises(ValueError, match="max_failed_records must be a count"):
+            cls(task_id="t", max_failed_records=bad, **kwargs)

@@ -14,13 +14,17 @@ from datetime import datetime, timezone
 
 import pytest
 
-from airflow_provider_sfjwt.compat import AirflowException, AirflowRescheduleException
+from airflow_provider_sfjwt.compat import AirflowRescheduleException
 from airflow_provider_sfjwt.operators import (
     SalesforceCollectionsOperator,
     SalesforceQueryOperator,
     SalesforceRestOperator,
 )
-from airflow_provider_sfjwt.salesforce.errors import ApiError, ResponseTooLargeError
+from airflow_provider_sfjwt.salesforce.errors import (
+    ApiError,
+    ResponseTooLargeError,
+    TooManyFailedRecordsError,
+)
 from airflow_provider_sfjwt.salesforce.load import prepare_record
 from airflow_provider_sfjwt.sensors import SalesforceSoqlSensor
 
@@ -135,11 +139,12 @@ def test_collections_partial_failure_writes_report_and_fails_over_the_limit(emu,
         "failed_records_path": str(report),
     }
     calls = emu.stats.api_calls
-    with pytest.raises(AirflowException) as caught:
+    with pytest.raises(TooManyFailedRecordsError) as caught:
         SalesforceCollectionsOperator(max_failed_records=2, **common).execute({})
     message = str(caught.value)
     assert "refused 3 of 450" in message and "max_failed_records=2" in message
     assert str(report) in message
+    assert caught.value.summary["failed"] == 3  # the summary travels with the error
     assert emu.stats.api_calls - calls == 3  # chunks of 200: 200 + 200 + 50
 
     failed = read_csv(report)
@@ -152,6 +157,10 @@ def test_collections_partial_failure_writes_report_and_fails_over_the_limit(emu,
     assert failed[1]["External_Id__c"] == "T-00200"  # the input row comes back as given
     assert failed[1]["Title"] == 'Head of "Ops"'
     assert failed[0]["sf__error_message"]
+
+    # A percentage of the records sent, as for Bulk ingest: 0.5% of 450 allows 2.
+    with pytest.raises(TooManyFailedRecordsError, match=r"max_failed_records=0.5% \(2 records\)"):
+        SalesforceCollectionsOperator(max_failed_records="0.5%", **common).execute({})
 
     # Same file, higher tolerance: succeeds; the upsert does not duplicate what was loaded.
     summary = SalesforceCollectionsOperator(max_failed_records=3, **common).execute({})
@@ -231,7 +240,7 @@ def test_collections_rows_still_locked_after_the_retries_are_reported(emu, tmp_p
     emu.faults.lock_rows(1000)
     report = tmp_path / "failed.csv"
     records = [*contacts(2), {"FirstName": "no last name"}]
-    with pytest.raises(AirflowException, match="refused 3 of 3 records"):
+    with pytest.raises(TooManyFailedRecordsError, match="refused 3 of 3 records"):
         SalesforceCollectionsOperator(
             task_id="ins",
             operation="insert",

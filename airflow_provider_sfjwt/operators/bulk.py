@@ -300,6 +300,8 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         super().__init__(**kwargs)
         if transient_retries < 0:
             raise ValueError("transient_retries must be 0 or more (0: never load again)")
+        if "{{" not in str(max_failed_records):
+            failed_records_limit(max_failed_records, 0)  # a bad setting fails at parse time
         self.sobject = sobject
         self.operation = operation
         self.input_path = input_path
@@ -321,7 +323,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         )
 
     def execute(self, context: Context) -> IngestSummary:
-        failed_records_limit(self.max_failed_records, 0)  # a bad setting fails before any upload
+        failed_records_limit(self.max_failed_records, 0)  # a templated limit is known only now
         source = storage_path(self.input_path, self.storage_conn_id)
         if not self.deferrable:
             try:
