@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin
 from airflow_provider_sfjwt.operators.base import SalesforceHookMixin, checked_format
+from airflow_provider_sfjwt.salesforce.extract import ExtractResult
 from airflow_provider_sfjwt.salesforce.storage import Destination
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class SalesforceQueryOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
         self.storage_conn_id = storage_conn_id
         self.file_mode = file_mode
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> ExtractResult:
         result = self.hook.query_to_file(
             self.soql,
             Destination(storage_path(self.output_path, self.storage_conn_id), self.file_mode),
