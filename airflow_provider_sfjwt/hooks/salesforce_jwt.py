@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from airflow_provider_sfjwt import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_sfjwt.compat import (
@@ -34,6 +34,7 @@ from airflow_provider_sfjwt.salesforce.settings import (
     parse_connection,
     parse_extra,
 )
+from airflow_provider_sfjwt.salesforce.storage import Destination, FilePath, StoragePath
 
 if TYPE_CHECKING:
     from airflow_provider_sfjwt.salesforce.replicate import ReplicationSpec, Replicator
@@ -63,8 +64,10 @@ def register_secrets(*secrets: str) -> None:
             _registered_pid = os.getpid()
         new = sorted({s for s in secrets if s and s not in _registered}, key=len)
         _registered.update(new)
-    if new:
-        mask_secret(new[0] if len(new) == 1 else new)
+    if len(new) == 1:
+        mask_secret(new[0])
+    elif new:
+        mask_secret(list[Any](new))
 
 
 def forget_registered_secrets() -> None:
@@ -77,9 +80,10 @@ def _get_variable(name: str) -> str | None:
     from airflow.sdk import Variable
 
     try:
-        return Variable.get(name)
+        value = Variable.get(name)
     except Exception:  # Variable.get raises a KeyError subclass or AirflowNotFoundException
         return None
+    return None if value is None else str(value)
 
 
 class SalesforceJWTHook(BaseHook):
@@ -229,8 +233,12 @@ class SalesforceJWTHook(BaseHook):
         return self.get_conn().identity()
 
     def query_to_file(
-        self, soql: str, path: Any, format: str = "csv", include_deleted: bool = False
-    ) -> dict[str, Any]:
+        self,
+        soql: str,
+        path: FilePath | Destination,
+        format: str = "csv",
+        include_deleted: bool = False,
+    ) -> extract.ExtractResult:
         """Stream a SOQL result into a csv/jsonl/parquet file, local or ``s3://``-like URI.
 
         Returns ``{"path", "rows", "columns", "format"}``; the file appears only when complete.
@@ -246,10 +254,10 @@ class SalesforceJWTHook(BaseHook):
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        output_path: Any = None,
+        output_path: FilePath | None = None,
         max_inline_bytes: int = rest_call.DEFAULT_MAX_INLINE_BYTES,
         idempotent: bool | None = None,
-    ) -> dict[str, Any]:
+    ) -> rest_call.RestAnswer:
         """One REST or Apex REST call; the body comes back inline when small, else in a file.
 
         ``endpoint`` is relative to the data API (``limits``) or from the instance root
@@ -269,7 +277,7 @@ class SalesforceJWTHook(BaseHook):
 
     # --- sObject Collections ---------------------------------------------------------------
 
-    def load_file(self, operation: str, path: Any, **options: Any) -> load.LoadSummary:
+    def load_file(self, operation: str, path: FilePath, **options: Any) -> load.LoadSummary:
         """Write the records of a CSV or JSONL file through sObject Collections, 200 a call.
 
         ``options`` are those of :func:`airflow_provider_sfjwt.salesforce.load.load_file`
@@ -288,7 +296,7 @@ class SalesforceJWTHook(BaseHook):
     def bulk_query_to_file(
         self,
         soql: str,
-        path: Any,
+        path: FilePath | Destination,
         format: str = "csv",
         include_deleted: bool = False,
         **kwargs: Any,
@@ -312,7 +320,7 @@ class SalesforceJWTHook(BaseHook):
         self,
         sobject: str,
         operation: str,
-        path: Any,
+        path: FilePath,
         external_id_field: str | None = None,
         **kwargs: Any,
     ) -> bulk.IngestSummary:
@@ -359,7 +367,7 @@ class SalesforceJWTHook(BaseHook):
     def bulk_download(
         self,
         job_id: str,
-        path: Any,
+        path: FilePath | Destination,
         *,
         format: str = "csv",
         soql: str | None = None,
@@ -387,7 +395,7 @@ class SalesforceJWTHook(BaseHook):
     def bulk_start_ingest(
         self,
         spec: bulk.IngestSpec,
-        path: Any,
+        path: FilePath,
         *,
         max_upload_bytes: int = bulk.MAX_UPLOAD_BYTES,
         on_job: Callable[[str], None] | None = None,
@@ -406,9 +414,9 @@ class SalesforceJWTHook(BaseHook):
         self,
         spec: bulk.IngestSpec,
         job_ids: Sequence[str],
-        path: Any,
+        path: FilePath,
         *,
-        results_dir: Any = None,
+        results_dir: FilePath | None = None,
         infos: Sequence[Mapping[str, Any]] | None = None,
         poll_interval: float = bulk.DEFAULT_POLL_INTERVAL,
         timeout: float = bulk.DEFAULT_TIMEOUT,
@@ -437,7 +445,7 @@ class SalesforceJWTHook(BaseHook):
 
     # --- replication ---------------------------------------------------------------------
 
-    def replicator(self, spec: ReplicationSpec, output_path: Any) -> Replicator:
+    def replicator(self, spec: ReplicationSpec, output_path: FilePath) -> Replicator:
         """The runner of one object's replication into ``output_path`` (local or URI)."""
         from airflow_provider_sfjwt.salesforce.replicate import Replicator
 
@@ -460,7 +468,24 @@ class SalesforceJWTHook(BaseHook):
             jobs.delete(kind, job_id)
 
 
-def storage_path(path: Any, conn_id: str | None = None) -> Any:
+_Path = TypeVar("_Path", bound="FilePath | Destination")
+
+
+@overload
+def storage_path(path: _Path, conn_id: str | None = None) -> _Path | StoragePath: ...
+
+
+@overload
+def storage_path(path: None, conn_id: str | None = None) -> None: ...
+
+
+@overload
+def storage_path(path: _Path | None, conn_id: str | None = None) -> _Path | StoragePath | None: ...
+
+
+def storage_path(
+    path: FilePath | Destination | None, conn_id: str | None = None
+) -> FilePath | Destination | None:
     """A URI such as ``s3://bucket/key`` as an Airflow ``ObjectStoragePath``; anything else as is.
 
     ``conn_id`` names the Airflow connection of the store (default: the store's default

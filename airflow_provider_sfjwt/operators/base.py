@@ -1,7 +1,8 @@
-"""What the operators and the sensor share: a cached hook, the output formats."""
+"""What the operators and the sensor share: a cached hook, SOQL templating, the output formats."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
@@ -21,6 +22,15 @@ class SalesforceHookMixin:
     @cached_property
     def hook(self) -> SalesforceJWTHook:
         return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
+
+
+class SoqlTemplating:
+    """Templating of a ``soql`` argument: it may name a ``.soql`` or ``.sql`` file (read and
+    rendered like an inline query), and the UI shows the rendered query as SQL."""
+
+    template_ext: Sequence[str] = (".soql", ".sql")
+    template_fields_renderers: dict[str, str] = {"soql": "sql"}
+    ui_color = "#d4e9fa"
 
 
 def checked_format(format: str) -> str:

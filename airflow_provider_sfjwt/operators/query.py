@@ -9,14 +9,19 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin
-from airflow_provider_sfjwt.operators.base import SalesforceHookMixin, checked_format
+from airflow_provider_sfjwt.operators.base import (
+    SalesforceHookMixin,
+    SoqlTemplating,
+    checked_format,
+)
+from airflow_provider_sfjwt.salesforce.extract import ExtractResult
 from airflow_provider_sfjwt.salesforce.storage import Destination
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceQueryOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
+class SalesforceQueryOperator(SoqlTemplating, SalesforceHookMixin, LineageMixin, BaseOperator):
     """Run a SOQL query and write every record to ``output_path``, page by page.
 
     Memory holds one page whatever the result size, the file appears only when complete, and
@@ -36,9 +41,6 @@ class SalesforceQueryOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("soql", "output_path", "format")
-    template_ext: Sequence[str] = (".soql", ".sql")
-    template_fields_renderers = {"soql": "sql"}
-    ui_color = "#d4e9fa"
 
     def __init__(
         self,
@@ -62,7 +64,7 @@ class SalesforceQueryOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
         self.storage_conn_id = storage_conn_id
         self.file_mode = file_mode
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> ExtractResult:
         result = self.hook.query_to_file(
             self.soql,
             Destination(storage_path(self.output_path, self.storage_conn_id), self.file_mode),

@@ -18,8 +18,10 @@ from airflow_provider_sfjwt.operators.bulk import _BulkOperator, _raise_event_er
 from airflow_provider_sfjwt.salesforce.bulk import QUERY
 from airflow_provider_sfjwt.salesforce.replicate import (
     DEFAULT_BULK_THRESHOLD,
+    Extracted,
     Plan,
     ReplicationSpec,
+    ReplicationSummary,
     Replicator,
     spec_from,
 )
@@ -139,7 +141,7 @@ class SalesforceReplicateObjectOperator(_BulkOperator):
         output = storage_path(self.output_path, self.storage_conn_id)
         return self.hook.replicator(self._spec(), output)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> ReplicationSummary:
         interval_start, interval_end = _interval(context)
         replicator = self._replicator()
         plan = replicator.plan(interval_start, interval_end)
@@ -159,7 +161,7 @@ class SalesforceReplicateObjectOperator(_BulkOperator):
         )
         return self._finish(replicator, plan, extracted)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> ReplicationSummary:
         """Back from the triggerer: download the job's rows, then deletions and the snapshot."""
         if event.get("status") != "success":
             _raise_event_error(event)
@@ -173,8 +175,8 @@ class SalesforceReplicateObjectOperator(_BulkOperator):
         return self._finish(replicator, restored, extracted)
 
     def _finish(
-        self, replicator: Replicator, plan: Plan, extracted: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, replicator: Replicator, plan: Plan, extracted: Extracted
+    ) -> ReplicationSummary:
         result = replicator.finish(plan, extracted)
         changes = result["schema_changes"]
         if changes:

@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin, file_dataset, salesforce_resource
 from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
-from airflow_provider_sfjwt.salesforce.rest_call import DEFAULT_MAX_INLINE_BYTES
+from airflow_provider_sfjwt.salesforce.rest_call import DEFAULT_MAX_INLINE_BYTES, RestAnswer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -71,7 +71,7 @@ class SalesforceRestOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
         self.salesforce_conn_id = salesforce_conn_id
         self.storage_conn_id = storage_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> RestAnswer:
         result = self.hook.call(
             self.method,
             self.endpoint,

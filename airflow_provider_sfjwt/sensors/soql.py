@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
-from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
+from airflow_provider_sfjwt.operators.base import SalesforceHookMixin, SoqlTemplating
 from airflow_provider_sfjwt.salesforce.soql import select_columns
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ COMPARISONS: dict[str, Callable[[int, int], bool]] = {
 }
 
 
-class SalesforceSoqlSensor(SalesforceHookMixin, BaseSensorOperator):
+class SalesforceSoqlSensor(SoqlTemplating, SalesforceHookMixin, BaseSensorOperator):
     """Succeed when ``count <comparison> threshold``, where count is the query's ``totalSize``.
 
     With the defaults (``>= 1``) it waits until the query returns any row. For a count, write
@@ -46,9 +46,6 @@ class SalesforceSoqlSensor(SalesforceHookMixin, BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("soql", "threshold")
-    template_ext: Sequence[str] = (".soql", ".sql")
-    template_fields_renderers = {"soql": "sql"}
-    ui_color = "#d4e9fa"
 
     def __init__(
         self,
