@@ -43,6 +43,7 @@ from .errors import (
     AuthenticationError,
     ConfigurationError,
     ExpiredAssertionError,
+    RedirectRefusedError,
     SalesforceError,
     shown,
 )
@@ -466,7 +467,7 @@ def check_clock(run: _Run) -> Outcome:
             response.close()
             if skew is not None:
                 break
-    except requests.RequestException as exc:
+    except (requests.RequestException, RedirectRefusedError) as exc:
         return _skip(f"could not reach {url} to read its Date header ({type(exc).__name__})")
     if skew is None:
         return Status.WARN, f"{url} sent no usable Date header; the clock was not compared", ""
