@@ -295,7 +295,7 @@ def test_on_kill_deletes_a_query_job_that_had_finished(emu, client, tmp_path):
 
     job_id, _ = finished_job(client, "SELECT Id FROM Account")
     op = SalesforceBulkQueryOperator(
-        task_id="q", soql="SELECT Id FROM Account", path=str(tmp_path / "k.csv")
+        task_id="q", soql="SELECT Id FROM Account", output_path=str(tmp_path / "k.csv")
     )
     op._job_ids = [job_id]  # killed while downloading the finished job's results
     op.on_kill()

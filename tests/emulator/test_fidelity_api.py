@@ -75,7 +75,7 @@ def test_describe_reports_every_field_property(emu, ssf, hook):
     )
     assert fields["OwnerId"]["polymorphicForeignKey"] is False
     assert fields["Id"]["idLookup"] and not fields["Phone"]["idLookup"]
-    assert hook.describe("Account")["fields"] == ssf.Account.describe()["fields"]
+    assert hook.get_conn().describe("Account")["fields"] == ssf.Account.describe()["fields"]
 
 
 def test_compound_address_field(emu, ssf, hook, tmp_path):
@@ -149,7 +149,7 @@ def test_what_is_not_emulated_says_so(emu, ssf, hook, path, method, feature):
     )
     assert (status, code) == (501, "NOT_IMPLEMENTED") and feature in message
     assert "does not emulate" in message
-    status, code, message = hook_refused(lambda: hook.request(method, path))
+    status, code, message = hook_refused(lambda: hook.get_conn().request(method, path))
     assert (status, code) == (501, "NOT_IMPLEMENTED") and feature in message
 
 
@@ -174,7 +174,7 @@ def test_the_resource_list_advertises_only_what_is_served(emu, ssf, hook):
     listed = ssf.restful("")
     assert set(listed) == {"limits", "query", "queryAll", "sobjects"}
     for name, url in listed.items():
-        response = hook.request(
+        response = hook.get_conn().request(
             "GET", url, params={"q": "SELECT Id FROM Account"} if "query" in name else None
         )
         assert response.status_code == 200, name
