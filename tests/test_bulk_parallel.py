@@ -130,7 +130,6 @@ def test_results_are_read_with_the_jobs_api_version(chunked, client, tmp_path):
 
 
 def test_jobs_before_api_58_are_read_with_the_locator_loop(emu, tmp_path):
-    emu.api_versions = ("57.0", *emu.api_versions)
     emu.generate_accounts(5_000)
     emu.bulk.default_max_records = 2_000
     v57 = make_client(emu, api_version="57.0")

@@ -8,7 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from fidelity import FIDELITY, hook_refused, refused
+
+from airflow_provider_sfjwt.salesforce.errors import DeletesUnavailableError
+from airflow_provider_sfjwt.salesforce.replicate_window import Window, fetch_deleted
 
 pytestmark = FIDELITY
 
@@ -140,6 +144,13 @@ def test_deleted_reports_the_recycle_bin_and_hard_deletes(emu, ssf, hook, tmp_pa
         lambda: ssf.Account.deleted(start - dt.timedelta(days=16), start)
     )
     assert (status, code) == (400, "INVALID_REPLICATION_DATE") and "15 days" in message
+    client = hook.get_conn()
+    read = fetch_deleted(client, "Account", Window(start, now(emu) - MINUTE), now(emu))
+    assert {rid for rid, _ in read} == {soft, purged, hard}  # the provider's replication path
+    with pytest.raises(DeletesUnavailableError, match="no longer kept"):
+        list(
+            fetch_deleted(client, "Account", Window(start - dt.timedelta(days=16), start), now(emu))
+        )
     emu.expire_delete_log("Account", now(emu) - MINUTE)
     trimmed = (
         hook.get_conn()
