@@ -17,12 +17,18 @@ from packaging.version import Version
 from airflow_provider_sfjwt.compat import AIRFLOW_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
-SQLITE_CONNECT_ARGS = {"timeout": 120}
+SQLITE_CONNECT_ARGS = {"timeout": 5 if "api-server" in sys.argv else 120}
 """sqlite's busy timeout for the Airflow processes of the tests (default 5 s). With a scheduler,
 a dag-processor, an API server and task processes writing one sqlite file on a loaded machine,
 a writer can wait longer than 5 s for the lock; the scheduler then dies on 'database is
-locked' and every run stalls. Airflow imports this dict through
-``[database] sql_alchemy_connect_args`` (the tests' directory is on PYTHONPATH)."""
+locked' and every run stalls, so the scheduler, dag-processor, triggerer and tasks wait 120 s.
+The API server keeps 5 s: its audit-log write (``action_logging``) commits inside an ``async``
+dependency, so while it waits for the lock the server's event loop waits too, and the request
+that holds the lock cannot finish: every component then stood still for the whole busy timeout
+(twice 120 s in one standalone run). With 5 s that write fails (HTTP 500, which the tests' REST
+writes and the task SDK's client send again) and the server moves on. Airflow imports this dict
+through ``[database] sql_alchemy_connect_args`` (the tests' directory is on PYTHONPATH) in each
+process, so ``sys.argv`` tells the API server apart."""
 API_TIMEOUT = 150
 """Seconds a test's Airflow client (the task processes' execution-API client, a test's REST
 calls) waits for the API server: above sqlite's busy timeout, so an answer that waited on the
