@@ -18,7 +18,7 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from airflow_provider_sfjwt import __version__
@@ -153,7 +153,7 @@ def connection_input(args: argparse.Namespace) -> dict[str, Any]:
 def _conn_id(args: argparse.Namespace) -> str | None:
     """The connection to read: --conn-id, else the default one unless the values come as flags."""
     if args.conn_id:
-        return args.conn_id
+        return str(args.conn_id)
     if args.login_url or args.username or args.consumer_key or args.key_file:
         return None
     return DEFAULT_CONN_ID
@@ -522,23 +522,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)
     try:
+        command: Callable[[argparse.Namespace], int] = args.func
         with _logs_on_stderr():
-            return args.func(args)
-    except UsageError as exc:
-        print(f"sfjwt {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ConfigurationError as exc:
-        print(f"sfjwt {args.command}: {_config_message(exc, args.command)}", file=sys.stderr)
-        return EXIT_USAGE
-    except AuthenticationError as exc:
-        print(f"sfjwt {args.command}: {exc}\n(sfjwt doctor checks each of these)", file=sys.stderr)
-        return EXIT_FAILED
-    except SalesforceError as exc:
-        print(f"sfjwt {args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except OSError as exc:  # files the user named: unreadable, unwritable, missing directory
-        print(f"sfjwt {args.command}: {exc.strerror}: {exc.filename}", file=sys.stderr)
-        return EXIT_USAGE
+            return command(args)
+    except (UsageError, SalesforceError, OSError) as exc:
+        message, code = _failure(exc, args.command)
+        print(f"sfjwt {args.command}: {message}", file=sys.stderr)
+        return code
+
+
+def _failure(exc: Exception, command: str) -> tuple[str, int]:
+    """What a failed command prints after its name, and its exit code."""
+    if isinstance(exc, ConfigurationError):
+        return _config_message(exc, command), EXIT_USAGE
+    if isinstance(exc, AuthenticationError):
+        return f"{exc}\n(sfjwt doctor checks each of these)", EXIT_FAILED
+    if isinstance(exc, SalesforceError):
+        return str(exc), EXIT_FAILED
+    if isinstance(exc, OSError):  # files the user named: unreadable, unwritable, missing folder
+        return f"{exc.strerror}: {exc.filename}", EXIT_USAGE
+    return str(exc), EXIT_USAGE
 
 
 if __name__ == "__main__":

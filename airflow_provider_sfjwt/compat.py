@@ -133,6 +133,26 @@ def variable_outside_task(name: str) -> Any:
     return first_import("Variable", "airflow.models.variable").get(name)
 
 
+# --- `airflow dags test` / `dag.test()` ------------------------------------------------------
+
+DAG_TEST_REGISTERS_THE_DAG = Version("3.1") <= AIRFLOW_VERSION
+"""From 3.1 ``airflow dags test`` and ``dag.test()`` write the DAG to the metadata database (and
+so activate its Assets) before running it. 3.0's run a DAG as parsed, and a task with an Asset
+outlet fails as "inactive asset" (apache/airflow#51644) unless that very DAG, with the same
+Assets, was registered first: by a dag processor, ``airflow dags reserialize`` or
+:func:`register_parsed_dags`. The example DAGs' Assets depend on env vars read at parse time,
+so the registration must see the same environment as the run."""
+
+
+def register_parsed_dags(bag: Any) -> None:
+    """Write a parsed DagBag's DAGs and Assets to the metadata database, as a dag processor does.
+
+    Needed before ``dag.test()`` only where :data:`DAG_TEST_REGISTERS_THE_DAG` is false; the
+    bundle row must exist (``airflow dags reserialize`` or the dag processor made it).
+    """
+    bag.sync_to_db("dags-folder", None)
+
+
 # --- for the test-suite: Airflow internals that moved ------------------------------------------
 
 _MASKER_MODULES = (

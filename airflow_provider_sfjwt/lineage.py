@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from airflow_provider_sfjwt.salesforce.extract import from_object
 
 if TYPE_CHECKING:
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
 
 
@@ -111,19 +112,22 @@ class LineageMixin:
             [salesforce_object(instance_url, sobject)] if sobject else [],
         )
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+    def get_openlineage_facets_on_complete(
+        self, task_instance: Any
+    ) -> OperatorLineage[Dataset, RunFacet] | None:
         """The run's inputs and outputs for the OpenLineage provider (``None`` if none ran)."""
         if self._sfjwt_lineage is None:
             return None
         from airflow.providers.common.compat.openlineage.facet import (
             Dataset,
+            DatasetFacet,
             SchemaDatasetFacet,
             SchemaDatasetFacetFields,
         )
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        def dataset(ref: DatasetRef) -> Any:
-            facets = {}
+        def dataset(ref: DatasetRef) -> Dataset:
+            facets: dict[str, DatasetFacet] = {}
             if ref.columns:
                 types, notes = dict(ref.types), dict(ref.notes)
                 fields = [

@@ -371,7 +371,6 @@ def _hook_setup(spec: dict[str, Any]) -> dict[str, Any]:
     """A task's fixed cost before its first request, in a process that imported the hook."""
     os.environ["AIRFLOW_CONN_SALESFORCE_JWT_DEFAULT"] = json.dumps(spec["conn"])
     from airflow_provider_sfjwt.compat import mask_secret
-
     from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
     from airflow_provider_sfjwt.salesforce import settings
 

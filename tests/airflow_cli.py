@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from packaging.version import Version
 
-from airflow_provider_sfjwt.compat import AIRFLOW_VERSION
+from airflow_provider_sfjwt.compat import AIRFLOW_VERSION, DAG_TEST_REGISTERS_THE_DAG
 
 REPO = Path(__file__).resolve().parent.parent
 SQLITE_CONNECT_ARGS = {"timeout": 5 if "api-server" in sys.argv else 120}
@@ -68,8 +68,10 @@ def run_airflow(
     )
 
 
-def migrated_home(home: Path, dags_folder: Path) -> dict[str, str]:
-    env = airflow_env(home, dags_folder)
+def migrated_home(home: Path, dags_folder: Path, **extra: str) -> dict[str, str]:
+    """A migrated AIRFLOW_HOME with the dags folder registered; ``extra`` env vars are set for the
+    registration too, since a DAG's Assets may depend on them (``SFJWT_OUTPUT_DIR``)."""
+    env = airflow_env(home, dags_folder, **extra)
     out = run_airflow(["db", "migrate"], env)
     assert out.returncode == 0, out.stderr[-3000:]
     register_dags(env)
@@ -77,13 +79,10 @@ def migrated_home(home: Path, dags_folder: Path) -> dict[str, str]:
 
 
 def register_dags(env: dict[str, str]) -> None:
-    """Register the dags folder's DAGs as the dag processor would, where ``dags test`` does not.
-
-    Airflow 3.0's ``airflow dags test`` and ``dag.test()`` run a DAG the dag processor has never
-    seen, so a task with an asset outlet fails as "inactive asset" (apache/airflow#51644); from
-    3.1 on they register the DAGs first. ``airflow dags reserialize`` is that registration.
-    """
-    if Version("3.1") <= AIRFLOW_VERSION:
+    """Register the dags folder's DAGs as the dag processor would, where ``dags test`` does not
+    (:data:`~airflow_provider_sfjwt.compat.DAG_TEST_REGISTERS_THE_DAG`): ``airflow dags
+    reserialize``, in the environment of the later runs."""
+    if DAG_TEST_REGISTERS_THE_DAG:
         return
     out = run_airflow(["dags", "reserialize"], env)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -43,14 +43,17 @@ def ensure_db() -> None:
 
 def load_dag(dag_id: str, folder: Path = EXAMPLE_DAGS) -> Any:
     """Parse ``<folder>/<dag_id>.py`` afresh (so env vars read at parse time apply)."""
+    return _parse(dag_id, folder).dags[dag_id]
+
+
+def _parse(dag_id: str, folder: Path) -> Any:
     from airflow_provider_sfjwt.compat import dag_bag
 
     path = folder / f"{dag_id}.py"
     bag = dag_bag(path, bundle_path=folder)
     assert not bag.import_errors, bag.import_errors
-    dag = bag.dags.get(dag_id)
-    assert dag is not None, f"{path} defines no DAG with id {dag_id!r}"
-    return dag
+    assert dag_id in bag.dags, f"{path} defines no DAG with id {dag_id!r}"
+    return bag
 
 
 @dataclass
@@ -86,8 +89,13 @@ def run_dag(
     logical_date: Any = None,
 ) -> DagRunResult:
     """Run one DAG to completion with ``dag.test()``; return its state and task states."""
+    from airflow_provider_sfjwt.compat import DAG_TEST_REGISTERS_THE_DAG, register_parsed_dags
+
     ensure_db()
-    dag = load_dag(dag_id, folder)
+    bag = _parse(dag_id, folder)
+    if not DAG_TEST_REGISTERS_THE_DAG:  # this parse's Assets, made from this test's env vars
+        register_parsed_dags(bag)
+    dag = bag.dags[dag_id]
     run = dag.test(run_conf=conf, **({"logical_date": logical_date} if logical_date else {}))
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session

@@ -14,7 +14,11 @@ from airflow_provider_sfjwt.operators import (
     SalesforceBulkQueryOperator,
 )
 from airflow_provider_sfjwt.salesforce.bulk import BulkJobs
-from airflow_provider_sfjwt.salesforce.errors import BulkJobError, TooManyFailedRecordsError
+from airflow_provider_sfjwt.salesforce.errors import (
+    BulkJobError,
+    BulkJobTimeoutError,
+    TooManyFailedRecordsError,
+)
 from airflow_provider_sfjwt.testing.wiring import CONN_ID
 from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
 
@@ -301,3 +305,43 @@ def test_ingest_rows_locked_through_every_round_count_as_failed(emu, tmp_path, d
     none = ingest_op(source, tmp_path, deferrable, transient_retries=0, max_failed_records=10)
     summary = run_ingest(none, deferrable)
     assert (summary["failed"], summary["retried"], len(summary["job_ids"])) == (10, 0, 1)
+
+
+@pytest.mark.parametrize("ending", ["fail", "abort", "timeout"])
+def test_worker_wait_and_trigger_judge_a_job_alike(emu, client, ending):
+    """The worker's wait and the trigger run the same poll rounds (JobWatch.poll_round): a job
+    that fails, is aborted or runs out of time ends both in the same error, word for word but
+    for the job id, and both abort what they leave unfinished."""
+
+    def start() -> str:
+        job_id = BulkJobs(client).create_query("SELECT Id FROM Account")
+        if ending == "fail":
+            emu.faults.fail_bulk_job(job_id, message="InvalidBatch : Query timed out")
+        elif ending == "abort":
+            emu.faults.abort_bulk_job(job_id)
+        return job_id
+
+    timeout = -1.0 if ending == "timeout" else 30.0
+    worker_job = start()
+    with pytest.raises(BulkJobError) as raised:
+        BulkJobs(client, poll_interval=0.01).wait("query", worker_job, timeout=timeout)
+    worker_error = raised.value
+
+    trigger_job = start()
+    trigger = SalesforceBulkJobTrigger(
+        CONN_ID, [trigger_job], "query", 0.01, deadline=time.time() + timeout
+    )
+    with pytest.raises(BulkJobError) as raised:
+        SalesforceBulkQueryOperator(
+            task_id="q", soql="SELECT Id FROM Account", path="unused.csv", **FAST
+        ).execute_complete({}, run_trigger(trigger))
+    trigger_error = raised.value
+
+    assert type(trigger_error) is type(worker_error)
+    assert isinstance(worker_error, BulkJobTimeoutError) == (ending == "timeout")
+    assert str(trigger_error).replace(trigger_job, "<job>") == str(worker_error).replace(
+        worker_job, "<job>"
+    )
+    assert "What to do" in str(worker_error)
+    states = {BulkJobs(client).get("query", job)["state"] for job in (worker_job, trigger_job)}
+    assert states == ({"Failed"} if ending == "fail" else {"Aborted"})

@@ -8,10 +8,10 @@ from itertools import islice
 import pytest
 
 from airflow_provider_sfjwt.salesforce.bulk import (
+    JobWatch,
     check_failed_records,
     failed_records_limit,
     poll_delays,
-    raise_for_state,
 )
 from airflow_provider_sfjwt.salesforce.errors import BulkJobError, TooManyFailedRecordsError
 
@@ -63,13 +63,17 @@ def test_failures_at_the_limit_pass_and_above_it_fail_with_file_and_codes():
 
 
 def test_failed_and_aborted_states_raise_with_job_id_and_message():
-    raise_for_state("query", {"id": "750A", "state": "JobComplete"})
+    watch = JobWatch("query", ["750A", "750C"])
+    watch.observe("750A", {"id": "750A", "state": "InProgress"})
+    watch.observe("750C", {"id": "750C", "state": "JobComplete"})
+    assert watch.pending == ["750A"]
     with pytest.raises(BulkJobError) as err:
-        raise_for_state("query", {"id": "750A", "state": "Failed", "errorMessage": "bad SOQL"})
+        watch.observe("750A", {"id": "750A", "state": "Failed", "errorMessage": "bad SOQL"})
     assert "query job 750A ended Failed: bad SOQL" in str(err.value)
     assert err.value.job_id == "750A" and err.value.state == "Failed"
+    assert watch.pending == []  # what is left pending is what the caller aborts: nothing
     with pytest.raises(BulkJobError, match="(?s)ingest job 750B ended Aborted .*What to do"):
-        raise_for_state("ingest", {"id": "750B", "state": "Aborted"})
+        JobWatch("ingest", ["750B"]).observe("750B", {"id": "750B", "state": "Aborted"})
 
 
 def test_polling_backs_off_to_a_ceiling():

@@ -50,6 +50,8 @@ STABLE: dict[str, set[str]] = {
     "airflow.providers.openlineage.extractors": {"OperatorLineage"},
     "airflow.providers.common.compat.openlineage.facet": {
         "Dataset",
+        "DatasetFacet",
+        "RunFacet",
         "SchemaDatasetFacet",
         "SchemaDatasetFacetFields",
     },

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING
 
 import requests
@@ -46,7 +46,7 @@ def stream_body(
     response: requests.Response | None = None,
     same: Callable[[requests.Response], str | None] | None = None,
     chunk_size: int = CHUNK_BYTES,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """Stream a response body; if it breaks off, ``fetch`` it again and resume after the bytes
     already delivered (Bulk result URLs and locators are re-fetchable while the job exists).
 

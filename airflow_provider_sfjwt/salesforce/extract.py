@@ -17,14 +17,14 @@ import gc
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypedDict, TypeVar, cast
 
 from .client import SalesforceClient
 from .progress import Progress
 from .soql import select_columns
-from .storage import FilePath
+from .storage import Destination, FilePath
 from .writers import check_format, open_writer
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def long_lived_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def prefetched(items: Iterator[T]) -> Iterator[T]:
+def prefetched(items: Iterator[T]) -> Generator[T, None, None]:
     """Yield from ``items`` while a worker thread already fetches the next one.
 
     A page's file write then overlaps the network round trip and JSON parsing of the next page
@@ -143,7 +143,7 @@ def prefetched(items: Iterator[T]) -> Iterator[T]:
 def query_to_file(
     client: SalesforceClient,
     soql: str,
-    path: FilePath,
+    path: FilePath | Destination,
     format: str = "csv",
     include_deleted: bool = False,
     field_types: Mapping[str, str] | None = None,

@@ -27,16 +27,17 @@ for the ``refresh`` formula policy (formula values change without ``SystemModsta
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 from . import bulk
 from . import extract as rest_extract
 from .client import SalesforceClient
-from .errors import SchemaChangedError, UnexpectedResponseError
+from .errors import DeletesUnavailableError, SchemaChangedError, UnexpectedResponseError
 from .replicate_fields import (
     FORMULA_POLICIES,
     plan_fields,
@@ -46,21 +47,23 @@ from .replicate_layout import Layout, read_json, run_key, write_json
 from .replicate_window import (
     DEFAULT_LOOKBACK,
     DEFAULT_SAFETY_LAG,
-    DeletesUnavailableError,
     Window,
     fetch_deleted,
     parse_datetime,
     replication_window,
     server_now,
 )
+from .storage import FilePath
 from .writers import check_format, open_writer
 
 __all__ = [
     "APIS",
     "DEFAULT_BULK_THRESHOLD",
+    "Extracted",
     "MODES",
     "Plan",
     "ReplicationSpec",
+    "ReplicationSummary",
     "Replicator",
     "run_key",
     "spec_from",
@@ -139,6 +142,36 @@ class ReplicationSpec:
             raise ValueError("bulk_threshold must be 0 or more")
 
 
+Extracted = rest_extract.ExtractResult | bulk.QueryResult
+"""What a run's data file received, by REST or by Bulk: the two share ``path`` and ``rows``."""
+
+
+class ReplicationSummary(TypedDict):
+    """What one replication run did: returned to XCom and written as the run's manifest.
+
+    ``deleted`` / ``deleted_path`` are ``None`` when the run read no deletions (a full or
+    formula run, or the first window); ``deletes_skipped`` then says why, when Salesforce's
+    delete log no longer reached back far enough and ``on_deletes_unavailable='skip'``.
+    """
+
+    object: str
+    mode: str
+    api: str
+    key: str
+    window: dict[str, str | None] | None
+    from_beginning: bool
+    count: int | None
+    rows: int
+    data_path: str
+    deleted: int | None
+    deleted_path: str | None
+    deletes_skipped: str | None
+    columns: list[str]
+    excluded: dict[str, str]
+    schema_changes: dict[str, Any]
+    manifest_path: str
+
+
 @dataclass
 class Plan:
     """What a run will read and where it writes; JSON-able, so it survives a deferral."""
@@ -183,7 +216,7 @@ class Replicator:
         self,
         client: SalesforceClient,
         spec: ReplicationSpec,
-        output: Any,
+        output: FilePath,
         *,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
@@ -312,28 +345,20 @@ class Replicator:
 
     # --- extraction ----------------------------------------------------------------------
 
-    def _data_path(self, plan: Plan) -> Any:
+    def _data_path(self, plan: Plan) -> FilePath:
         return self.layout.formulas() if plan.mode == "formulas" else self.layout.data(plan.key)
 
-    def extract(self, plan: Plan, **bulk_options: Any) -> dict[str, Any]:
+    def extract(self, plan: Plan, **bulk_options: Any) -> Extracted:
         """Read the plan's rows into its data file, by REST or by a Bulk job waited for here."""
-        path = self._data_path(plan)
-        if plan.api == "bulk":
-            return dict(
-                bulk.query_to_file(
-                    self.client,
-                    plan.soql,
-                    path,
-                    self.spec.format,
-                    include_deleted=plan.include_deleted,
-                    field_types=plan.types,
-                    **bulk_options,
-                )
-            )
-        return rest_extract.query_to_file(
+        query_to_file: Callable[..., Extracted] = (
+            functools.partial(bulk.query_to_file, **bulk_options)
+            if plan.api == "bulk"
+            else rest_extract.query_to_file
+        )
+        return query_to_file(
             self.client,
             plan.soql,
-            path,
+            self._data_path(plan),
             self.spec.format,
             include_deleted=plan.include_deleted,
             field_types=plan.types,
@@ -343,24 +368,23 @@ class Replicator:
         """Create the plan's Bulk query job (a deferring caller waits for it elsewhere)."""
         return jobs.create_query(plan.soql, include_deleted=plan.include_deleted)
 
-    def download_bulk(self, plan: Plan, job_id: str, **options: Any) -> dict[str, Any]:
+    def download_bulk(self, plan: Plan, job_id: str, **options: Any) -> bulk.QueryResult:
         """Write a completed job's results to the plan's data file."""
-        return dict(
-            bulk.download_results(
-                self.client,
-                job_id,
-                self._data_path(plan),
-                format=self.spec.format,
-                field_types=plan.types,
-                **options,
-            )
+        return bulk.download_results(
+            self.client,
+            job_id,
+            self._data_path(plan),
+            format=self.spec.format,
+            field_types=plan.types,
+            **options,
         )
 
     # --- deletions, snapshot, manifest ---------------------------------------------------
 
-    def finish(self, plan: Plan, extracted: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, plan: Plan, extracted: Extracted) -> ReplicationSummary:
         """Write the deletions sidecar, the run's manifest and the schema snapshot (last)."""
-        result: dict[str, Any] = {
+        manifest = self.layout.manifest(plan.key, plan.mode)
+        result: ReplicationSummary = {
             "object": plan.sobject,
             "mode": plan.mode,
             "api": plan.api,
@@ -376,11 +400,10 @@ class Replicator:
             "columns": list(plan.columns),
             "excluded": dict(plan.excluded),
             "schema_changes": dict(plan.changes),
+            "manifest_path": str(manifest),
         }
         if plan.mode == "incremental" and plan.window and plan.window.get("start"):
             self._write_deletes(plan, result)
-        manifest = self.layout.manifest(plan.key, plan.mode)
-        result["manifest_path"] = str(manifest)
         write_json(manifest, {**result, "fields": plan.types})
         if plan.mode != "formulas":
             write_json(self.layout.schema(), {"object": plan.sobject, "fields": plan.types})
@@ -395,7 +418,7 @@ class Replicator:
         )
         return result
 
-    def _write_deletes(self, plan: Plan, result: dict[str, Any]) -> None:
+    def _write_deletes(self, plan: Plan, result: ReplicationSummary) -> None:
         assert plan.window is not None
         window = Window.from_dict(plan.window)
         now = parse_datetime(plan.now, "plan time")
@@ -424,7 +447,7 @@ class Replicator:
 
     def run(
         self, interval_start: dt.datetime, interval_end: dt.datetime, **bulk_options: Any
-    ) -> dict[str, Any]:
+    ) -> ReplicationSummary:
         """Plan, extract and finish one interval in this process."""
         plan = self.plan(interval_start, interval_end)
         return self.finish(plan, self.extract(plan, **bulk_options))

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from .storage import Destination, atomic_output
+from .storage import Destination, FilePath, atomic_output
 
 __all__ = ["Layout", "read_json", "run_key", "write_json"]
 
@@ -27,31 +27,32 @@ def run_key(interval_start: dt.datetime) -> str:
 class Layout:
     """The file names under one object's folder (see the module docstring)."""
 
-    def __init__(self, output: Any, fmt: str) -> None:
+    def __init__(self, output: FilePath, fmt: str) -> None:
         self.root = Destination(output).target
         self.fmt = fmt
 
-    def path(self, *parts: str) -> Any:
-        return self.root.joinpath(*parts)
+    def path(self, *parts: str) -> FilePath:
+        joined: FilePath = self.root.joinpath(*parts)
+        return joined
 
-    def data(self, key: str) -> Any:
+    def data(self, key: str) -> FilePath:
         return self.path("data", f"{key}.{self.fmt}")
 
-    def deleted(self, key: str) -> Any:
+    def deleted(self, key: str) -> FilePath:
         return self.path("deleted", f"{key}.{self.fmt}")
 
-    def manifest(self, key: str, mode: str = "incremental") -> Any:
+    def manifest(self, key: str, mode: str = "incremental") -> FilePath:
         name = f"{key}.json" if mode != "formulas" else f"formulas-{key}.json"
         return self.path("runs", name)
 
-    def schema(self) -> Any:
+    def schema(self) -> FilePath:
         return self.path("_schema.json")
 
-    def formulas(self) -> Any:
+    def formulas(self) -> FilePath:
         return self.path(f"formulas.{self.fmt}")
 
 
-def read_json(path: Any) -> Any:
+def read_json(path: FilePath) -> Any:
     """A JSON file's content, ``None`` when it does not exist."""
     try:
         with Destination(path).open("rb") as handle:
@@ -60,7 +61,7 @@ def read_json(path: Any) -> Any:
         return None
 
 
-def write_json(path: Any, content: Any) -> None:
+def write_json(path: FilePath, content: object) -> None:
     with atomic_output(path, "w") as handle:
         json.dump(content, handle, indent=1, sort_keys=True)
         handle.write("\n")

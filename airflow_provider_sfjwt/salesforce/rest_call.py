@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json as jsonlib
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, TypedDict, final
 
 import requests
 
@@ -24,6 +24,7 @@ METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE", "HEAD")
 _CHUNK = 64 * 1024
 
 
+@final  # final, so that ``"path" in answer`` tells a type checker which of the two it is
 class InlineAnswer(TypedDict):
     """A small answer, returned whole: ``body`` is the parsed JSON, or the text."""
 
@@ -31,6 +32,7 @@ class InlineAnswer(TypedDict):
     body: Any
 
 
+@final
 class FileAnswer(TypedDict):
     """A large answer (or any answer with ``output_path``), written to ``path``."""
 

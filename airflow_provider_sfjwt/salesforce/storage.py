@@ -25,7 +25,7 @@ import secrets
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from typing import IO, Any, Protocol, Union
+from typing import IO, Any, Protocol, TypeGuard, Union
 
 from .errors import InvalidInputError
 
@@ -54,7 +54,7 @@ FilePath = Union[str, "os.PathLike[str]", StoragePath]
 """A file argument: a local path, a ``file://`` URL string, or an object-storage path object."""
 
 
-def is_local_path(value: Any) -> bool:
+def is_local_path(value: object) -> TypeGuard[str | os.PathLike[str]]:
     """A ``str`` or ``os.PathLike`` naming a local file, not a storage object.
 
     A universal-pathlib object (Airflow's ObjectStoragePath) is ``os.PathLike`` too with

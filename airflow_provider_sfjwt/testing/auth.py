@@ -288,44 +288,32 @@ def identity_document(emu: SalesforceEmulator, session: Session, userinfo: bool)
         "profile": f"{emu.url}/{u.user_id}",
     }
     first, _, last = (u.name or u.username).partition(" ")
-    if userinfo:
-        return {
-            "sub": ident,
-            "user_id": u.user_id,
-            "organization_id": emu.org_id,
-            "preferred_username": u.username,
-            "nickname": u.username.split("@")[0],
-            "name": u.name or u.username,
-            "email": u.email or u.username,
-            "email_verified": True,
-            "given_name": first,
-            "family_name": last or first,
-            "zoneinfo": "Europe/London",
-            "active": u.active,
-            "user_type": "STANDARD",
-            "language": "en_US",
-            "locale": "en_GB",
-            "utcOffset": 0,
-            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(emu.now())),
-            "urls": urls,
-        }
-    return {
-        "id": ident,
-        "asserted_user": True,
-        "user_id": u.user_id,
-        "organization_id": emu.org_id,
-        "username": u.username,
-        "nick_name": u.username.split("@")[0],
-        "display_name": u.name or u.username,
-        "email": u.email or u.username,
-        "email_verified": True,
-        "first_name": first,
-        "last_name": last or first,
-        "timezone": "Europe/London",
-        "active": u.active,
-        "user_type": "STANDARD",
-        "language": "en_US",
-        "locale": "en_GB",
-        "utcOffset": 0,
-        "urls": urls,
-    }
+    # The identity URL and OpenID Connect's userinfo tell the same facts under different names:
+    # (identity URL name, userinfo name, value), "" where one answer does not carry the fact.
+    facts: list[tuple[str, str, Any]] = [
+        ("id", "sub", ident),
+        ("asserted_user", "", True),
+        ("user_id", "user_id", u.user_id),
+        ("organization_id", "organization_id", emu.org_id),
+        ("username", "preferred_username", u.username),
+        ("nick_name", "nickname", u.username.split("@")[0]),
+        ("display_name", "name", u.name or u.username),
+        ("email", "email", u.email or u.username),
+        ("email_verified", "email_verified", True),
+        ("first_name", "given_name", first),
+        ("last_name", "family_name", last or first),
+        ("timezone", "zoneinfo", "Europe/London"),
+        ("active", "active", u.active),
+        ("user_type", "user_type", "STANDARD"),
+        ("language", "language", "en_US"),
+        ("locale", "locale", "en_GB"),
+        ("utcOffset", "utcOffset", 0),
+        ("", "updated_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(emu.now()))),
+        ("urls", "urls", urls),
+    ]
+    document: dict[str, Any] = {}
+    for identity_name, userinfo_name, value in facts:
+        name = userinfo_name if userinfo else identity_name
+        if name:
+            document[name] = value
+    return document

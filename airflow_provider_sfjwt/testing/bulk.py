@@ -8,7 +8,6 @@ result files are streamed back the same way.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import shutil
@@ -16,10 +15,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import encode, soql, soql_eval, soql_schema
+from .bulk_job import Job, locator, locator_offset
 from .ids import BULK_JOB_PREFIX, make_id
 from .ingest import DELIMITERS, IngestProcessing
 from .rest import today
@@ -36,95 +35,6 @@ MAX_UPLOAD = 150 * 1024 * 1024
 INGEST_POLL_WAIT = 5.0
 RESULT_PAGES_SINCE = 58.0
 RESULT_PAGES_PER_RESPONSE = 5
-
-
-@dataclass
-class Job:
-    id: str
-    kind: str  # "query" | "ingest"
-    operation: str
-    object: str
-    version: str
-    created_by: str
-    created: str
-    delimiter: str = "COMMA"
-    line_ending: str = "LF"
-    state: str = "UploadComplete"
-    polls: int = 0
-    started: float = field(default_factory=time.monotonic)
-    fault: tuple[str, str] | None = None
-    error_message: str | None = None
-    modstamp: str = ""
-    # query
-    query: soql.Query | None = None
-    rows: Any = None
-    # ingest
-    external_id: str | None = None
-    upload: str | None = None
-    gzipped: bool = False
-    processed: int = 0
-    failed: int = 0
-    worker: threading.Thread | None = None
-    finished: threading.Event = field(default_factory=threading.Event)
-    abort_requested: bool = False
-    processing_ms: int = 0
-
-    def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "operation": self.operation,
-            "object": self.object,
-            "createdById": self.created_by,
-            "createdDate": self.created,
-            "systemModstamp": self.modstamp or self.created,
-            "state": self.state,
-            "concurrencyMode": "Parallel",
-            "contentType": "CSV",
-            "apiVersion": float(self.version),
-            "lineEnding": self.line_ending,
-            "columnDelimiter": self.delimiter,
-        }
-        if self.kind == "query":
-            out.update(
-                {
-                    "jobType": "V2Query",
-                    "numberRecordsProcessed": len(self.rows) if self.state == "JobComplete" else 0,
-                    "retries": 0,
-                    "totalProcessingTime": 0 if self.state != "JobComplete" else 42,
-                    "isPkChunkingSupported": True,
-                }
-            )
-        else:
-            out.update(
-                {
-                    "jobType": "V2Ingest",
-                    "contentUrl": f"services/data/v{self.version}/jobs/ingest/{self.id}/batches",
-                    "externalIdFieldName": self.external_id,
-                    "numberRecordsProcessed": self.processed,
-                    "numberRecordsFailed": self.failed,
-                    "retries": 0,
-                    "totalProcessingTime": self.processing_ms,
-                    "apiActiveProcessingTime": self.processing_ms,
-                    "apexProcessingTime": 0,
-                }
-            )
-        if self.error_message:
-            out["errorMessage"] = self.error_message
-        return out
-
-
-def _locator(offset: int) -> str:
-    return base64.b64encode(str(offset).encode()).decode().rstrip("=")
-
-
-def _offset(locator: str) -> int | None:
-    if not locator:
-        return 0
-    try:
-        text = base64.b64decode(locator + "=" * (-len(locator) % 4)).decode()
-        return int(text) if text.isdigit() else None
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def _job_error(message: str, code: str = "INVALIDJOB", status: int = 400) -> ErrorReply:
@@ -394,7 +304,7 @@ class Bulk(IngestProcessing):
             )
 
     def _range(self, req: Request, job: Job) -> tuple[int, int]:
-        offset = _offset(req.query.get("locator", ""))
+        offset = locator_offset(req.query.get("locator", ""))
         if offset is None or offset > len(job.rows):
             raise ErrorReply(400, "INVALID_QUERY_LOCATOR", "invalid locator")
         raw = req.query.get("maxRecords")
@@ -435,7 +345,7 @@ class Bulk(IngestProcessing):
                 pos = stop
 
         headers = [
-            ("Sforce-Locator", _locator(end) if end < len(rows) else "null"),
+            ("Sforce-Locator", locator(end) if end < len(rows) else "null"),
             ("Sforce-NumberOfRecords", str(end - start)),
         ]
         if end - start <= BLOCK_ROWS:
@@ -458,17 +368,17 @@ class Bulk(IngestProcessing):
         if float(req.version or 0) < RESULT_PAGES_SINCE:
             raise ErrorReply(404, "NOT_FOUND", "The requested resource does not exist")
         self._check_results(req, job)
-        pos = _offset(req.query.get("locator", ""))
+        pos = locator_offset(req.query.get("locator", ""))
         if pos is None or pos > len(job.rows):
             raise ErrorReply(400, "INVALID_QUERY_LOCATOR", "invalid locator")
         size = self.default_max_records
         base = f"/services/data/v{job.version}/jobs/query/{job.id}"
         pages: list[dict[str, str]] = []
         while pos < len(job.rows) and len(pages) < RESULT_PAGES_PER_RESPONSE:
-            pages.append({"resultUrl": f"{base}/results?locator={_locator(pos)}"})
+            pages.append({"resultUrl": f"{base}/results?locator={locator(pos)}"})
             pos += size
         done = pos >= len(job.rows)
-        following = None if done else f"{base}/resultPages?locator={_locator(pos)}"
+        following = None if done else f"{base}/resultPages?locator={locator(pos)}"
         return Response.json(200, {"resultPages": pages, "nextRecordsUrl": following, "done": done})
 
     # ------------------------------------------------------------------ ingest

@@ -211,6 +211,16 @@ def _descriptions(rng: random.Random, count: int) -> list[str]:
     return out
 
 
+def _system_columns(created: list[Any], n: int) -> dict[str, list[Any]]:
+    """The audit columns of ``n`` generated rows: live, never modified after ``created``."""
+    return {
+        "IsDeleted": [False] * n,
+        "CreatedDate": created,
+        "LastModifiedDate": created,
+        "SystemModstamp": created,
+    }
+
+
 def ensure_owners(store: Store, seed: int = 0, count: int = 20) -> list[str]:
     """A fixed set of active Users that generated rows are owned by (so Owner.Name works)."""
     users = store.table("User")
@@ -236,10 +246,7 @@ def ensure_owners(store: Store, seed: int = 0, count: int = 20) -> list[str]:
             "Name": [f"{f} {la}" for f, la in zip(first, last, strict=False)],
             "Email": [f"owner{k}@example.com" for k in range(count)],
             "IsActive": [True] * count,
-            "IsDeleted": [False] * count,
-            "CreatedDate": created,
-            "LastModifiedDate": created,
-            "SystemModstamp": created,
+            **_system_columns(created, count),
         },
         count,
     )
@@ -292,10 +299,7 @@ def generate_accounts(store: Store, n: int, seed: int = 0) -> list[str]:
             "Active__c": rng.choices((True, False), (4, 1), k=n),
             "OwnerId": rng.choices(owners, k=n),
             "External_Id__c": [f"ACC-{k:09d}" for k in range(start, start + n)],
-            "IsDeleted": [False] * n,
-            "CreatedDate": created_col,
-            "LastModifiedDate": created_col,
-            "SystemModstamp": created_col,
+            **_system_columns(created_col, n),
         }
         t.append_columns(cols, n)
     return ids[:10]
@@ -344,10 +348,7 @@ def generate_contacts(store: Store, n: int, seed: int = 0) -> list[str]:
             "LastActivityDate": rng.choices(activity, wa, k=n),
             "OwnerId": rng.choices(owners, k=n),
             "External_Id__c": [f"CON-{k:09d}" for k in nums],
-            "IsDeleted": [False] * n,
-            "CreatedDate": created_col,
-            "LastModifiedDate": created_col,
-            "SystemModstamp": created_col,
+            **_system_columns(created_col, n),
         }
         t.append_columns(cols, n)
     return ids[:10]

@@ -20,7 +20,7 @@ from .store import Table
 from .values import Rejected, WriteError
 
 if TYPE_CHECKING:
-    from .bulk import Job
+    from .bulk_job import Job
     from .emulator import SalesforceEmulator
 
 DELIMITERS = {

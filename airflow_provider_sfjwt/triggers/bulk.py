@@ -53,7 +53,7 @@ class SalesforceBulkJobTrigger(BaseTrigger):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         deadline: float | None = None,
     ) -> None:
-        super().__init__()
+        BaseTrigger.__init__(self)  # by name: untyped_calls_exclude misses super()
         if kind not in JOB_KINDS:
             raise ValueError(f"kind must be 'query' or 'ingest', not {kind!r}")
         self.salesforce_conn_id = salesforce_conn_id
@@ -96,15 +96,10 @@ class SalesforceBulkJobTrigger(BaseTrigger):
         jobs = await self._get_jobs()
         watch = self._watch
         try:
-            while True:
-                for job_id in list(watch.pending):
-                    info = await in_worker_thread(jobs.get, self.kind, job_id)
-                    self.log.info("%s", watch.describe(job_id, info))
-                    watch.observe(job_id, info)
-                if not watch.pending:
-                    break
-                wait = watch.next_wait()
-                self.log.info("Next poll in %.1f s", wait)
+            # The same rounds as a wait in the worker; only the sleep is the event loop's.
+            while (
+                wait := await in_worker_thread(watch.poll_round, jobs.get, self.log)
+            ) is not None:
                 await asyncio.sleep(wait)
         except BulkJobError as exc:
             await self._abort_pending(jobs)

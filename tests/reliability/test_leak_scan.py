@@ -44,7 +44,9 @@ from typing import Any
 
 import pytest
 import requests
+from packaging.version import Version
 
+from airflow_provider_sfjwt.compat import AIRFLOW_VERSION
 from airflow_provider_sfjwt.salesforce.keys import pem_lines, private_key_to_pem
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
@@ -185,8 +187,7 @@ def test_dags_test_runs_leak_nothing(org, tmp_path, cell):
         "leaks", "dags_test", f"`airflow dags test` of {len(DAGS_TEST_DAGS)} DAGs + `sfjwt doctor`",
         "scan", "What was scanned", "no PEM line, passphrase, assertion or access token",
     )  # fmt: skip
-    env = migrated_home(tmp_path / "home", dags_folder(tmp_path))
-    env.update(org.env)
+    env = migrated_home(tmp_path / "home", dags_folder(tmp_path), **org.env)
     outputs: dict[str, str] = {}
     for dag_id in DAGS_TEST_DAGS:
         out = run_airflow(["dags", "test", dag_id], env, timeout=240)
@@ -456,6 +457,12 @@ def test_real_scheduler_run_leaks_nothing(org, tmp_path, cell):
     )
 
 
+@pytest.mark.skipif(
+    Version("3.1") > AIRFLOW_VERSION,
+    reason="Airflow 3.0's `dags test --use-executor` fails a task that ends while its loop waits "
+    "('state changed externally': it checks the executor's event against the task state it read "
+    "before; 3.1 re-reads it). On 3.0 the real-scheduler run proves masking in task log files.",
+)
 @pytest.mark.timeout(600)
 def test_executor_run_masks_secrets_logged_on_purpose(org, tmp_path, cell):
     cell.describe(

@@ -32,7 +32,6 @@ from .poller import (
     JobWatch,
     job_error,
     poll_delays,
-    raise_for_state,
 )
 from .query import QueryResult, download_results, job_api_version, query_to_file
 from .upload import MAX_UPLOAD_BYTES, IngestSpec, start_ingest
@@ -62,7 +61,6 @@ __all__ = [
     "job_error",
     "poll_delays",
     "query_to_file",
-    "raise_for_state",
     "resubmit_transient_failures",
     "result_targets",
     "save_job_results",

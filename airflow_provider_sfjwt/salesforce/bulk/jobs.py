@@ -249,16 +249,9 @@ class BulkJobs:
             kind, job_ids, poll_interval=self.poll_interval, deadline=time.monotonic() + timeout
         )
         try:
-            while True:
-                for job_id in list(watch.pending):
-                    info = self.get(kind, job_id)
-                    log.info("%s", watch.describe(job_id, info))
-                    watch.observe(job_id, info)
-                if not watch.pending:
-                    return watch.results()
-                wait = watch.next_wait()
-                log.info("Next poll in %.1f s", wait)
+            while (wait := watch.poll_round(self.get, log)) is not None:
                 time.sleep(wait)
+            return watch.results()
         except BaseException:
             for job_id in watch.pending:
                 self.abort_quietly(kind, job_id)

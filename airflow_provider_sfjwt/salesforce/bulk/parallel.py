@@ -27,7 +27,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -186,7 +186,9 @@ def _check_result_url(url: Any, job_id: str, seen: set[str]) -> str:
     return url
 
 
-def _result_urls(client: SalesforceClient, job_id: str, answer: Mapping[str, Any]) -> Iterator[str]:
+def _result_urls(
+    client: SalesforceClient, job_id: str, answer: Mapping[str, Any]
+) -> Generator[str, None, None]:
     """Every result URL of the job in order, following ``nextRecordsUrl`` from ``answer`` on."""
     seen: set[str] = set()
     followed: set[str] = set()

@@ -3,17 +3,19 @@
 A task either waits in its worker (:meth:`.jobs.BulkJobs.wait_all`) or defers to the triggerer
 (:class:`airflow_provider_sfjwt.triggers.bulk.SalesforceBulkJobTrigger`). Both must judge a job
 the same way: which states end the wait, which ones fail it and with what advice, how long to
-sleep between polls, and what a timeout says. :class:`JobWatch` is that judgement without any
-I/O: the caller fetches each job's info (blocking, or in a thread from the event loop), hands it
-to :meth:`JobWatch.observe` and sleeps for :meth:`JobWatch.next_wait`. The Amazon provider
-shares one waiter between its synchronous waits and ``async_wait`` the same way.
+sleep between polls, what each poll logs and what a timeout says. :meth:`JobWatch.poll_round` is
+all of that: one round of polls over the pending jobs, returning how long to sleep before the
+next round (``None`` once every job completed). The only thing its two callers do differently
+is the sleeping: ``time.sleep`` in the worker, ``asyncio.sleep`` in the triggerer, which runs
+the round itself in a worker thread so its blocking HTTP never stalls the event loop. The
+Amazon provider shares one waiter between its synchronous waits and ``async_wait`` the same way.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import BulkJobError, BulkJobTimeoutError
 
@@ -24,7 +26,6 @@ __all__ = [
     "JobWatch",
     "job_error",
     "poll_delays",
-    "raise_for_state",
 ]
 
 TERMINAL_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
@@ -53,6 +54,13 @@ _TIMEOUT_HINT = (
 )
 
 
+class InfoLog(Protocol):
+    """Where poll lines go: a ``logging.Logger`` in the worker, the trigger's own logger (a
+    structlog one on newer Airflow) in the triggerer, so each lands in that task's log."""
+
+    def info(self, msg: str, *args: Any) -> Any: ...
+
+
 def poll_delays(poll_interval: float, max_interval: float = MAX_POLL_INTERVAL) -> Iterator[float]:
     """Waits between polls: ``poll_interval`` growing by half each time up to ``max_interval``."""
     delay = max(0.0, poll_interval)
@@ -72,13 +80,6 @@ def job_error(
     if timeout:
         return BulkJobTimeoutError(kind, job_id, state, message, _TIMEOUT_HINT)
     return BulkJobError(kind, job_id, state, message, _STATE_HINTS.get(state, ""))
-
-
-def raise_for_state(kind: str, info: Mapping[str, Any]) -> None:
-    """Raise :class:`BulkJobError` for a Failed or Aborted job; do nothing otherwise."""
-    state = str(info.get("state", ""))
-    if state in ("Failed", "Aborted"):
-        raise job_error(kind, str(info.get("id", "?")), state, str(info.get("errorMessage") or ""))
 
 
 class JobWatch:
@@ -106,6 +107,28 @@ class JobWatch:
         self._clock = clock
         self._delays = poll_delays(poll_interval)
         self._states: dict[str, str] = {}
+
+    def poll_round(
+        self,
+        get: Callable[[str, str], Mapping[str, Any]],
+        log: InfoLog,
+    ) -> float | None:
+        """Poll every pending job once with ``get(kind, job_id)``; the seconds to sleep before
+        the next round, or ``None`` when every job has completed.
+
+        Raises :class:`BulkJobError` when a job ended Failed or Aborted and
+        :class:`BulkJobTimeoutError` when the deadline passed; ``pending`` then holds exactly the
+        jobs the caller should abort.
+        """
+        for job_id in list(self.pending):
+            info = get(self.kind, job_id)
+            log.info("%s", self.describe(job_id, info))
+            self.observe(job_id, info)
+        if not self.pending:
+            return None
+        wait = self.next_wait()
+        log.info("Next poll in %.1f s", wait)
+        return wait
 
     def observe(self, job_id: str, info: Mapping[str, Any]) -> None:
         """Take one job's latest info; raise :class:`BulkJobError` if it ended Failed or Aborted.

@@ -48,7 +48,7 @@ class QueryResult(TypedDict):
 def download_results(
     client: SalesforceClient,
     job_id: str,
-    path: FilePath,
+    path: FilePath | Destination,
     *,
     format: str = "csv",
     soql: str | None = None,
@@ -135,7 +135,7 @@ def _result_chunks(
 def query_to_file(
     client: SalesforceClient,
     soql: str,
-    path: FilePath,
+    path: FilePath | Destination,
     format: str = "csv",
     *,
     include_deleted: bool = False,
