@@ -281,7 +281,7 @@ def _bulk_verdicts(bulk: list[dict[str, Any]], import_rss: float | None) -> list
     lines = []
     query = sorted((b for b in bulk if b["bench"] == "bulk_query_csv"), key=lambda b: b["rows"])
     if query:
-        # The figure is the 1M-row query (the largest N); smaller N are reported too,
+        # The headline figure is the 1M-row query (the largest N); smaller N are reported too,
         # where a run lasts a few ms and a fixed millisecond of process noise moves the ratio.
         top = query[-1]
         ratio = top["paired_ratio_to_floor"]

@@ -42,7 +42,7 @@ def bulk_extract_parquet():
     extract = SalesforceBulkQueryOperator(
         task_id="extract_accounts",
         soql=ACCOUNTS_SOQL,
-        path="{{ params.output_dir }}/accounts_{{ dag_run.run_after | ds_nodash }}.parquet",
+        output_path="{{ params.output_dir }}/accounts_{{ dag_run.run_after | ds_nodash }}.parquet",
         format="parquet",
         poll_interval=POLL_INTERVAL,
         job_timeout=3600,

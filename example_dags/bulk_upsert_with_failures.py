@@ -8,7 +8,8 @@ and prints them; above that the task fails and names the failed-results file and
 error codes. While Salesforce processes the job, the task waits deferred in the triggerer.
 
 The first task stands in for an upstream export: it writes a CSV in which one row in ten (param
-``bad_every``) lacks the required LastName. Point ``path`` at your own file instead (object storage works too).
+``bad_every``) lacks the required LastName. Point ``input_path`` at your own file instead (object
+storage works too).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def bulk_upsert_with_failures():
         sobject="Contact",
         operation="upsert",
         external_id_field="External_Id__c",
-        path=prepare_input(),
+        input_path=prepare_input(),
         max_failed_records="25%",
         poll_interval=POLL_INTERVAL,
         job_timeout=3600,

@@ -39,12 +39,12 @@ def salesforce_apex_rest():
     score = SalesforceRestOperator(
         task_id="score_accounts",
         method="POST",
-        path="/services/apexrest/AccountHealth",
+        endpoint="/services/apexrest/AccountHealth",
         json={"industry": "{{ params.industry }}"},
     )
     describe = SalesforceRestOperator(
         task_id="describe_account_to_file",
-        path="sobjects/Account/describe",
+        endpoint="sobjects/Account/describe",
         output_path="{{ params.output_dir }}/account_describe.json",
     )
 

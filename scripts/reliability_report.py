@@ -48,7 +48,7 @@ INPUT_NOTES = """Connection rows are set through `AIRFLOW_CONN_SALESFORCE_JWT_DE
 passed to the operator. Decisions: a relative `file:` reference is refused (workers, triggerer and
 API server start in different directories) with the path it resolves to; an absolute one is read
 with `..` and links resolved and the real path named, never echoing the file's content; files over
-64 KB are not read. A full URL as a REST path is refused, and the client never sends the token off
+64 KB are not read. A full URL as a REST endpoint is refused, and the client never sends the token off
 the org's instance. SOQL has no bind variables: a templated value that stacks a statement (`;`) is
 refused; one that only widens a read (`x' OR Name != '`) is valid SOQL - validate such params in
 the DAG. A unicode username is valid input and works (last row).

@@ -43,7 +43,7 @@ def test_test_connection_reports_instance_user_and_version(monkeypatch, emu, key
 def test_fifty_hook_calls_cause_one_exchange(monkeypatch, emu, keypair):
     set_conn(monkeypatch, emu, keypair)
     for _ in range(50):
-        SalesforceJWTHook(CONN_ID).limits()
+        SalesforceJWTHook(CONN_ID).get_conn().limits()
     assert emu.stats.token_exchanges == 1
     assert TOKEN_CACHE.exchanges == 1
 
@@ -59,7 +59,7 @@ def test_eight_threads_on_a_cold_cache_cause_one_exchange(monkeypatch, emu, keyp
             hook = SalesforceJWTHook(CONN_ID)
             assert hook.settings.username == USERNAME  # parse before the race
             barrier.wait()
-            hook.limits()
+            hook.get_conn().limits()
         except BaseException as exc:  # collected and asserted below
             failures.append(exc)
 
@@ -75,7 +75,7 @@ def test_eight_threads_on_a_cold_cache_cause_one_exchange(monkeypatch, emu, keyp
 def test_revoked_session_causes_exactly_one_reexchange(monkeypatch, emu, keypair):
     set_conn(monkeypatch, emu, keypair)
     hooks = [SalesforceJWTHook(CONN_ID) for _ in range(8)]
-    hooks[0].limits()
+    hooks[0].get_conn().limits()
     assert emu.stats.token_exchanges == 1
     emu.faults.revoke_sessions()
     barrier = threading.Barrier(8)
@@ -83,7 +83,7 @@ def test_revoked_session_causes_exactly_one_reexchange(monkeypatch, emu, keypair
 
     def work(hook):
         barrier.wait()
-        results.append(hook.limits())
+        results.append(hook.get_conn().limits())
 
     threads = [threading.Thread(target=work, args=(h,)) for h in hooks]
     for t in threads:

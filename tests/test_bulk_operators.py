@@ -44,7 +44,10 @@ def run_trigger(trigger: SalesforceBulkJobTrigger) -> dict:
 def test_deferred_query_defers_then_downloads(emu, client, tmp_path):
     emu.generate_accounts(1_500)
     op = SalesforceBulkQueryOperator(
-        task_id="q", soql="SELECT Id, Name FROM Account", path=str(tmp_path / "a.csv"), **FAST
+        task_id="q",
+        soql="SELECT Id, Name FROM Account",
+        output_path=str(tmp_path / "a.csv"),
+        **FAST,
     )
     assert op.deferrable
     with pytest.raises(TaskDeferred) as deferred:
@@ -64,7 +67,7 @@ def test_deferred_query_defers_then_downloads(emu, client, tmp_path):
 def test_deferred_failure_raises_with_job_id_and_message(emu, client, tmp_path):
     emu.faults.fail_bulk_job(message="InvalidBatch : Query timed out")
     op = SalesforceBulkQueryOperator(
-        task_id="q", soql="SELECT Id FROM Account", path=str(tmp_path / "a.csv"), **FAST
+        task_id="q", soql="SELECT Id FROM Account", output_path=str(tmp_path / "a.csv"), **FAST
     )
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
@@ -145,7 +148,7 @@ def test_on_kill_aborts_the_running_job(emu, client, tmp_path):
     op = SalesforceBulkQueryOperator(
         task_id="q",
         soql="SELECT Id FROM Account",
-        path=str(tmp_path / "k.csv"),
+        output_path=str(tmp_path / "k.csv"),
         deferrable=False,
         poll_interval=0.02,
         job_timeout=30,
@@ -193,7 +196,7 @@ def ingest_op(source, tmp_path, deferrable, **kwargs):
         sobject="Contact",
         operation="upsert",
         external_id_field="External_Id__c",
-        path=str(source),
+        input_path=str(source),
         results_dir=str(tmp_path / "out"),
         deferrable=deferrable,
         **FAST,
@@ -236,7 +239,7 @@ def test_object_storage_paths_in_and_out(emu, tmp_path):
     emu.generate_accounts(700)
     out = ObjectStoragePath(f"file://{tmp_path}/lake/accounts.csv")
     query = SalesforceBulkQueryOperator(
-        task_id="q", soql="SELECT Id FROM Account", path=out, deferrable=False, **FAST
+        task_id="q", soql="SELECT Id FROM Account", output_path=out, deferrable=False, **FAST
     )
     assert query.execute({})["rows"] == 700
     assert len(read_rows(tmp_path / "lake" / "accounts.csv")) == 700
@@ -247,7 +250,7 @@ def test_object_storage_paths_in_and_out(emu, tmp_path):
         sobject="Contact",
         operation="upsert",
         external_id_field="External_Id__c",
-        path=ObjectStoragePath(f"file://{tmp_path}/contacts.csv"),
+        input_path=ObjectStoragePath(f"file://{tmp_path}/contacts.csv"),
         results_dir=ObjectStoragePath(f"file://{tmp_path}/reports/"),
         max_failed_records=2,
         deferrable=False,
@@ -333,7 +336,7 @@ def test_worker_wait_and_trigger_judge_a_job_alike(emu, client, ending):
     )
     with pytest.raises(BulkJobError) as raised:
         SalesforceBulkQueryOperator(
-            task_id="q", soql="SELECT Id FROM Account", path="unused.csv", **FAST
+            task_id="q", soql="SELECT Id FROM Account", output_path="unused.csv", **FAST
         ).execute_complete({}, run_trigger(trigger))
     trigger_error = raised.value
 

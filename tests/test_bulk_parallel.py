@@ -131,7 +131,6 @@ def test_results_are_read_with_the_jobs_api_version(chunked, client, tmp_path):
 
 
 def test_jobs_before_api_58_are_read_with_the_locator_loop(emu, tmp_path):
-    emu.api_versions = ("57.0", *emu.api_versions)
     emu.generate_accounts(5_000)
     emu.bulk.default_max_records = 2_000
     v57 = make_client(emu, api_version="57.0")
@@ -391,7 +390,7 @@ def test_on_kill_deletes_a_query_job_that_had_finished(emu, client, tmp_path):
 
     job_id, _ = finished_job(client, "SELECT Id FROM Account")
     op = SalesforceBulkQueryOperator(
-        task_id="q", soql="SELECT Id FROM Account", path=str(tmp_path / "k.csv")
+        task_id="q", soql="SELECT Id FROM Account", output_path=str(tmp_path / "k.csv")
     )
     op._job_ids = [job_id]  # killed while downloading the finished job's results
     op.on_kill()

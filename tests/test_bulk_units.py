@@ -104,7 +104,7 @@ def _bulk_query(**kwargs):
     from airflow_provider_sfjwt.operators import SalesforceBulkQueryOperator
 
     return SalesforceBulkQueryOperator(
-        task_id="q", soql="SELECT Id FROM Account", path="/x.csv", **kwargs
+        task_id="q", soql="SELECT Id FROM Account", output_path="/x.csv", **kwargs
     )
 
 
@@ -158,7 +158,7 @@ def test_default_deferrable_false_in_airflow_cfg_runs_in_the_worker(tmp_path):
     env["AIRFLOW_HOME"] = str(home)  # and no unit-test mode, which ignores airflow.cfg
     code = (
         "from airflow_provider_sfjwt.operators import SalesforceBulkIngestOperator as O;"
-        "print(O(task_id='i', sobject='Account', operation='insert', path='/x.csv').deferrable)"
+        "print(O(task_id='i', sobject='Account', operation='insert', input_path='/x.csv').deferrable)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
@@ -173,7 +173,7 @@ def test_operators_template_their_inputs():
         SalesforceBulkQueryOperator,
     )
 
-    assert {"soql", "path", "format"} <= set(SalesforceBulkQueryOperator.template_fields)
-    assert {"sobject", "path", "results_dir", "max_failed_records"} <= set(
+    assert {"soql", "output_path", "format"} <= set(SalesforceBulkQueryOperator.template_fields)
+    assert {"sobject", "input_path", "results_dir", "max_failed_records"} <= set(
         SalesforceBulkIngestOperator.template_fields
     )

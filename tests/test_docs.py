@@ -251,7 +251,7 @@ def test_readme_says_what_the_rest_operator_puts_in_xcom(emu, tmp_path):
     assert DEFAULT_MAX_INLINE_BYTES == 64 * 1024 and "(64 KB by default;" in said.group(0)
     emu.generate_accounts(3)
     query = SalesforceRestOperator(
-        task_id="q", path="query", query_params={"q": "SELECT Id, Name FROM Account"}
+        task_id="q", endpoint="query", query_params={"q": "SELECT Id, Name FROM Account"}
     )
     inline = query.execute({})
     assert inline["status"] == 200 and len(inline["body"]["records"]) == 3

@@ -1,4 +1,4 @@
-"""`sfjwt doctor`: passes on a correct setup, and names the fix for each seed misconfiguration.
+"""`sfjwt doctor`: passes on a correct setup, and names the fix for each usual misconfiguration.
 
 The CLI runs in-process (``main(argv)``) against the emulator over real HTTP; offline checks are
 also run on their own with inputs no emulator can produce (production and sandbox hosts).

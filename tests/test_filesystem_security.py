@@ -335,7 +335,7 @@ def test_extracts_get_file_mode_and_otherwise_the_umask(emu, tmp_path, umask_022
     for deferrable in (False, True):
         bulk = tmp_path / f"bulk-{deferrable}.csv"
         op = SalesforceBulkQueryOperator(
-            task_id="b", soql=soql, path=str(bulk), file_mode=0o640, poll_interval=0.01,
+            task_id="b", soql=soql, output_path=str(bulk), file_mode=0o640, poll_interval=0.01,
             deferrable=deferrable,
         )  # fmt: skip
         assert run_task(op)["rows"] == 5

@@ -75,7 +75,7 @@ def test_bulk_query_deferred_reports_lineage_after_the_trigger(emu, tmp_path):
     op = SalesforceBulkQueryOperator(
         task_id="bq",
         soql="SELECT Id, LastName FROM Contact",
-        path=str(tmp_path / "c.csv"),
+        output_path=str(tmp_path / "c.csv"),
         deferrable=True,
         poll_interval=0.01,
     )
@@ -105,7 +105,7 @@ def test_loads_report_file_in_and_object_out(emu, tmp_path):
         operation="upsert",
         sobject="Contact",
         external_id_field="External_Id__c",
-        path=str(source),
+        input_path=str(source),
         deferrable=False,
         poll_interval=0.01,
     )

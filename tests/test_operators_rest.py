@@ -14,13 +14,17 @@ from datetime import datetime, timezone
 
 import pytest
 
-from airflow_provider_sfjwt.compat import AirflowException, AirflowRescheduleException
+from airflow_provider_sfjwt.compat import AirflowRescheduleException
 from airflow_provider_sfjwt.operators import (
     SalesforceCollectionsOperator,
     SalesforceQueryOperator,
     SalesforceRestOperator,
 )
-from airflow_provider_sfjwt.salesforce.errors import ApiError, ResponseTooLargeError
+from airflow_provider_sfjwt.salesforce.errors import (
+    ApiError,
+    ResponseTooLargeError,
+    TooManyFailedRecordsError,
+)
 from airflow_provider_sfjwt.salesforce.load import prepare_record
 from airflow_provider_sfjwt.sensors import SalesforceSoqlSensor
 
@@ -86,7 +90,7 @@ def test_query_operator_bad_soql_fails_with_salesforce_words_and_no_file(emu, tm
 
 def test_hook_query_to_file_writes_through_object_storage(emu, tmp_path):
     from airflow_provider_sfjwt.compat import ObjectStoragePath
-    from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+    from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 
     emu.generate_accounts(2500)
     hook = SalesforceJWTHook()
@@ -95,8 +99,8 @@ def test_hook_query_to_file_writes_through_object_storage(emu, tmp_path):
     assert result["rows"] == 2500 and result["path"] == str(target)
     assert len(target.read_text().splitlines()) == 2500
     assert [p.name for p in target.parent.iterdir()] == ["accounts.jsonl"]
-    assert SalesforceJWTHook.storage_path("s3://bucket/key.csv").protocol == "s3"
-    assert SalesforceJWTHook.storage_path("/tmp/x.csv") == "/tmp/x.csv"
+    assert storage_path("s3://bucket/key.csv").protocol == "s3"
+    assert storage_path("/tmp/x.csv") == "/tmp/x.csv"
 
 
 # --- SalesforceCollectionsOperator ---------------------------------------------------------
@@ -135,11 +139,12 @@ def test_collections_partial_failure_writes_report_and_fails_over_the_limit(emu,
         "failed_records_path": str(report),
     }
     calls = emu.stats.api_calls
-    with pytest.raises(AirflowException) as caught:
+    with pytest.raises(TooManyFailedRecordsError) as caught:
         SalesforceCollectionsOperator(max_failed_records=2, **common).execute({})
     message = str(caught.value)
     assert "refused 3 of 450" in message and "max_failed_records=2" in message
     assert str(report) in message
+    assert caught.value.summary["failed"] == 3  # the summary travels with the error
     assert emu.stats.api_calls - calls == 3  # chunks of 200: 200 + 200 + 50
 
     failed = read_csv(report)
@@ -152,6 +157,10 @@ def test_collections_partial_failure_writes_report_and_fails_over_the_limit(emu,
     assert failed[1]["External_Id__c"] == "T-00200"  # the input row comes back as given
     assert failed[1]["Title"] == 'Head of "Ops"'
     assert failed[0]["sf__error_message"]
+
+    # A percentage of the records sent, as for Bulk ingest: 0.5% of 450 allows 2.
+    with pytest.raises(TooManyFailedRecordsError, match=r"max_failed_records=0.5% \(2 records\)"):
+        SalesforceCollectionsOperator(max_failed_records="0.5%", **common).execute({})
 
     # Same file, higher tolerance: succeeds; the upsert does not duplicate what was loaded.
     summary = SalesforceCollectionsOperator(max_failed_records=3, **common).execute({})
@@ -231,7 +240,7 @@ def test_collections_rows_still_locked_after_the_retries_are_reported(emu, tmp_p
     emu.faults.lock_rows(1000)
     report = tmp_path / "failed.csv"
     records = [*contacts(2), {"FirstName": "no last name"}]
-    with pytest.raises(AirflowException, match="refused 3 of 3 records"):
+    with pytest.raises(TooManyFailedRecordsError, match="refused 3 of 3 records"):
         SalesforceCollectionsOperator(
             task_id="ins",
             operation="insert",
@@ -380,7 +389,7 @@ def test_rest_operator_calls_apex_and_returns_small_answers(emu):
     result = SalesforceRestOperator(
         task_id="apex",
         method="POST",
-        path="/services/apexrest/AccountHealth",
+        endpoint="/services/apexrest/AccountHealth",
         json={"industry": "Technology"},
     ).execute({})
     assert result == {"status": 200, "body": {"industry": "Technology", "score": 42}}
@@ -390,12 +399,12 @@ def test_rest_operator_calls_apex_and_returns_small_answers(emu):
 def test_rest_operator_large_answer_goes_to_a_file(emu, tmp_path):
     big = {"items": [{"n": i, "text": "x" * 100} for i in range(2000)]}  # ~230 KB
     emu.register_apex("GET", "Big", lambda req: (200, big))
-    op = SalesforceRestOperator(task_id="big", path="/services/apexrest/Big")
+    op = SalesforceRestOperator(task_id="big", endpoint="/services/apexrest/Big")
     with pytest.raises(ResponseTooLargeError, match="Set output_path"):
         op.execute({})
     target = tmp_path / "big.json"
     result = SalesforceRestOperator(
-        task_id="big2", path="/services/apexrest/Big", output_path=str(target)
+        task_id="big2", endpoint="/services/apexrest/Big", output_path=str(target)
     ).execute({})
     assert result == {"status": 200, "path": str(target), "bytes": target.stat().st_size}
     assert json.loads(target.read_text()) == big
@@ -405,12 +414,12 @@ def test_rest_operator_does_not_repeat_a_post_unless_told_it_is_idempotent(emu):
     calls = []
     emu.register_apex("POST", "Orders", lambda req: (calls.append(1) or 201, {"ok": True}))
     emu.faults.fail("/services/apexrest/Orders", 500, count=1)
-    op = SalesforceRestOperator(task_id="p", method="POST", path="/services/apexrest/Orders")
+    op = SalesforceRestOperator(task_id="p", method="POST", endpoint="/services/apexrest/Orders")
     with pytest.raises(ApiError, match="HTTP 500"):
         op.execute({})
     emu.faults.fail("/services/apexrest/Orders", 500, count=1)
     again = SalesforceRestOperator(
-        task_id="p2", method="POST", path="/services/apexrest/Orders", idempotent=True
+        task_id="p2", method="POST", endpoint="/services/apexrest/Orders", idempotent=True
     )
     assert again.execute({}) == {"status": 201, "body": {"ok": True}}
     assert len(calls) == 1

@@ -168,7 +168,7 @@ def test_rest_operator_reports_lineage_when_it_writes_a_file(emu, tmp_path):
     emu.generate_accounts(3)
     target = tmp_path / "describe.json"
     op = SalesforceRestOperator(
-        task_id="describe", path="sobjects/Account/describe", output_path=str(target)
+        task_id="describe", endpoint="sobjects/Account/describe", output_path=str(target)
     )
     assert op.get_openlineage_facets_on_complete(None) is None
     op.execute({})
@@ -178,13 +178,13 @@ def test_rest_operator_reports_lineage_when_it_writes_a_file(emu, tmp_path):
     assert [(d.namespace, d.name) for d in lineage.outputs] == [("file", str(target))]
     query = SalesforceRestOperator(
         task_id="q",
-        path="query",
+        endpoint="query",
         query_params={"q": "SELECT Id FROM Contact"},
         output_path=str(tmp_path / "q.json"),
     )
     query.execute({})
     assert query.get_openlineage_facets_on_complete(None).inputs[0].name == "Contact"
-    inline = SalesforceRestOperator(task_id="limits", path="limits")
+    inline = SalesforceRestOperator(task_id="limits", endpoint="limits")
     inline.execute({})
     assert inline.get_openlineage_facets_on_complete(None) is None  # nothing written, no lineage
 

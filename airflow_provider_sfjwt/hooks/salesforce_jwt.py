@@ -12,9 +12,9 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from airflow_provider_sfjwt import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_sfjwt.compat import (
@@ -24,6 +24,7 @@ from airflow_provider_sfjwt.compat import (
     mask_secret,
     ui_field_behaviour,
 )
+from airflow_provider_sfjwt.salesforce import bulk, extract, load, rest_call
 from airflow_provider_sfjwt.salesforce.auth import TokenCache
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import SalesforceError
@@ -33,6 +34,10 @@ from airflow_provider_sfjwt.salesforce.settings import (
     parse_connection,
     parse_extra,
 )
+from airflow_provider_sfjwt.salesforce.storage import Destination, FilePath, StoragePath
+
+if TYPE_CHECKING:
+    from airflow_provider_sfjwt.salesforce.replicate import ReplicationSpec, Replicator
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +64,10 @@ def register_secrets(*secrets: str) -> None:
             _registered_pid = os.getpid()
         new = sorted({s for s in secrets if s and s not in _registered}, key=len)
         _registered.update(new)
-    if new:
-        mask_secret(new[0] if len(new) == 1 else new)
+    if len(new) == 1:
+        mask_secret(new[0])
+    elif new:
+        mask_secret(list[Any](new))
 
 
 def forget_registered_secrets() -> None:
@@ -73,9 +80,10 @@ def _get_variable(name: str) -> str | None:
     from airflow.sdk import Variable
 
     try:
-        return Variable.get(name)
+        value = Variable.get(name)
     except Exception:  # Variable.get raises a KeyError subclass or AirflowNotFoundException
         return None
+    return None if value is None else str(value)
 
 
 class SalesforceJWTHook(BaseHook):
@@ -210,43 +218,99 @@ class SalesforceJWTHook(BaseHook):
             f"Connected to {token.instance_url} as {self.settings.username}, API v{version}",
         )
 
-    # --- data -----------------------------------------------------------------------------
+    # --- REST query and calls --------------------------------------------------------------
 
     def query(self, soql: str, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
         """Stream records of a SOQL query (one page in memory at a time)."""
         return self.get_conn().query(soql, include_deleted=include_deleted)
 
+    def count(self, soql: str, include_deleted: bool = False) -> int:
+        """The query's ``totalSize`` from its first page (``SELECT COUNT() ...`` sends no rows)."""
+        return self.get_conn().count(soql, include_deleted=include_deleted)
+
+    def identity(self) -> dict[str, Any]:
+        """The logged-in user as Salesforce describes it (``/services/oauth2/userinfo``)."""
+        return self.get_conn().identity()
+
     def query_to_file(
-        self, soql: str, path: Any, format: str = "csv", include_deleted: bool = False
-    ) -> dict[str, Any]:
+        self,
+        soql: str,
+        path: FilePath | Destination,
+        format: str = "csv",
+        include_deleted: bool = False,
+    ) -> extract.ExtractResult:
         """Stream a SOQL result into a csv/jsonl/parquet file, local or ``s3://``-like URI.
 
         Returns ``{"path", "rows", "columns", "format"}``; the file appears only when complete.
         """
-        from airflow_provider_sfjwt.salesforce.extract import query_to_file
-
-        return query_to_file(
-            self.get_conn(), soql, self.storage_path(path), format, include_deleted
+        return extract.query_to_file(
+            self.get_conn(), soql, storage_path(path), format, include_deleted
         )
+
+    def call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        output_path: FilePath | None = None,
+        max_inline_bytes: int = rest_call.DEFAULT_MAX_INLINE_BYTES,
+        idempotent: bool | None = None,
+    ) -> rest_call.RestAnswer:
+        """One REST or Apex REST call; the body comes back inline when small, else in a file.
+
+        ``endpoint`` is relative to the data API (``limits``) or from the instance root
+        (``/services/apexrest/Orders/v1``). Returns ``{"status", "body"}``, or
+        ``{"status", "path", "bytes"}`` when ``output_path`` is set.
+        """
+        return rest_call.call(
+            self.get_conn(),
+            method,
+            endpoint,
+            params=params,
+            json=json,
+            output_path=storage_path(output_path),
+            max_inline_bytes=max_inline_bytes,
+            idempotent=idempotent,
+        )
+
+    # --- sObject Collections ---------------------------------------------------------------
+
+    def load_file(self, operation: str, path: FilePath, **options: Any) -> load.LoadSummary:
+        """Write the records of a CSV or JSONL file through sObject Collections, 200 a call.
+
+        ``options`` are those of :func:`airflow_provider_sfjwt.salesforce.load.load_file`
+        (``sobject``, ``external_id_field``, ``failed_records_path``, ...).
+        """
+        return load.load_file(self.get_conn(), operation, storage_path(path), **options)
+
+    def load_records(
+        self, operation: str, records: Iterable[Mapping[str, Any]], **options: Any
+    ) -> load.LoadSummary:
+        """Write records given as dicts through sObject Collections (options as ``load_file``)."""
+        return load.load_collections(self.get_conn(), operation, records, **options)
+
+    # --- Bulk API 2.0 ----------------------------------------------------------------------
 
     def bulk_query_to_file(
         self,
         soql: str,
-        path: Any,
+        path: FilePath | Destination,
         format: str = "csv",
         include_deleted: bool = False,
         **kwargs: Any,
-    ) -> dict[str, Any]:
-        """Run a Bulk API 2.0 query job and stream its results into a file (see ``bulk.query_to_file``).
+    ) -> bulk.QueryResult:
+        """Run a Bulk API 2.0 query job, wait for it here and stream its results into a file.
 
-        Returns ``{"path", "rows", "job_id", "format", "columns"}``.
+        ``kwargs`` are those of :func:`airflow_provider_sfjwt.salesforce.bulk.query_to_file`
+        (``max_records``, ``poll_interval``, ``timeout``, ``field_types``, ``keep_job``,
+        ``on_job``). Returns ``{"path", "rows", "job_id", "format", "columns"}``.
         """
-        from airflow_provider_sfjwt.salesforce.bulk import query_to_file
-
-        return query_to_file(
+        return bulk.query_to_file(
             self.get_conn(),
             soql,
-            self.storage_path(path),
+            storage_path(path),
             format,
             include_deleted=include_deleted,
             **kwargs,
@@ -256,42 +320,181 @@ class SalesforceJWTHook(BaseHook):
         self,
         sobject: str,
         operation: str,
-        path: Any,
+        path: FilePath,
         external_id_field: str | None = None,
         **kwargs: Any,
-    ) -> dict[str, Any]:
-        """Load a CSV through Bulk API 2.0 ingest jobs; result files are saved beside it.
+    ) -> bulk.IngestSummary:
+        """Load a CSV through Bulk API 2.0 ingest jobs, waiting here; result files go beside it.
 
+        ``kwargs`` are those of :func:`airflow_provider_sfjwt.salesforce.bulk.ingest_file`.
         Returns a summary with job ids, processed/failed counts and the result file paths.
         """
-        from airflow_provider_sfjwt.salesforce.bulk import ingest_file
-
-        return ingest_file(
+        return bulk.ingest_file(
             self.get_conn(),
             sobject,
             operation,
-            self.storage_path(path),
+            storage_path(path),
             external_id_field=external_id_field,
             **kwargs,
         )
 
-    @staticmethod
-    def storage_path(path: Any, conn_id: str | None = None) -> Any:
-        """A URI such as ``s3://bucket/key`` as an ObjectStoragePath (``conn_id`` names the
-        store's Airflow connection, else its default); local paths and ``file://`` stay as they
-        are for the core."""
-        if isinstance(path, str) and "://" in path and not path.startswith("file://"):
-            from airflow_provider_sfjwt.compat import ObjectStoragePath
+    # The steps a deferrable task takes on each side of its wait in the triggerer.
 
-            return ObjectStoragePath(path, conn_id=conn_id)
-        return path
+    def bulk_jobs(
+        self,
+        *,
+        poll_interval: float = bulk.DEFAULT_POLL_INTERVAL,
+        on_job: Callable[[str], None] | None = None,
+    ) -> bulk.BulkJobs:
+        """The connection's Bulk API 2.0 jobs: create, wait, abort, delete.
 
-    def describe(self, sobject: str) -> dict[str, Any]:
-        return self.get_conn().describe(sobject)
+        ``on_job`` is told every job id as soon as the job exists (a task keeps them for
+        ``on_kill``).
+        """
+        return bulk.BulkJobs(self.get_conn(), poll_interval=poll_interval, on_job=on_job)
 
-    def limits(self) -> dict[str, Any]:
-        return self.get_conn().limits()
+    def bulk_start_query(
+        self,
+        soql: str,
+        *,
+        include_deleted: bool = False,
+        on_job: Callable[[str], None] | None = None,
+    ) -> str:
+        """Create a Bulk API 2.0 query job and return its id without waiting for it."""
+        jobs = self.bulk_jobs(on_job=on_job)
+        return jobs.create_query(soql, include_deleted=include_deleted)
 
-    def request(self, method: str, path: str, **kwargs: Any):
-        """Any REST call relative to the data API (``sobjects/Account``), ``/services/...`` or a URL."""
-        return self.get_conn().request(method, path, **kwargs)
+    def bulk_download(
+        self,
+        job_id: str,
+        path: FilePath | Destination,
+        *,
+        format: str = "csv",
+        soql: str | None = None,
+        max_records: int | None = None,
+        field_types: Mapping[str, str] | None = None,
+        parallel_downloads: int = bulk.DEFAULT_PARALLEL_DOWNLOADS,
+        job: Mapping[str, Any] | None = None,
+    ) -> bulk.QueryResult:
+        """Stream the results of a completed query job into a file (as ``bulk_query_to_file``).
+
+        ``job`` is the job's final state when already known (saves one request).
+        """
+        return bulk.download_results(
+            self.get_conn(),
+            job_id,
+            storage_path(path),
+            format=format,
+            soql=soql,
+            max_records=max_records,
+            field_types=field_types,
+            parallel_downloads=parallel_downloads,
+            job=job,
+        )
+
+    def bulk_start_ingest(
+        self,
+        spec: bulk.IngestSpec,
+        path: FilePath,
+        *,
+        max_upload_bytes: int = bulk.MAX_UPLOAD_BYTES,
+        on_job: Callable[[str], None] | None = None,
+    ) -> list[str]:
+        """Split a CSV into uploads under the size limit, one ingest job each, without waiting.
+
+        Returns the job ids (none for a file without records).
+        """
+        jobs = self.bulk_jobs(on_job=on_job)
+        job_ids, _ = bulk.start_ingest(
+            jobs, spec, storage_path(path), max_upload_bytes=max_upload_bytes
+        )
+        return job_ids
+
+    def bulk_finish_ingest(
+        self,
+        spec: bulk.IngestSpec,
+        job_ids: Sequence[str],
+        path: FilePath,
+        *,
+        results_dir: FilePath | None = None,
+        infos: Sequence[Mapping[str, Any]] | None = None,
+        poll_interval: float = bulk.DEFAULT_POLL_INTERVAL,
+        timeout: float = bulk.DEFAULT_TIMEOUT,
+        keep_job: bool = False,
+        max_failed_records: int | str | None = None,
+        on_job: Callable[[str], None] | None = None,
+    ) -> bulk.IngestSummary:
+        """After the ingest jobs completed: load transient refusals again, save the result files.
+
+        ``path`` is the source CSV (results go beside it unless ``results_dir``), ``infos`` the
+        jobs' final state when already known. Jobs are deleted unless ``keep_job``; more
+        failures than ``max_failed_records`` raise ``TooManyFailedRecordsError`` once the files
+        are saved.
+        """
+        return bulk.finish_ingest(
+            self.bulk_jobs(poll_interval=poll_interval, on_job=on_job),
+            spec,
+            job_ids,
+            storage_path(path),
+            results_dir=storage_path(results_dir),
+            infos=infos,
+            timeout=timeout,
+            keep_job=keep_job,
+            max_failed_records=max_failed_records,
+        )
+
+    # --- replication ---------------------------------------------------------------------
+
+    def replicator(self, spec: ReplicationSpec, output_path: FilePath) -> Replicator:
+        """The runner of one object's replication into ``output_path`` (local or URI)."""
+        from airflow_provider_sfjwt.salesforce.replicate import Replicator
+
+        return Replicator(self.get_conn(), spec, storage_path(output_path))
+
+    def bulk_abort_job(self, kind: str, job_id: str) -> bool:
+        """Abort a query or ingest job; ``False`` when it had already finished."""
+        return self.bulk_jobs().abort(kind, job_id)
+
+    def bulk_delete_job(self, kind: str, job_id: str, *, background: bool = False) -> None:
+        """Delete a finished job and the results Salesforce keeps for it.
+
+        With ``background`` the deletion runs in a thread and the caller goes on; it is waited
+        for before the process exits (see ``bulk.wait_for_deletions``).
+        """
+        jobs = self.bulk_jobs()
+        if background:
+            jobs.delete_in_background(kind, job_id)
+        else:
+            jobs.delete(kind, job_id)
+
+
+_Path = TypeVar("_Path", bound="FilePath | Destination")
+
+
+@overload
+def storage_path(path: _Path, conn_id: str | None = None) -> _Path | StoragePath: ...
+
+
+@overload
+def storage_path(path: None, conn_id: str | None = None) -> None: ...
+
+
+@overload
+def storage_path(path: _Path | None, conn_id: str | None = None) -> _Path | StoragePath | None: ...
+
+
+def storage_path(
+    path: FilePath | Destination | None, conn_id: str | None = None
+) -> FilePath | Destination | None:
+    """A URI such as ``s3://bucket/key`` as an Airflow ``ObjectStoragePath``; anything else as is.
+
+    ``conn_id`` names the Airflow connection of the store (default: the store's default
+    connection). Local paths, ``file://`` URIs and objects that already are paths stay as they are:
+    the core writes local files itself, with its own atomic rename and permission checks.
+    Airflow-only, so it lives beside the hook rather than in the Airflow-free core.
+    """
+    if isinstance(path, str) and "://" in path and not path.startswith("file://"):
+        from airflow_provider_sfjwt.compat import ObjectStoragePath
+
+        return ObjectStoragePath(path, conn_id=conn_id)
+    return path

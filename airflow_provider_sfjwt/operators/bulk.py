@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt.compat import conf
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin
+from airflow_provider_sfjwt.operators.base import SalesforceHookMixin, checked_format
 from airflow_provider_sfjwt.salesforce.bulk import (
     DEFAULT_PARALLEL_DOWNLOADS,
     DEFAULT_POLL_INTERVAL,
@@ -32,21 +33,14 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     INGEST,
     MAX_UPLOAD_BYTES,
     QUERY,
-    BulkJobs,
     IngestSpec,
     IngestSummary,
     QueryResult,
     check_parallel_downloads,
-    download_results,
     failed_records_limit,
-    finish_ingest,
-    ingest_file,
     job_error,
-    query_to_file,
-    start_ingest,
     wait_for_deletions,
 )
-from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import TooManyFailedRecordsError
 from airflow_provider_sfjwt.salesforce.retry import (
     DEFAULT_TRANSIENT_RETRIES,
@@ -92,7 +86,7 @@ def _raise_event_error(event: dict[str, Any]) -> NoReturn:
     )
 
 
-class _BulkOperator(LineageMixin, BaseOperator):
+class _BulkOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
     """What both Bulk operators share: the connection, polling, deferral and ``on_kill``."""
 
     _kind = ""
@@ -117,13 +111,6 @@ class _BulkOperator(LineageMixin, BaseOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._job_ids: list[str] = []
 
-    def _client(self) -> SalesforceClient:
-        return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id).get_conn()
-
-    def _jobs(self, client: SalesforceClient) -> BulkJobs:
-        """The client's Bulk jobs; every job created through it is remembered for ``on_kill``."""
-        return BulkJobs(client, poll_interval=self.poll_interval, on_job=self._remember)
-
     def _remember(self, job_id: str) -> None:
         self._job_ids.append(job_id)
 
@@ -141,13 +128,11 @@ class _BulkOperator(LineageMixin, BaseOperator):
         """Abort the job(s) this task started, so Salesforce stops working for nobody; a query
         job that had already finished is deleted instead (unless ``keep_job``), and deletions
         started in the background are waited for."""
-        if self._job_ids:
-            jobs = BulkJobs(self._client())
-            for job_id in self._job_ids:
-                if jobs.abort(self._kind, job_id):
-                    self.log.warning("Aborted Bulk %s job %s (task killed)", self._kind, job_id)
-                elif self._kind == QUERY and not self.keep_job:
-                    jobs.delete(QUERY, job_id)
+        for job_id in self._job_ids:
+            if self.hook.bulk_abort_job(self._kind, job_id):
+                self.log.warning("Aborted Bulk %s job %s (task killed)", self._kind, job_id)
+            elif self._kind == QUERY and not self.keep_job:
+                self.hook.bulk_delete_job(QUERY, job_id)
         wait_for_deletions()
 
 
@@ -155,7 +140,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     """Run a SOQL query as a Bulk API 2.0 job and stream the results to a file.
 
     :param soql: the query (templated).
-    :param path: local path or object-storage URL/``ObjectStoragePath`` (templated).
+    :param output_path: local path or object-storage URI/``ObjectStoragePath`` (templated).
     :param format: ``csv`` (Salesforce's bytes passed through), ``jsonl`` or ``parquet`` (typed from
         describe) (templated).
     :param include_deleted: ``queryAll``: also deleted and archived records.
@@ -168,7 +153,8 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     :param poll_interval: seconds before the first job-state poll (backing off to 30 s).
     :param job_timeout: seconds the job may run before it is aborted.
     :param keep_job: keep the job (and its stored results) in Salesforce instead of deleting it.
-    :param storage_conn_id: Airflow connection for an object-storage ``path`` given as a URL.
+    :param storage_conn_id: Airflow connection for an object-storage ``output_path`` given as a
+        URI (default: the store's default connection).
     :param deferrable: wait in the triggerer (default, see the module doc) or in the worker.
     :param file_mode: permission mode of a local output file, e.g. ``0o600`` to keep it private
         to the worker's user; by default the process umask decides (``0o644`` under the usual
@@ -177,7 +163,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     Returns (XCom) ``{"job_id", "rows", "path", "format", "columns"}``.
     """
 
-    template_fields: Sequence[str] = ("soql", "path", "format")
+    template_fields: Sequence[str] = ("soql", "output_path", "format")
     template_fields_renderers = {"soql": "sql"}
     ui_color = "#c7e6fb"
     _kind = QUERY
@@ -186,7 +172,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         self,
         *,
         soql: str,
-        path: Any,
+        output_path: Any,
         format: str = "csv",
         include_deleted: bool = False,
         max_records: int | None = None,
@@ -199,23 +185,19 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         self.parallel_downloads = check_parallel_downloads(parallel_downloads)
         Destination(".", file_mode)  # a bad mode fails when the DAG is parsed
         self.soql = soql
-        self.path = path
+        self.output_path = output_path
         self.file_mode = file_mode
-        self.format = format
+        self.format = checked_format(format)
         self.include_deleted = include_deleted
         self.max_records = max_records
         self.field_types = field_types
 
     def execute(self, context: Context) -> QueryResult:
-        fmt = check_format(self.format)
-        client = self._client()
+        fmt = check_format(self.format)  # a templated format is known only now
         # A path that cannot be written is refused here, before the job exists.
-        path = Destination(
-            SalesforceJWTHook.storage_path(self.path, self.storage_conn_id), self.file_mode
-        )
+        path = self._destination()
         if not self.deferrable:
-            result = query_to_file(
-                client,
+            result = self.hook.bulk_query_to_file(
                 self.soql,
                 path,
                 fmt,
@@ -228,10 +210,15 @@ class SalesforceBulkQueryOperator(_BulkOperator):
                 on_job=self._remember,
                 parallel_downloads=self.parallel_downloads,
             )
-            self.record_extract(client.instance_url, self.soql, result)
+            self.record_extract(self.hook.get_conn().instance_url, self.soql, result)
             return result
-        job_id = self._jobs(client).create_query(self.soql, include_deleted=self.include_deleted)
+        job_id = self.hook.bulk_start_query(
+            self.soql, include_deleted=self.include_deleted, on_job=self._remember
+        )
         self._defer([job_id])
+
+    def _destination(self) -> Destination:
+        return Destination(storage_path(self.output_path, self.storage_conn_id), self.file_mode)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> QueryResult:
         """Back from the triggerer: the job is complete (or not); download its results."""
@@ -239,14 +226,10 @@ class SalesforceBulkQueryOperator(_BulkOperator):
             _raise_event_error(event)
         job_id = event["job_ids"][0]
         self._job_ids = [job_id]
-        client = self._client()
         infos = event.get("jobs") or []
-        result = download_results(
-            client,
+        result = self.hook.bulk_download(
             job_id,
-            Destination(
-                SalesforceJWTHook.storage_path(self.path, self.storage_conn_id), self.file_mode
-            ),
+            self._destination(),
             format=self.format,
             soql=self.soql,
             max_records=self.max_records,
@@ -255,8 +238,8 @@ class SalesforceBulkQueryOperator(_BulkOperator):
             job=infos[0] if infos and isinstance(infos[0], dict) else None,
         )
         if not self.keep_job:
-            BulkJobs(client).delete_in_background(QUERY, job_id)
-        self.record_extract(client.instance_url, self.soql, result)
+            self.hook.bulk_delete_job(QUERY, job_id, background=True)
+        self.record_extract(self.hook.get_conn().instance_url, self.soql, result)
         return result
 
 
@@ -265,8 +248,8 @@ class SalesforceBulkIngestOperator(_BulkOperator):
 
     :param sobject: the object, e.g. ``Account`` (templated).
     :param operation: ``insert``, ``update``, ``upsert``, ``delete`` or ``hardDelete`` (templated).
-    :param path: local path or object-storage URL/``ObjectStoragePath`` of the CSV (templated);
-        streamed and split into uploads under Salesforce's size limit.
+    :param input_path: local path or object-storage URI/``ObjectStoragePath`` of the CSV
+        (templated); streamed and split into uploads under Salesforce's size limit.
     :param external_id_field: for ``upsert``: the External ID field's API name (templated).
     :param results_dir: where ``<name>.successfulResults.csv``, ``.failedResults.csv`` and
         ``.unprocessedrecords.csv`` go (templated); default next to the input.
@@ -292,7 +275,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
     template_fields: Sequence[str] = (
         "sobject",
         "operation",
-        "path",
+        "input_path",
         "external_id_field",
         "results_dir",
         "max_failed_records",
@@ -305,7 +288,7 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         *,
         sobject: str,
         operation: str,
-        path: Any,
+        input_path: Any,
         external_id_field: str | None = None,
         results_dir: Any = None,
         max_failed_records: int | str = 0,
@@ -317,9 +300,11 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         super().__init__(**kwargs)
         if transient_retries < 0:
             raise ValueError("transient_retries must be 0 or more (0: never load again)")
+        if "{{" not in str(max_failed_records):
+            failed_records_limit(max_failed_records, 0)  # a bad setting fails at parse time
         self.sobject = sobject
         self.operation = operation
-        self.path = path
+        self.input_path = input_path
         self.external_id_field = external_id_field
         self.results_dir = results_dir
         self.max_failed_records = max_failed_records
@@ -338,20 +323,16 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         )
 
     def execute(self, context: Context) -> IngestSummary:
-        failed_records_limit(self.max_failed_records, 0)  # a bad setting fails before any upload
-        client = self._client()
-        source = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
+        failed_records_limit(self.max_failed_records, 0)  # a templated limit is known only now
+        source = storage_path(self.input_path, self.storage_conn_id)
         if not self.deferrable:
             try:
-                summary = ingest_file(
-                    client,
+                summary = self.hook.bulk_ingest_file(
                     self.sobject,
                     self.operation,
                     source,
                     external_id_field=self.external_id_field,
-                    results_dir=SalesforceJWTHook.storage_path(
-                        self.results_dir, self.storage_conn_id
-                    ),
+                    results_dir=storage_path(self.results_dir, self.storage_conn_id),
                     poll_interval=self.poll_interval,
                     timeout=self.job_timeout,
                     keep_job=self.keep_job,
@@ -364,13 +345,13 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             except TooManyFailedRecordsError as exc:
                 self._report_failure(context, exc.summary)
                 raise
-            self.record_load(client.instance_url, source, self.sobject)
+            self.record_load(self.hook.get_conn().instance_url, source, self.sobject)
             return self._report(summary)
-        job_ids, _ = start_ingest(
-            self._jobs(client), self._spec(), source, max_upload_bytes=self.max_upload_bytes
+        job_ids = self.hook.bulk_start_ingest(
+            self._spec(), source, max_upload_bytes=self.max_upload_bytes, on_job=self._remember
         )
         if not job_ids:
-            self.log.warning("%s holds no records: nothing was loaded", self.path)
+            self.log.warning("%s holds no records: nothing was loaded", self.input_path)
         self._defer(job_ids)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> IngestSummary:
@@ -379,24 +360,24 @@ class SalesforceBulkIngestOperator(_BulkOperator):
             _raise_event_error(event)
         job_ids = list(event["job_ids"])
         self._job_ids = list(job_ids)  # on_kill also learns the retry jobs; job_ids stays as is
-        client = self._client()
-        source = SalesforceJWTHook.storage_path(self.path, self.storage_conn_id)
+        source = storage_path(self.input_path, self.storage_conn_id)
         try:
-            summary = finish_ingest(
-                self._jobs(client),
+            summary = self.hook.bulk_finish_ingest(
                 self._spec(),
                 job_ids,
                 source,
-                results_dir=SalesforceJWTHook.storage_path(self.results_dir, self.storage_conn_id),
+                results_dir=storage_path(self.results_dir, self.storage_conn_id),
                 infos=event.get("jobs"),
+                poll_interval=self.poll_interval,
                 timeout=self.job_timeout,
                 keep_job=self.keep_job,
                 max_failed_records=self.max_failed_records,
+                on_job=self._remember,
             )
         except TooManyFailedRecordsError as exc:
             self._report_failure(context, exc.summary)
             raise
-        self.record_load(client.instance_url, source, self.sobject)
+        self.record_load(self.hook.get_conn().instance_url, source, self.sobject)
         return self._report(summary)
 
     def _report(self, summary: IngestSummary) -> IngestSummary:

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_sfjwt.compat import AirflowException
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin
-from airflow_provider_sfjwt.salesforce.load import OPERATIONS, load_collections, load_file
+from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
+from airflow_provider_sfjwt.salesforce.bulk import check_failed_records, failed_records_limit
+from airflow_provider_sfjwt.salesforce.load import OPERATIONS
 from airflow_provider_sfjwt.salesforce.retry import (
     DEFAULT_TRANSIENT_RETRIES,
     TRANSIENT_ERROR_CODES,
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
+class SalesforceCollectionsOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
     """Insert, update, upsert or delete records in chunks of 200 through sObject Collections.
 
     For tens of thousands of records or more use ``SalesforceBulkIngestOperator``: Collections
@@ -46,7 +47,10 @@ class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
     :param all_or_none: roll back a whole chunk of 200 when one record in it fails.
     :param failed_records_path: where the failure report goes (``.csv`` or ``.jsonl``;
         templated). Written on every run, header only when nothing failed.
-    :param max_failed_records: how many refused records are tolerated before the task fails.
+    :param max_failed_records: how many refused records are tolerated: a count (``0``, the
+        default: any refusal fails the task) or a percentage of the records sent (``"5%"``),
+        as for :class:`SalesforceBulkIngestOperator` (templated). Above it the task fails with
+        ``TooManyFailedRecordsError`` naming the report, after the report is written.
     :param transient_retries: how many times records refused with a transient error code are
         sent again (with the connection's backoff) before they count as failed; 0 turns it off.
     :param transient_error_codes: the error codes treated as transient
@@ -63,6 +67,7 @@ class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
         "records",
         "external_id_field",
         "failed_records_path",
+        "max_failed_records",
     )
     ui_color = "#d4e9fa"
 
@@ -76,7 +81,7 @@ class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
         external_id_field: str | None = None,
         all_or_none: bool = False,
         failed_records_path: str | None = None,
-        max_failed_records: int = 0,
+        max_failed_records: int | str = 0,
         transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
         transient_error_codes: str | Sequence[str] = TRANSIENT_ERROR_CODES,
         salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
@@ -92,8 +97,8 @@ class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
             )
         if operation.lower() != "delete" and not sobject:
             raise ValueError(f"{operation} needs sobject, the object's API name (e.g. Contact)")
-        if max_failed_records < 0:
-            raise ValueError("max_failed_records must be 0 or more")
+        if "{{" not in str(max_failed_records):
+            failed_records_limit(max_failed_records, 0)  # a bad setting fails at parse time
         if transient_retries < 0:
             raise ValueError("transient_retries must be 0 or more (0: never send again)")
         self.operation = operation.lower()
@@ -110,23 +115,20 @@ class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
         self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
+        failed_records_limit(self.max_failed_records, 0)  # a templated limit is known only now
         options: dict[str, Any] = {
             "sobject": self.sobject,
             "external_id_field": self.external_id_field,
             "all_or_none": self.all_or_none,
             "transient_retries": self.transient_retries,
             "transient_error_codes": self.transient_error_codes,
-            "failed_records_path": hook.storage_path(self.failed_records_path, self.storage_conn_id)
-            if self.failed_records_path
-            else None,
+            "failed_records_path": storage_path(
+                self.failed_records_path or None, self.storage_conn_id
+            ),
         }
         if self.input_path is not None:
-            summary = load_file(
-                hook.get_conn(),
-                self.operation,
-                hook.storage_path(self.input_path, self.storage_conn_id),
-                **options,
+            summary = self.hook.load_file(
+                self.operation, storage_path(self.input_path, self.storage_conn_id), **options
             )
         else:
             if isinstance(self.records, str):
@@ -135,19 +137,7 @@ class SalesforceCollectionsOperator(LineageMixin, BaseOperator):
                     "task's output directly (records=upstream.output) or set "
                     "render_template_as_native_obj=True on the DAG."
                 )
-            summary = load_collections(
-                hook.get_conn(), self.operation, self.records or [], **options
-            )
-        if summary.failed > self.max_failed_records:
-            where = (
-                f"See {summary.failed_records_path} for each record's error code."
-                if summary.failed_records_path
-                else "Set failed_records_path to get each refused record with its error code."
-            )
-            raise AirflowException(
-                f"{self.operation} {self.sobject or ''}: Salesforce refused {summary.failed} of "
-                f"{summary.records} records, more than max_failed_records={self.max_failed_records}. "
-                f"{where} Fix the data, or raise max_failed_records if such rejects are expected."
-            )
-        self.record_load(hook.get_conn().instance_url, self.input_path, self.sobject)
+            summary = self.hook.load_records(self.operation, self.records or [], **options)
+        check_failed_records(summary.as_dict(), self.max_failed_records)
+        self.record_load(self.hook.get_conn().instance_url, self.input_path, self.sobject)
         return summary.as_dict()

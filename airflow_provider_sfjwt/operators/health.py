@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_sfjwt.compat import AirflowFailException
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
 from airflow_provider_sfjwt.salesforce.keys import certificate_info, certificate_matches_key
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ ROTATION_STEPS = (
 )
 
 
-class SalesforceCredentialHealthOperator(BaseOperator):
+class SalesforceCredentialHealthOperator(SalesforceHookMixin, BaseOperator):
     """Check a ``salesforce_jwt`` connection: certificate expiry, key match, a live login.
 
     Fails (without retries: waiting cannot fix a certificate) when the connection's certificate
@@ -65,8 +66,7 @@ class SalesforceCredentialHealthOperator(BaseOperator):
         self.check_login = check_login
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
-        settings = hook.settings
+        settings = self.hook.settings
         summary: dict[str, Any] = {
             "conn_id": self.salesforce_conn_id,
             "username": settings.username,
@@ -116,7 +116,7 @@ class SalesforceCredentialHealthOperator(BaseOperator):
             )
         if self.check_login:
             # A real exchange every run: a token another task stored proves nothing about today.
-            client = hook.login_client()
+            client = self.hook.login_client()
             try:
                 identity = client.identity()
                 instance_url = client.instance_url

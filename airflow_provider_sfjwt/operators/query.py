@@ -7,16 +7,21 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin
+from airflow_provider_sfjwt.operators.base import (
+    SalesforceHookMixin,
+    SoqlTemplating,
+    checked_format,
+)
+from airflow_provider_sfjwt.salesforce.extract import ExtractResult
 from airflow_provider_sfjwt.salesforce.storage import Destination
-from airflow_provider_sfjwt.salesforce.writers import FORMATS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceQueryOperator(LineageMixin, BaseOperator):
+class SalesforceQueryOperator(SoqlTemplating, SalesforceHookMixin, LineageMixin, BaseOperator):
     """Run a SOQL query and write every record to ``output_path``, page by page.
 
     Memory holds one page whatever the result size, the file appears only when complete, and
@@ -36,9 +41,6 @@ class SalesforceQueryOperator(LineageMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("soql", "output_path", "format")
-    template_ext: Sequence[str] = (".soql", ".sql")
-    template_fields_renderers = {"soql": "sql"}
-    ui_color = "#d4e9fa"
 
     def __init__(
         self,
@@ -54,23 +56,20 @@ class SalesforceQueryOperator(LineageMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         Destination(".", file_mode)  # a bad mode fails when the DAG is parsed
-        if "{{" not in format and format.lower() not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
         self.soql = soql
         self.output_path = output_path
-        self.format = format
+        self.format = checked_format(format)
         self.include_deleted = include_deleted
         self.salesforce_conn_id = salesforce_conn_id
         self.storage_conn_id = storage_conn_id
         self.file_mode = file_mode
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
-        result = hook.query_to_file(
+    def execute(self, context: Context) -> ExtractResult:
+        result = self.hook.query_to_file(
             self.soql,
-            Destination(hook.storage_path(self.output_path, self.storage_conn_id), self.file_mode),
+            Destination(storage_path(self.output_path, self.storage_conn_id), self.file_mode),
             format=self.format,
             include_deleted=self.include_deleted,
         )
-        self.record_extract(hook.get_conn().instance_url, self.soql, result)
+        self.record_extract(self.hook.get_conn().instance_url, self.soql, result)
         return result

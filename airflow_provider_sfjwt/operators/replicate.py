@@ -12,14 +12,16 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.hooks.salesforce_jwt import storage_path
 from airflow_provider_sfjwt.lineage import file_dataset, salesforce_object
 from airflow_provider_sfjwt.operators.bulk import _BulkOperator, _raise_event_error
-from airflow_provider_sfjwt.salesforce.bulk import QUERY, BulkJobs
+from airflow_provider_sfjwt.salesforce.bulk import QUERY
 from airflow_provider_sfjwt.salesforce.replicate import (
     DEFAULT_BULK_THRESHOLD,
+    Extracted,
     Plan,
     ReplicationSpec,
+    ReplicationSummary,
     Replicator,
     spec_from,
 )
@@ -136,17 +138,19 @@ class SalesforceReplicateObjectOperator(_BulkOperator):
         return spec_from(self.sobject, fields=self.fields, mode=self.mode, **self.options)
 
     def _replicator(self) -> Replicator:
-        output = SalesforceJWTHook.storage_path(self.output_path, self.storage_conn_id)
-        return Replicator(self._client(), self._spec(), output)
+        output = storage_path(self.output_path, self.storage_conn_id)
+        return self.hook.replicator(self._spec(), output)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> ReplicationSummary:
         interval_start, interval_end = _interval(context)
         replicator = self._replicator()
         plan = replicator.plan(interval_start, interval_end)
         if plan.api == "bulk" and self.deferrable:
             # The plan waits in XCom: the run resumes after the trigger in a new process.
             context["ti"].xcom_push(key=PLAN_XCOM, value=plan.as_dict())
-            replicator.start_bulk(plan, self._jobs(replicator.client))
+            replicator.start_bulk(
+                plan, self.hook.bulk_jobs(poll_interval=self.poll_interval, on_job=self._remember)
+            )
             self._defer(self._job_ids)
         extracted = replicator.extract(
             plan,
@@ -157,7 +161,7 @@ class SalesforceReplicateObjectOperator(_BulkOperator):
         )
         return self._finish(replicator, plan, extracted)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> ReplicationSummary:
         """Back from the triggerer: download the job's rows, then deletions and the snapshot."""
         if event.get("status") != "success":
             _raise_event_error(event)
@@ -167,12 +171,12 @@ class SalesforceReplicateObjectOperator(_BulkOperator):
         restored = Plan.from_dict(context["ti"].xcom_pull(task_ids=self.task_id, key=PLAN_XCOM))
         extracted = replicator.download_bulk(restored, job_id)
         if not self.keep_job:
-            BulkJobs(replicator.client).delete(QUERY, job_id)
+            self.hook.bulk_delete_job(QUERY, job_id)
         return self._finish(replicator, restored, extracted)
 
     def _finish(
-        self, replicator: Replicator, plan: Plan, extracted: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, replicator: Replicator, plan: Plan, extracted: Extracted
+    ) -> ReplicationSummary:
         result = replicator.finish(plan, extracted)
         changes = result["schema_changes"]
         if changes:

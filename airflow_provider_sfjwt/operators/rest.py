@@ -7,23 +7,25 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
 from airflow_provider_sfjwt.lineage import LineageMixin, file_dataset, salesforce_resource
-from airflow_provider_sfjwt.salesforce.rest_call import DEFAULT_MAX_INLINE_BYTES, call
+from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
+from airflow_provider_sfjwt.salesforce.rest_call import DEFAULT_MAX_INLINE_BYTES, RestAnswer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceRestOperator(LineageMixin, BaseOperator):
+class SalesforceRestOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
     """Call a Salesforce REST resource or an Apex REST endpoint.
 
     The call gets the provider's retry and re-authentication policy. A POST/PATCH/DELETE that
     may have reached Salesforce is not repeated on an ambiguous failure unless ``idempotent``
     says the endpoint is safe to repeat.
 
-    :param path: relative to the data API (``limits``, ``sobjects/Account/describe``) or from
-        the instance root, e.g. ``/services/apexrest/Orders/v1`` for Apex REST (templated).
+    :param endpoint: the resource, relative to the data API (``limits``,
+        ``sobjects/Account/describe``) or from the instance root, e.g.
+        ``/services/apexrest/Orders/v1`` for Apex REST (templated).
     :param method: HTTP method.
     :param query_params: query string parameters (templated; ``params`` is Airflow's own).
     :param json: request body, sent as JSON (templated).
@@ -40,14 +42,14 @@ class SalesforceRestOperator(LineageMixin, BaseOperator):
     input and the file as output.
     """
 
-    template_fields: Sequence[str] = ("path", "method", "query_params", "json", "output_path")
+    template_fields: Sequence[str] = ("endpoint", "method", "query_params", "json", "output_path")
     template_fields_renderers = {"json": "json", "query_params": "json"}
     ui_color = "#d4e9fa"
 
     def __init__(
         self,
         *,
-        path: str,
+        endpoint: str,
         method: str = "GET",
         query_params: Mapping[str, Any] | None = None,
         json: Any = None,
@@ -59,7 +61,7 @@ class SalesforceRestOperator(LineageMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.path = path
+        self.endpoint = endpoint
         self.method = method
         self.query_params = query_params
         self.json = json
@@ -69,21 +71,18 @@ class SalesforceRestOperator(LineageMixin, BaseOperator):
         self.salesforce_conn_id = salesforce_conn_id
         self.storage_conn_id = storage_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        hook = SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
-        result = call(
-            hook.get_conn(),
+    def execute(self, context: Context) -> RestAnswer:
+        result = self.hook.call(
             self.method,
-            self.path,
+            self.endpoint,
             params=self.query_params,
             json=self.json,
-            output_path=hook.storage_path(self.output_path, self.storage_conn_id)
-            if self.output_path
-            else None,
+            output_path=storage_path(self.output_path or None, self.storage_conn_id),
             max_inline_bytes=self.max_inline_bytes,
             idempotent=self.idempotent,
         )
         if "path" in result:
-            source = salesforce_resource(hook.get_conn().instance_url, self.path, self.query_params)
+            instance_url = self.hook.get_conn().instance_url
+            source = salesforce_resource(instance_url, self.endpoint, self.query_params)
             self.record_lineage([source], [file_dataset(result["path"])])
         return result

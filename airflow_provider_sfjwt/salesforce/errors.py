@@ -142,7 +142,7 @@ class ConfigurationError(SalesforceError, ValueError):
 
 # --- token endpoint --------------------------------------------------------------------------
 
-# The seeds' troubleshooting checklist, one line per setting; entries below pick from it.
+# The JWT Bearer troubleshooting checklist, one line per setting; entries below pick from it.
 CHECK_CONSUMER_KEY = (
     "consumer_key (connection extra) is the Consumer Key of the app that holds the certificate: "
     "copy it again from Setup > App Manager / External Client App Manager > the app"
@@ -550,23 +550,39 @@ class BulkJobTimeoutError(BulkJobError):
 
 
 class TooManyFailedRecordsError(SalesforceError):
-    """An ingest rejected more records than ``max_failed_records`` allows.
+    """A load had more records refused than ``max_failed_records`` allows.
 
-    ``summary`` is the ingest's summary, so a caller can still report what was loaded.
+    Raised by Bulk API 2.0 ingests and by sObject Collections loads alike, once the report of
+    the refused records is saved. ``summary`` is the load's summary, so a caller can still
+    report what was loaded.
     """
 
     def __init__(self, summary: Mapping[str, Any], limit: int, limit_text: str) -> None:
         self.summary = dict(summary)
-        codes = ", ".join(f"{code} x{n}" for code, n in summary.get("first_errors", {}).items())
-        text = (
-            f"Bulk ingest of {summary.get('processed', 0):,} records into "
-            f"{summary.get('object')} ({summary.get('operation')}) rejected "
-            f"{summary.get('failed', 0):,}, more than max_failed_records={limit_text} "
-            f"({limit:,} records). First error codes: {codes or 'none reported'}. "
-            f"The rejected rows with Salesforce's reason (sf__Error) are in "
-            f"{summary.get('failed_path')}. Fix those rows and load that file again, or raise "
-            "max_failed_records if such failures are expected."
-        )
+        allowed = f"more than max_failed_records={limit_text} ({limit:,} records)"
+        if "failed_path" in summary:  # a Bulk ingest: Salesforce wrote the result files
+            codes = ", ".join(f"{code} x{n}" for code, n in summary.get("first_errors", {}).items())
+            text = (
+                f"Bulk ingest of {summary.get('processed', 0):,} records into "
+                f"{summary.get('object')} ({summary.get('operation')}) rejected "
+                f"{summary.get('failed', 0):,}, {allowed}. First error codes: "
+                f"{codes or 'none reported'}. The rejected rows with Salesforce's reason "
+                f"(sf__Error) are in {summary.get('failed_path')}. Fix those rows and load that "
+                "file again, or raise max_failed_records if such failures are expected."
+            )
+        else:  # sObject Collections: the report exists only if failed_records_path was set
+            report = summary.get("failed_records_path")
+            where = (
+                f"See {report} for each record's error code."
+                if report
+                else "Set failed_records_path to get each refused record with its error code."
+            )
+            text = (
+                f"{summary.get('operation')} {summary.get('sobject') or ''}: Salesforce refused "
+                f"{summary.get('failed', 0):,} of {summary.get('records', 0):,} records, "
+                f"{allowed}. {where} Fix the data, or raise max_failed_records if such "
+                "rejects are expected."
+            )
         super().__init__(text)
 
 

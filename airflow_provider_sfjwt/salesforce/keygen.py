@@ -1,10 +1,10 @@
 """Making a key pair for the JWT Bearer flow: an RSA private key and the certificate for the app.
 
-What the seeds do by hand with ``openssl genrsa`` and ``openssl req -x509``, with the mistakes
-designed out: the key is written with mode 0600 and never over an existing file unless asked
-(nor through a symlink planted at its name: :mod:`.safe_write`),
-it is PKCS#8 (optionally encrypted), and the user is told when the key sits in a git work tree
-where it is not ignored, because a committed key has to be rotated at once.
+What Salesforce's setup guide does by hand with ``openssl genrsa`` and ``openssl req -x509``,
+with the mistakes designed out: the key is written with mode 0600 and never over an existing
+file unless asked (nor through a symlink planted at its name: :mod:`.safe_write`), it is PKCS#8
+(optionally encrypted), and the user is told when the key sits in a git work tree where it is
+not ignored, because a committed key has to be rotated at once.
 
 Plain Python, no Airflow: ``sfjwt keygen`` is a thin wrapper around :func:`write_key_pair`.
 """
@@ -39,7 +39,7 @@ DEFAULT_COMMON_NAME = "airflow-salesforce-jwt"
 DEFAULT_DAYS = 365
 MAX_DAYS = 3650
 
-# openssl-style short names, so "/C=US/O=Acme/CN=airflow" from the seeds' openssl commands works.
+# openssl-style short names, so a subject written for openssl ("/C=US/O=Acme/CN=airflow") works.
 _NAME_OIDS = {
     "CN": NameOID.COMMON_NAME,
     "O": NameOID.ORGANIZATION_NAME,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.operators.base import SalesforceHookMixin, SoqlTemplating
 from airflow_provider_sfjwt.salesforce.soql import select_columns
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ COMPARISONS: dict[str, Callable[[int, int], bool]] = {
 }
 
 
-class SalesforceSoqlSensor(BaseSensorOperator):
+class SalesforceSoqlSensor(SoqlTemplating, SalesforceHookMixin, BaseSensorOperator):
     """Succeed when ``count <comparison> threshold``, where count is the query's ``totalSize``.
 
     With the defaults (``>= 1``) it waits until the query returns any row. For a count, write
@@ -46,9 +46,6 @@ class SalesforceSoqlSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("soql", "threshold")
-    template_ext: Sequence[str] = (".soql", ".sql")
-    template_fields_renderers = {"soql": "sql"}
-    ui_color = "#d4e9fa"
 
     def __init__(
         self,
@@ -71,10 +68,6 @@ class SalesforceSoqlSensor(BaseSensorOperator):
         self.include_deleted = include_deleted
         self.salesforce_conn_id = salesforce_conn_id
 
-    @cached_property
-    def hook(self) -> SalesforceJWTHook:
-        return SalesforceJWTHook(salesforce_conn_id=self.salesforce_conn_id)
-
     def poke(self, context: Context) -> PokeReturnValue:
         select_columns(self.soql)  # a non-SELECT or stacked statement: refused before any request
         try:  # checked before the query, so a bad threshold costs no API request
@@ -83,7 +76,7 @@ class SalesforceSoqlSensor(BaseSensorOperator):
             raise ValueError(
                 f"threshold must be a whole number, got {self.threshold!r} after templating"
             ) from None
-        count = self.hook.get_conn().count(self.soql, include_deleted=self.include_deleted)
+        count = self.hook.count(self.soql, include_deleted=self.include_deleted)
         done = COMPARISONS[self.comparison](count, threshold)
         self.log.info(
             "Count %d %s %d: %s",

@@ -47,11 +47,13 @@ def sfjwt_rel_failures():
     )
     SalesforceRestOperator(
         task_id="rest_wrong_passphrase",
-        path="limits",
+        endpoint="limits",
         salesforce_conn_id="sf_wrong_passphrase",
         **NO_RETRY,
     )
-    SalesforceRestOperator(task_id="rest_not_found", path="sobjects/NoSuchObject__c", **NO_RETRY)
+    SalesforceRestOperator(
+        task_id="rest_not_found", endpoint="sobjects/NoSuchObject__c", **NO_RETRY
+    )
     SalesforceCollectionsOperator(
         task_id="collections_refused",
         operation="insert",
@@ -70,7 +72,7 @@ def sfjwt_rel_failures():
     SalesforceBulkQueryOperator(
         task_id="bulk_query_bad_soql",
         soql="SELECT Id, Nonexistent__c FROM Account",
-        path=f"{OUT}/rel_bulk.csv",
+        output_path=f"{OUT}/rel_bulk.csv",
         **FAST,
         **NO_RETRY,
     )
@@ -89,7 +91,7 @@ def sfjwt_rel_failures():
         task_id="bulk_ingest_rejected",
         sobject="Contact",
         operation="insert",
-        path=write_bad_contacts(),
+        input_path=write_bad_contacts(),
         **FAST,
         **NO_RETRY,
     )

@@ -19,22 +19,27 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
 from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
+from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import ApiError
+from airflow_provider_sfjwt.salesforce.retry import RetryPolicy
+from airflow_provider_sfjwt.salesforce.settings import parse_connection
 from airflow_provider_sfjwt.testing import EmulatorHandle
 
 FIDELITY = pytest.mark.salesforce_emulator(tls=True, bulk_poll_transitions=1)
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
-def simple_salesforce(handle: EmulatorHandle, version: str | None = None) -> Salesforce:
+def simple_salesforce(
+    handle: EmulatorHandle, version: str | None = None, username: str | None = None
+) -> Salesforce:
     """A simple-salesforce client on a token exchanged with the handle's key (its default API
-    version, 59.0, unless ``version`` is given)."""
+    version, 59.0, unless ``version`` is given) for the handle's user (or ``username``)."""
     session = requests.Session()
     session.verify = handle.emulator.ca_cert_path
     session.trust_env = False
     claims = {
         "iss": handle.consumer_key,
-        "sub": handle.username,
+        "sub": username or handle.username,
         "aud": handle.url,
         "exp": int(time.time()) + 170,
     }
@@ -56,6 +61,16 @@ def simple_salesforce(handle: EmulatorHandle, version: str | None = None) -> Sal
 @pytest.fixture
 def ssf(salesforce_emulator: EmulatorHandle) -> Salesforce:
     return simple_salesforce(salesforce_emulator)
+
+
+def provider_client(handle: EmulatorHandle, **extra: Any) -> SalesforceClient:
+    """This provider's client on a connection to the handle's emulator with ``extra`` settings
+    (``api_version="31.0"``), no retries: refusals are final."""
+    conn = handle.conn
+    settings = parse_connection(
+        host=conn["host"], login=conn["login"], password=None, extra={**conn["extra"], **extra}
+    )
+    return SalesforceClient(settings, retry=RetryPolicy(max_retries=0))
 
 
 @pytest.fixture

@@ -142,7 +142,6 @@ def test_query_all_job_and_result_pages(emu, sf):
 
 
 def test_result_pages_needs_api_58(emu, sf):
-    emu.api_versions = ("57.0", *emu.api_versions)
     emu.generate_accounts(3)
     old = f"{emu.url}/services/data/v57.0/{JOBS}"
     job = sf.post(old, json={"operation": "query", "query": "SELECT Id FROM Account"}).json()

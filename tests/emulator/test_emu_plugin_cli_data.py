@@ -49,7 +49,7 @@ def test_fixture_tokens_go_to_a_temporary_store(salesforce_emulator, tmp_path_fa
     assert TOKEN_DIR_ENV == token_store.DIR_ENV
     assert store.parent.name.startswith("sfjwt-tokens")
     assert store.is_relative_to(tmp_path_factory.getbasetemp())
-    SalesforceJWTHook(salesforce_emulator.conn_id).limits()
+    SalesforceJWTHook(salesforce_emulator.conn_id).get_conn().limits()
     assert salesforce_emulator.emulator.stats.token_exchanges == 1
     assert [p.suffix for p in store.iterdir() if p.suffix == ".token"] == [".token"]
 

@@ -1,8 +1,8 @@
 """Serving speed guard rails: the emulator must not be the bottleneck of client benchmarks.
 
 Thresholds are far below what the emulator does on a quiet 2-core machine (about 250k records/s
-for Bulk CSV and 100k+ for REST pages, see the closing report of issue 4) so a busy CI runner
-does not make them flaky; a regression by an order of magnitude still fails.
+for Bulk CSV and 100k+ for REST pages) so a busy CI runner does not make them flaky; a regression
+by an order of magnitude still fails.
 """
 
 from __future__ import annotations

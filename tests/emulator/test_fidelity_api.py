@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from fidelity import FIDELITY, hook_refused, refused, simple_salesforce
+from fidelity import FIDELITY, hook_refused, provider_client, refused, simple_salesforce
 
 pytestmark = FIDELITY
 
@@ -40,6 +40,15 @@ def test_every_served_version_and_the_retired_ones(emu, salesforce_emulator, ssf
         assert (status, code) == (410, "UNSUPPORTED_API_VERSION") and "31.0" in message
     future = simple_salesforce(salesforce_emulator, version="69.0")
     assert refused(lambda: future.query("SELECT Id FROM Account"))[:2] == (404, "NOT_FOUND")
+    assert (
+        provider_client(salesforce_emulator, api_version="31.0").count(
+            "SELECT COUNT() FROM Account"
+        )
+        == 2
+    )
+    retired = provider_client(salesforce_emulator, api_version="30.0")
+    status, code, message = hook_refused(lambda: retired.count("SELECT COUNT() FROM Account"))
+    assert (status, code) == (410, "UNSUPPORTED_API_VERSION") and "31.0" in message
 
 
 def test_describe_reports_every_field_property(emu, ssf, hook):
@@ -75,7 +84,7 @@ def test_describe_reports_every_field_property(emu, ssf, hook):
     )
     assert fields["OwnerId"]["polymorphicForeignKey"] is False
     assert fields["Id"]["idLookup"] and not fields["Phone"]["idLookup"]
-    assert hook.describe("Account")["fields"] == ssf.Account.describe()["fields"]
+    assert hook.get_conn().describe("Account")["fields"] == ssf.Account.describe()["fields"]
 
 
 def test_compound_address_field(emu, ssf, hook, tmp_path):
@@ -138,6 +147,7 @@ def test_compound_address_field(emu, ssf, hook, tmp_path):
         ("/services/data/v59.0/tooling/query/?q=SELECT+Id+FROM+ApexClass", "GET", "Tooling API"),
         ("/services/async/59.0/job", "POST", "Bulk API 1.0"),
         ("/services/Soap/m/59.0", "POST", "Metadata API"),
+        ("/services/Soap/u/59.0", "POST", "SOAP API"),
         ("/services/data/v59.0/composite", "POST", "Composite requests"),
         ("/services/data/v59.0/composite/tree/Account", "POST", "Composite requests"),
         ("/services/data/v59.0/analytics/reports", "GET", "Reports and Dashboards API"),
@@ -149,11 +159,11 @@ def test_what_is_not_emulated_says_so(emu, ssf, hook, path, method, feature):
     )
     assert (status, code) == (501, "NOT_IMPLEMENTED") and feature in message
     assert "does not emulate" in message
-    status, code, message = hook_refused(lambda: hook.request(method, path))
+    status, code, message = hook_refused(lambda: hook.get_conn().request(method, path))
     assert (status, code) == (501, "NOT_IMPLEMENTED") and feature in message
 
 
-def test_soql_the_emulator_does_not_evaluate_says_so(emu, ssf):
+def test_soql_the_emulator_does_not_evaluate_says_so(emu, ssf, hook):
     for soql, feature in [
         ("SELECT Id, (SELECT Id FROM Contacts) FROM Account", "sub-queries"),
         ("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact)", "semi-joins"),
@@ -164,17 +174,38 @@ def test_soql_the_emulator_does_not_evaluate_says_so(emu, ssf):
         ("SELECT Id FROM Account WHERE Industry INCLUDES ('Banking')", "INCLUDES"),
         ("SELECT a.Name FROM Account a", "object aliases"),
         ("SELECT Account.Owner.Name FROM Contact", "relationship paths deeper than one level"),
+        ("SELECT toLabel(Industry) FROM Account", "TOLABEL"),
+        ("SELECT convertCurrency(AnnualRevenue) FROM Account", "CONVERTCURRENCY"),
     ]:  # fmt: skip
         status, code, message, _ = refused(lambda s=soql: ssf.query(s))
         assert (status, code) == (501, "NOT_IMPLEMENTED") and feature in message, soql
         assert "unexpected token" not in message
+        status, code, message = hook_refused(lambda s=soql: list(hook.query(s)))
+        assert (status, code) == (501, "NOT_IMPLEMENTED") and feature in message, soql
+
+
+def test_sharing_is_not_emulated_every_user_reads_and_writes_every_record(
+    emu, salesforce_emulator, ssf
+):
+    """No sharing rules, field-level security, triggers or validation rules: another user of
+    the app reads and changes a record it does not own."""
+    other = "someone.else@emulator.example.com"
+    salesforce_emulator.app.usernames.add(other)
+    emu.add_user(other)
+    rid = ssf.Account.create({"Name": "Mine"})["id"]
+    theirs = simple_salesforce(salesforce_emulator, username=other)
+    mine = {r["Username"]: r["Id"] for r in emu.records("User")}
+    (row,) = theirs.query(f"SELECT Name, OwnerId FROM Account WHERE Id = '{rid}'")["records"]
+    assert (row["Name"], row["OwnerId"]) == ("Mine", mine[salesforce_emulator.username])
+    assert theirs.Account.update(rid, {"Name": "Theirs now"}) == 204
+    assert ssf.Account.get(rid)["Name"] == "Theirs now"
 
 
 def test_the_resource_list_advertises_only_what_is_served(emu, ssf, hook):
     listed = ssf.restful("")
     assert set(listed) == {"limits", "query", "queryAll", "sobjects"}
     for name, url in listed.items():
-        response = hook.request(
+        response = hook.get_conn().request(
             "GET", url, params={"q": "SELECT Id FROM Account"} if "query" in name else None
         )
         assert response.status_code == 200, name

@@ -8,7 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from fidelity import FIDELITY, hook_refused, refused
+
+from airflow_provider_sfjwt.salesforce.errors import DeletesUnavailableError
+from airflow_provider_sfjwt.salesforce.replicate_window import Window, fetch_deleted
 
 pytestmark = FIDELITY
 
@@ -39,7 +43,7 @@ def test_every_write_moves_both_timestamps(emu, ssf, hook, tmp_path):
             method="PATCH",
             json={"records": [{"attributes": {"type": "Account"}, "Id": rid, "Phone": "2"}]},
         ),
-        lambda: hook.request("PATCH", f"sobjects/Account/{rid}", json={"Phone": "3"}),
+        lambda: hook.get_conn().request("PATCH", f"sobjects/Account/{rid}", json={"Phone": "3"}),
         lambda: ssf.bulk2.Account.update(records=[{"Id": rid, "Phone": "4"}], wait=0),
         lambda: ssf.Account.delete(rid),
         lambda: emu.undelete("Account", [rid]),
@@ -79,7 +83,7 @@ def test_formula_value_changes_without_a_timestamp(emu, ssf, hook):
     emu.add_formula_field(
         "Account", "Shout__c", "string", "UPPER(Name)", lambda row: (row["Name"] or "").upper()
     )
-    described = {f["name"]: f for f in hook.describe("Account")["fields"]}["Shout__c"]
+    described = {f["name"]: f for f in hook.get_conn().describe("Account")["fields"]}["Shout__c"]
     assert (described["calculated"], described["calculatedFormula"]) == (True, "UPPER(Name)")
     assert [
         r["Shout__c"] for r in hook.query(f"SELECT Shout__c FROM Account WHERE Id = '{acc}'")
@@ -100,7 +104,7 @@ def test_updated_reports_ids_by_system_modstamp_with_its_window_rules(emu, ssf, 
     assert sorted(lookback["ids"]) == sorted(new + late) and old[0] not in lookback["ids"]
     params = {"start": start.isoformat(), "end": now(emu).isoformat()}
     assert sorted(
-        hook.request("GET", "sobjects/Account/updated/", params=params).json()["ids"]
+        hook.get_conn().request("GET", "sobjects/Account/updated/", params=params).json()["ids"]
     ) == sorted(new)
     for begin, end, words in [
         (start, start + dt.timedelta(seconds=30), "at least one minute"),
@@ -140,12 +144,23 @@ def test_deleted_reports_the_recycle_bin_and_hard_deletes(emu, ssf, hook, tmp_pa
         lambda: ssf.Account.deleted(start - dt.timedelta(days=16), start)
     )
     assert (status, code) == (400, "INVALID_REPLICATION_DATE") and "15 days" in message
+    client = hook.get_conn()
+    read = fetch_deleted(client, "Account", Window(start, now(emu) - MINUTE), now(emu))
+    assert {rid for rid, _ in read} == {soft, purged, hard}  # the provider's replication path
+    with pytest.raises(DeletesUnavailableError, match="no longer kept"):
+        list(
+            fetch_deleted(client, "Account", Window(start - dt.timedelta(days=16), start), now(emu))
+        )
     emu.expire_delete_log("Account", now(emu) - MINUTE)
-    trimmed = hook.request(
-        "GET",
-        "sobjects/Account/deleted/",
-        params={"start": start.isoformat(), "end": now(emu).isoformat()},
-    ).json()
+    trimmed = (
+        hook.get_conn()
+        .request(
+            "GET",
+            "sobjects/Account/deleted/",
+            params={"start": start.isoformat(), "end": now(emu).isoformat()},
+        )
+        .json()
+    )
     assert trimmed["deletedRecords"] == []  # entries older than the floor were dropped
     assert trimmed["earliestDateAvailable"] > result["earliestDateAvailable"]  # resync needed
 

@@ -76,7 +76,7 @@ def test_bulk_query_refuses_what_bulk_api_2_refuses(emu, ssf, hook, tmp_path, so
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_fifteen_character_ids_work_everywhere(emu, ssf, hook):
+def test_fifteen_character_ids_work_everywhere(emu, ssf, hook, tmp_path):
     ids = emu.load("Account", [{"Name": "Fifteen"}, {"Name": "Other"}])
     short = ids[0][:15]
     assert ssf.Account.get(short)["Name"] == "Fifteen"
@@ -99,6 +99,12 @@ def test_fifteen_character_ids_work_everywhere(emu, ssf, hook):
     assert ssf.restful("composite/sobjects", method="DELETE", params={"ids": contact_id[:15]})[0][
         "success"
     ]
+    (result,) = ssf.bulk2.Account.update(records=[{"Id": short, "Phone": "1"}], wait=0)
+    assert result["numberRecordsProcessed"] == 1 and result["numberRecordsFailed"] == 0
+    rows = tmp_path / "update.csv"
+    rows.write_text(f"Id,Phone\n{ids[1][:15]},2\n")
+    assert hook.bulk_ingest_file("Account", "update", rows, poll_interval=0.01)["failed"] == 0
+    assert {r["Id"]: r["Phone"] for r in emu.records("Account")} == {ids[0]: "1", ids[1]: "2"}
 
 
 def test_aggregates_with_aliases_group_by_and_having(emu, ssf, hook):
@@ -156,7 +162,7 @@ def _today(emu) -> dt.date:
         "LAST_N_FISCAL_YEARS:2", "N_FISCAL_YEARS_AGO:1",
     ],
 )  # fmt: skip
-def test_relative_date_literals(emu, ssf, literal):
+def test_relative_date_literals(emu, ssf, hook, literal):
     """Every documented literal; each ``=`` selects exactly the rows dated inside its range,
     ``<`` those before it and ``>`` those after it."""
     today = _today(emu)
@@ -172,6 +178,8 @@ def test_relative_date_literals(emu, ssf, literal):
         soql = f"SELECT Name FROM Visit__c WHERE VisitDate__c {op} {literal}"
         got = {r["Name"] for r in ssf.query_all(soql)["records"]}
         assert got == {d.isoformat() for d in days if inside(d)}, (literal, op)
+    soql = f"SELECT Name FROM Visit__c WHERE VisitDate__c = {literal}"
+    assert {r["Name"] for r in hook.query(soql)} == {d.isoformat() for d in days if lo <= d < hi}
     assert lo < hi
 
 

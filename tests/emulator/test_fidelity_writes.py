@@ -107,7 +107,11 @@ def test_a_value_its_type_refuses_is_refused_by_every_api(
     )
     assert (status, code) == (400, "JSON_PARSER_ERROR") and message.startswith(want)
     status, code, message = hook_refused(
-        lambda: hook.request("POST", f"sobjects/{sobject}", json=bad)
+        lambda: hook.get_conn().request("POST", f"sobjects/{sobject}", json=bad)
+    )
+    assert (status, code) == (400, "JSON_PARSER_ERROR") and message.startswith(want)
+    status, code, message = hook_refused(
+        lambda: list(hook.get_conn().collections("insert", [REQUIRED[sobject], bad], sobject))
     )
     assert (status, code) == (400, "JSON_PARSER_ERROR") and message.startswith(want)
     (failed,) = bulk_failures(ssf, sobject, bad)
@@ -131,9 +135,15 @@ def test_a_field_rule_refuses_the_record_with_the_same_code_everywhere(
     results = ssf.restful("composite/sobjects", method="POST", json=body)
     assert results[0]["success"] and not results[1]["success"]  # per record, in order
     assert results[1]["errors"] == [{"statusCode": code, "message": message, "fields": [field]}]
-    assert hook_refused(lambda: hook.request("POST", f"sobjects/{sobject}", json=bad))[:2] == (
+    assert hook_refused(lambda: hook.get_conn().request("POST", f"sobjects/{sobject}", json=bad))[
+        :2
+    ] == (
         400,
         code,
+    )
+    ((_, answers),) = hook.get_conn().collections("insert", [REQUIRED[sobject], bad], sobject)
+    assert [a["success"] for a in answers] == [True, False] and answers[1]["errors"] == (
+        results[1]["errors"]
     )
     (failed,) = bulk_failures(ssf, sobject, bad)
     assert failed["sf__Error"] == f"{code}:{message}:{field} --"
@@ -152,13 +162,15 @@ def test_what_salesforce_accepts_every_api_accepts_alike(
     assert getattr(ssf, sobject).create(good)["success"]
     body = collection(sobject, good)
     assert ssf.restful("composite/sobjects", method="POST", json=body)[0]["success"]
-    assert hook.request("POST", f"sobjects/{sobject}", json=good).status_code == 201
+    assert hook.get_conn().request("POST", f"sobjects/{sobject}", json=good).status_code == 201
+    ((_, answers),) = hook.get_conn().collections("insert", [good], sobject)
+    assert answers[0]["success"]
     assert bulk_failures(ssf, sobject, good) == []
     summary = hook.bulk_ingest_file(
         sobject, "insert", bulk_csv(tmp_path, sobject, field, value), poll_interval=0.01
     )
     assert summary["failed"] == 0
-    assert stored(emu, sobject, field).count(kept) == 5  # the same stored value each time
+    assert stored(emu, sobject, field).count(kept) == 6  # the same stored value each time
 
 
 def test_picklist_values_are_metadata_not_data(emu, ssf, hook):
@@ -178,7 +190,7 @@ def test_picklist_values_are_metadata_not_data(emu, ssf, hook):
         "Silver",
         "Bronze",
     ]
-    described = {f["name"]: f for f in hook.describe("Account")["fields"]}
+    described = {f["name"]: f for f in hook.get_conn().describe("Account")["fields"]}
     assert described["Industry"]["picklistValues"] == fields["Industry"]["picklistValues"]
     emu.define_picklist("Account", "Type", ["Prospect", "Customer"], restricted=True)
     status, code, message, _ = refused(lambda: ssf.Account.create({"Name": "x", "Type": "Other"}))
@@ -196,12 +208,13 @@ def test_upsert_refuses_the_external_id_in_the_body(emu, ssf, hook):
     )
     assert (status, code, first["fields"]) == (400, "INVALID_FIELD", ["External_Id__c"])
     assert "External_Id__c" in message
-    status, code, _ = hook_refused(
-        lambda: hook.request(
-            "PATCH", "sobjects/Account/External_Id__c/EXT-1", json={"Id": "001000000000000"}
+    for repeated in ({"External_Id__c": "EXT-1"}, {"Id": "001000000000000"}):
+        status, code, _ = hook_refused(
+            lambda r=repeated: hook.get_conn().request(
+                "PATCH", "sobjects/Account/External_Id__c/EXT-1", json={"Name": "Again", **r}
+            )
         )
-    )
-    assert (status, code) == (400, "INVALID_FIELD")
+        assert (status, code) == (400, "INVALID_FIELD"), repeated
     assert [r["Name"] for r in emu.records("Account") if r["External_Id__c"] == "EXT-1"] == [
         "First"
     ]
@@ -213,17 +226,23 @@ def test_collections_retrieve_needs_ids_and_fields(emu, ssf, hook):
         lambda: ssf.restful("composite/sobjects/Account", params={"ids": rid})
     )
     assert (status, code) == (400, "MISSING_ARGUMENT") and "fields" in message
+    status, code, message, _ = refused(
+        lambda: ssf.restful("composite/sobjects/Account", params={"fields": "Name"})
+    )
+    assert (status, code) == (400, "MISSING_ARGUMENT") and "ids" in message
     got = ssf.restful(
         "composite/sobjects/Account", params={"ids": f"{rid},001000000000000", "fields": "Name"}
     )
     assert [r and r["Name"] for r in got] == ["Kept", None]
     status, code, _ = hook_refused(
-        lambda: hook.request("POST", "composite/sobjects/Account", json={"ids": [rid]})
+        lambda: hook.get_conn().request("POST", "composite/sobjects/Account", json={"ids": [rid]})
     )
     assert (status, code) == (400, "MISSING_ARGUMENT")
-    posted = hook.request(
-        "POST", "composite/sobjects/Account", json={"ids": [rid[:15]], "fields": ["Name"]}
-    ).json()
+    posted = (
+        hook.get_conn()
+        .request("POST", "composite/sobjects/Account", json={"ids": [rid[:15]], "fields": ["Name"]})
+        .json()
+    )
     assert posted[0]["Name"] == "Kept" and posted[0]["attributes"]["type"] == "Account"
 
 

@@ -237,7 +237,7 @@ class RestGet(Column):
         pass
 
     def run(self, state: State) -> Any:
-        return run_task(SalesforceRestOperator(task_id="limits", path="limits"))
+        return run_task(SalesforceRestOperator(task_id="limits", endpoint="limits"))
 
     def check_ok(self, state: State, result: Any) -> str:
         assert result["status"] == 200 and "DailyApiRequests" in result["body"], result
@@ -260,7 +260,7 @@ class RestPost(Column):
     def run(self, state: State) -> Any:
         return run_task(
             SalesforceRestOperator(
-                task_id="order", method="POST", path="/services/apexrest/Orders", json={"n": 1}
+                task_id="order", method="POST", endpoint="/services/apexrest/Orders", json={"n": 1}
             )
         )
 
@@ -322,7 +322,7 @@ class BulkQuery(Column):
         op = ProbedBulkQuery(
             task_id="bulk_q",
             soql="SELECT Id, Name FROM Account",
-            path=str(state.out_dir / "accounts.csv"),
+            output_path=str(state.out_dir / "accounts.csv"),
             max_records=PAGE_SIZE,
             deferrable=self.deferrable,
             **FAST_BULK,
@@ -373,7 +373,7 @@ class BulkIngest(Column):
             task_id="bulk_load",
             sobject="Contact",
             operation="insert",
-            path=str(state.tmp / "in" / "contacts.csv"),
+            input_path=str(state.tmp / "in" / "contacts.csv"),
             results_dir=str(state.out_dir),
             deferrable=self.deferrable,
             **FAST_BULK,

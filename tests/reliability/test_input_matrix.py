@@ -77,7 +77,7 @@ def _collections(out: Path, kw: dict[str, Any]) -> Any:
 
 
 def _rest(out: Path, kw: dict[str, Any]) -> Any:
-    return SalesforceRestOperator(task_id="r", **{"path": "limits", **kw})
+    return SalesforceRestOperator(task_id="r", **{"endpoint": "limits", **kw})
 
 
 def _sensor(out: Path, kw: dict[str, Any]) -> Any:
@@ -86,7 +86,11 @@ def _sensor(out: Path, kw: dict[str, Any]) -> Any:
 
 
 def _bulk_query(out: Path, kw: dict[str, Any]) -> Any:
-    args = {"soql": "SELECT Id FROM Account", "path": str(out / "b.csv"), "poll_interval": 0.01}
+    args = {
+        "soql": "SELECT Id FROM Account",
+        "output_path": str(out / "b.csv"),
+        "poll_interval": 0.01,
+    }
     return SalesforceBulkQueryOperator(task_id="bq", **{**args, **kw})
 
 
@@ -96,7 +100,7 @@ def _bulk_ingest(out: Path, kw: dict[str, Any]) -> Any:
     args = {
         "sobject": "Contact",
         "operation": "insert",
-        "path": str(source),
+        "input_path": str(source),
         "results_dir": str(out),
         "poll_interval": 0.01,
     }
@@ -290,7 +294,7 @@ def rows(tmp_root: Path) -> list[BadInput]:
                 bulk_ingest={"max_failed_records": "150%"}),
         arg_row("input_missing", "input file does not exist", ("/no/such/input.csv",),
                 collections={"records": None, "input_path": "/no/such/input.csv"},
-                bulk_ingest={"path": "/no/such/input.csv"}),
+                bulk_ingest={"input_path": "/no/such/input.csv"}),
         arg_row("report_is_input", "failed_records_path is the input file", ("is the input file",),
                 collections={"records": None, "input_path": str(source),
                              "failed_records_path": str(source)}),
@@ -301,10 +305,10 @@ def rows(tmp_root: Path) -> list[BadInput]:
         arg_row("output_file_url_host", "output path file://127.0.0.2/... (a host)",
                 ("names the host", "file:///path"),
                 rest_query={"output_path": "file://127.0.0.2/tmp/sfjwt-never-written.csv"},
-                bulk_query={"path": "file://127.0.0.2/tmp/sfjwt-never-written.csv"},
+                bulk_query={"output_path": "file://127.0.0.2/tmp/sfjwt-never-written.csv"},
                 collections={"records": None, "input_path": "file://127.0.0.2/tmp/in.csv"}),
-        arg_row("rest_full_url", "REST path is a URL on another host", ("full URL",),
-                rest={"path": "https://attacker.example.com/collect"}),
+        arg_row("rest_full_url", "REST endpoint is a URL on another host", ("full URL",),
+                rest={"endpoint": "https://attacker.example.com/collect"}),
         arg_row("rest_method", "REST method 'FETCH'", ("method",), rest={"method": "FETCH"}),
         arg_row("comparison_unknown", "sensor comparison '=>'", ("comparison",),
                 sensor={"comparison": "=>"}),

@@ -50,7 +50,7 @@ def run_column(column: str, out: Path):
         )
     else:
         op = SalesforceBulkQueryOperator(
-            task_id="bq", soql="SELECT Id FROM Account", path=str(out / "a.csv"), **FAST_BULK
+            task_id="bq", soql="SELECT Id FROM Account", output_path=str(out / "a.csv"), **FAST_BULK
         )
     return run_task(op)
 
