@@ -19,7 +19,10 @@ from airflow_provider_sfjwt.salesforce.auth import TokenCache
 from airflow_provider_sfjwt.salesforce.bulk import query_to_file as bulk_query_to_file
 from airflow_provider_sfjwt.salesforce.client import SalesforceClient
 from airflow_provider_sfjwt.salesforce.errors import (
+    ApiError,
+    BodyTooLargeError,
     ConfigurationError,
+    RedirectRefusedError,
     UnexpectedResponseError,
     UntrustedAnswerError,
 )
@@ -119,6 +122,94 @@ def test_a_stored_token_is_checked_again_against_the_connection(salesforce_emula
     client = client_for(conn, TokenCache(shared=True))
     assert client.instance_url == emu.url
     assert emu.stats.token_exchanges == 2
+
+
+# --- 2. redirects ------------------------------------------------------------------------------
+
+TOKEN_PATH = "/services/oauth2/token"
+
+
+def test_a_redirected_token_request_never_sends_the_assertion_elsewhere(
+    salesforce_emulator, other_host
+):
+    emu = salesforce_emulator.emulator
+    for status in (301, 302, 303, 307, 308):
+        emu.faults.redirect(TOKEN_PATH, other_host.url + TOKEN_PATH, status=status)
+        with pytest.raises(RedirectRefusedError) as caught:
+            client_for(salesforce_emulator.conn).limits()
+        message = str(caught.value)
+        assert f"HTTP {status} pointing at {other_host.url}{TOKEN_PATH}" in message, message
+    nothing_reached(other_host)
+    assert emu.stats.token_exchanges == 0 and emu.stats.api_calls == 0
+
+
+def test_a_redirected_query_or_collections_post_goes_nowhere(salesforce_emulator, other_host):
+    emu = salesforce_emulator.emulator
+    emu.generate_accounts(3)
+    client = client_for(salesforce_emulator.conn)
+    emu.faults.redirect(f"{DATA}/query", other_host.url + f"{DATA}/query", status=302)
+    with pytest.raises(RedirectRefusedError, match="HTTP 302 pointing at http://127.0.0.2"):
+        list(client.query("SELECT Id FROM Account"))
+    emu.faults.redirect(
+        f"{DATA}/composite/sobjects", other_host.url + "/steal", status=307, method="POST"
+    )
+    with pytest.raises(RedirectRefusedError, match="HTTP 307 pointing at http://127.0.0.2"):
+        list(client.collections("insert", [{"Name": "Acme"}], sobject="Account"))
+    nothing_reached(other_host)
+    assert len(list(client.query("SELECT Id FROM Account"))) == 3  # nothing was created
+
+
+# --- 4. size caps ------------------------------------------------------------------------------
+
+
+def test_an_oversized_token_answer_is_refused_unread(salesforce_emulator):
+    """A token answer over 1 MB (here 300 MB, streamed by the emulator) is refused early."""
+    emu = salesforce_emulator.emulator
+    emu.faults.huge_body(
+        TOKEN_PATH, 300 << 20, start=b'{"access_token":"', end=b'"}', method="POST"
+    )
+    with pytest.raises(BodyTooLargeError, match="over the 1,048,576-byte limit"):
+        client_for(salesforce_emulator.conn).limits()
+    served = emu.stats.to_dict().get("bytes_sent")
+    assert served is None or served < 64 << 20, served
+
+
+def test_an_oversized_api_answer_or_query_page_is_refused(salesforce_emulator):
+    from airflow_provider_sfjwt.salesforce import guard
+
+    emu = salesforce_emulator.emulator
+    emu.generate_accounts(3)
+    client = client_for(salesforce_emulator.conn)
+    client.limits()
+    size = guard.JSON_BODY_BYTES + (1 << 20)
+    emu.faults.huge_body(f"{DATA}/limits", size, start=b'{"x":"', end=b'"}')
+    with pytest.raises(BodyTooLargeError, match="limits.* over the 67,108,864-byte limit"):
+        client.limits()
+    emu.faults.huge_body(
+        f"{DATA}/query", size, start=b'{"totalSize":1,"done":true,"records":[', fill=b"{},"
+    )
+    with pytest.raises(BodyTooLargeError, match="query page .* over the 67,108,864-byte limit"):
+        list(client.query("SELECT Id FROM Account"))
+    assert len(list(client.query("SELECT Id FROM Account"))) == 3  # the client still works
+
+
+def test_a_huge_error_message_is_cut_in_the_error(salesforce_emulator):
+    """An error body under the ceiling but with a 5 MB message quotes about 2 KB of it."""
+    emu = salesforce_emulator.emulator
+    client = client_for(salesforce_emulator.conn)
+    client.limits()
+    emu.faults.huge_body(
+        f"{DATA}/limits",
+        5 << 20,
+        status=400,
+        start=b'[{"errorCode":"MALFORMED_QUERY","message":"',
+        end=b'"}]',
+    )
+    with pytest.raises(ApiError) as caught:
+        client.limits()
+    message = str(caught.value)
+    assert "MALFORMED_QUERY" in message and "more characters not shown" in message
+    assert len(message) < 4000, len(message)
 
 
 # --- 5 and 6: Bulk CSV bodies, cursors and counts ----------------------------------------------

@@ -249,8 +249,8 @@ class TokenExchanger:
                 audiences_tried=(audience,),
                 clock_skew=self.last_clock_skew,
             )
-        error = str(body.get("error") or "")
-        description = str(body.get("error_description") or "")
+        error = quoted(str(body.get("error") or ""))
+        description = quoted(str(body.get("error_description") or ""))
         if status >= 500 or not error:
             cls: type[AuthenticationError] = TokenEndpointError
         else:

@@ -34,7 +34,9 @@ from .errors import (
     SessionExpiredError,
     TransportError,
     UnexpectedResponseError,
+    quoted,
 )
+from .guard import install
 from .paging import iter_pages
 from .retry import Retryable, RetryPolicy
 from .settings import ConnectionSettings, SecretSink
@@ -86,7 +88,7 @@ def make_session(pool_size: int = 16) -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = "airflow-provider-sfjwt"
-    return session
+    return install(session)
 
 
 def api_errors(response: requests.Response) -> tuple[str, str]:
@@ -95,17 +97,17 @@ def api_errors(response: requests.Response) -> tuple[str, str]:
         body = response.json()
     except ValueError:
         text = response.text.strip().replace("\n", " ")
-        return ("HTTP_" + str(response.status_code), text[:300] or response.reason or "")
+        return ("HTTP_" + str(response.status_code), quoted(text) or response.reason or "")
     if isinstance(body, list) and body and isinstance(body[0], dict):
         first = body[0]
-        message = str(first.get("message", ""))
+        message = quoted(str(first.get("message", "")))
         if len(body) > 1:
             message += f" (+{len(body) - 1} more errors)"
         return (str(first.get("errorCode", "UNKNOWN")), message)
     if isinstance(body, dict):
         code = body.get("errorCode") or body.get("error") or "UNKNOWN"
-        return (str(code), str(body.get("message") or body.get("error_description") or ""))
-    return ("UNKNOWN", str(body)[:300])
+        return (str(code), quoted(str(body.get("message") or body.get("error_description") or "")))
+    return ("UNKNOWN", quoted(str(body)))
 
 
 def json_object(value: Any, what: str) -> dict[str, Any]:
@@ -144,7 +146,7 @@ class SalesforceClient:
         cache: TokenCache = TOKEN_CACHE,
     ) -> None:
         self.settings = settings
-        self.session = session or make_session()
+        self.session = install(session) if session is not None else make_session()
         self.retry = retry or RetryPolicy(max_retries=settings.max_retries)
         self.auth = JWTAuth(settings, self.session, self.retry, on_secret, cache)
         self.api_usage: ApiUsage | None = None

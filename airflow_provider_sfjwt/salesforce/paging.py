@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .bodies import stream_body
-from .errors import SalesforceError, UnexpectedResponseError, quoted
+from .errors import BodyTooLargeError, SalesforceError, UnexpectedResponseError, quoted
+from .guard import JSON_BODY_BYTES
 
 if TYPE_CHECKING:
     from .client import SalesforceClient
@@ -87,6 +88,12 @@ class _PageFetch:
         try:
             for block in stream_body(self.client, fetch, "a query page", chunk_size=_READ_BLOCK):
                 body += block
+                if len(body) > JSON_BODY_BYTES:
+                    raise BodyTooLargeError(
+                        f"A query page from Salesforce is over the {JSON_BODY_BYTES:,}-byte "
+                        "limit of a JSON answer (a page holds at most 2,000 records); it was not "
+                        "read further or used."
+                    )
                 if not self.head_known.is_set():
                     self.head = page_head(body)
                     if self.head is not None or len(body) > _HEAD_LIMIT:

@@ -322,6 +322,45 @@ FAULTS += [
         check=no_api_call,
     ),
     Fault(
+        "redirect_token",
+        "Token POST answered 307 to another host (127.0.0.2)",
+        before(
+            lambda emu: emu.faults.redirect(
+                TOKEN_PATH, "http://127.0.0.2:9" + TOKEN_PATH, status=307, count=1000
+            )
+        ),
+        failing("HTTP 307 pointing at http://127.0.0.2", "never followed"),
+        check=no_api_call,
+    ),
+    Fault(
+        "redirect_api",
+        "Data call answered 302 to another host (127.0.0.2)",
+        aimed(lambda emu, prefix: emu.faults.redirect(prefix, "http://127.0.0.2:9/x", count=1000)),
+        failing("HTTP 302 pointing at http://127.0.0.2", "never followed"),
+    ),
+    Fault(
+        "huge_token",
+        "Token answer of 300 MB",
+        before(
+            lambda emu: emu.faults.huge_body(
+                TOKEN_PATH, 300 << 20, start=b'{"access_token":"', end=b'"}', count=1000
+            )
+        ),
+        failing("over the 1,048,576-byte limit"),
+        check=no_api_call,
+    ),
+    Fault(
+        "huge_json",
+        "JSON answer of 65 MB",
+        aimed(
+            lambda emu, prefix: emu.faults.huge_body(
+                prefix, 65 << 20, start=b'{"records":[', fill=b"{},", count=1000
+            )
+        ),
+        failing("over the 67,108,864-byte limit"),
+        columns=("rest_query", "collections_insert", "collections_upsert", "sensor"),
+    ),
+    Fault(
         "repeating_cursor",
         "Cursor points at itself (nextRecordsUrl / Sforce-Locator repeats)",
         before(lambda emu: emu.faults.repeat_cursors()),

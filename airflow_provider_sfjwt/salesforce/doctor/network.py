@@ -21,6 +21,7 @@ from ..errors import (
     AuthenticationError,
     ConfigurationError,
     ExpiredAssertionError,
+    RedirectRefusedError,
 )
 from ..retry import RetryPolicy
 from ..settings import (
@@ -50,7 +51,7 @@ def check_clock(run: Run) -> Outcome:
             response.close()
             if skew is not None:
                 break
-    except requests.RequestException as exc:
+    except (requests.RequestException, RedirectRefusedError) as exc:
         return skipped(f"could not reach {url} to read its Date header ({type(exc).__name__})")
     if skew is None:
         return Status.WARN, f"{url} sent no usable Date header; the clock was not compared", ""
