@@ -17,6 +17,7 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     download_results,
     query_to_file,
 )
+from airflow_provider_sfjwt.salesforce.bulk.parallel import first_result_pages, iter_result_parts
 from airflow_provider_sfjwt.salesforce.bulk_csv import CsvJoiner, CsvResultStream
 from airflow_provider_sfjwt.salesforce.errors import ApiError, SalesforceError
 from airflow_provider_sfjwt.testing.wiring import CONN_ID
@@ -182,6 +183,101 @@ def test_a_repeating_next_records_url_is_refused(chunked, client, tmp_path):
     )
     with pytest.raises(SalesforceError, match="same nextRecordsUrl twice"):
         download_results(client, job_id, tmp_path / "l.csv", job=info)
+
+
+def test_the_documented_next_record_url_spelling_is_followed(chunked, client, tmp_path):
+    """Salesforce's page for resultPages names the continuation ``nextRecordUrl`` in its field
+    table and ``nextRecordsUrl`` in its example: either one is followed to the same file."""
+    job_id, info = finished_job(client)
+    sequential = download_results(
+        client, job_id, tmp_path / "s.csv", parallel_downloads=1, job=info
+    )
+    first = dict(client.get_json(f"/services/data/v66.0/jobs/query/{job_id}/resultPages"))
+    first["nextRecordUrl"] = first.pop("nextRecordsUrl")
+    assert first["done"] is False and first["nextRecordUrl"]
+    chunked.faults.fail(
+        f"/services/data/v66.0/jobs/query/{job_id}/resultPages", 200, body=json.dumps(first)
+    )
+    result = download_results(client, job_id, tmp_path / "p.csv", job=info)
+    assert result["rows"] == sequential["rows"] == 23_456
+    assert gets(chunked, job_id, "resultPages") == 1 + 3  # ours above, then the three answers
+    assert (tmp_path / "p.csv").read_bytes() == (tmp_path / "s.csv").read_bytes()
+
+
+def wait_for(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def test_no_more_than_parallel_downloads_chunks_are_in_flight(chunked, client):
+    """While the writer holds chunk 0 unread, three chunks are requested, not all twelve; the
+    next one starts only once the writer has taken one."""
+    job_id, info = finished_job(client)
+    first = first_result_pages(client, job_id, "66.0")
+    assert first is not None
+    parts = iter_result_parts(client, job_id, first, 3)
+    try:
+        held = next(parts)
+        wait_for(lambda: gets(chunked, job_id, "results") >= 3)
+        time.sleep(0.5)  # room for a downloader that does not wait for the writer
+        assert gets(chunked, job_id, "results") == 3
+        assert held.records == 2_000 and len(b"".join(held.iter_bytes())) > 0
+        following = next(parts)
+        assert following.number == 1
+        wait_for(lambda: gets(chunked, job_id, "results") >= 4)
+        time.sleep(0.2)
+        assert gets(chunked, job_id, "results") == 4
+    finally:
+        parts.close()
+
+
+MEASURE_DOWNLOAD = """
+import json, sys, tracemalloc
+from airflow_provider_sfjwt.salesforce.bulk import BulkJobs, download_results
+from airflow_provider_sfjwt.salesforce.client import SalesforceClient
+from airflow_provider_sfjwt.salesforce.settings import parse_connection
+conn = json.loads(sys.argv[1])
+settings = parse_connection(host=conn["host"], login=conn["login"], password=None, extra=conn["extra"])
+client = SalesforceClient(settings)
+jobs = BulkJobs(client, poll_interval=0.01)
+job_id = jobs.create_query(sys.argv[3])
+info = jobs.wait("query", job_id, timeout=60)
+tracemalloc.start()
+result = download_results(client, job_id, sys.argv[2], parallel_downloads=int(sys.argv[4]), job=info)
+print(json.dumps({"rows": result["rows"], "peak": tracemalloc.get_traced_memory()[1]}))
+"""
+
+
+def test_memory_holds_a_few_blocks_per_chunk_in_flight_never_a_whole_chunk(emu, tmp_path):
+    """Four chunks of about 6.5 MB downloaded four at a time, measured in a process of its own
+    (the emulator stays here): the peak is bounded by the blocks each chunk may hold ahead of
+    the writer, far below the chunks themselves."""
+    import subprocess
+    import sys
+
+    from airflow_provider_sfjwt.salesforce.bodies import CHUNK_BYTES
+    from airflow_provider_sfjwt.salesforce.bulk.parallel import PART_BUFFER_BLOCKS
+    from airflow_provider_sfjwt.testing.keys import shared_key_pair
+
+    emu.generate_accounts(200_000)
+    emu.bulk.default_max_records = 50_000
+    conn = emu.connection(private_key_pem=shared_key_pair().private_key_pem)
+    target = tmp_path / "m.csv"
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE_DOWNLOAD, json.dumps(conn), str(target), WIDE, "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    measured = json.loads(done.stdout.splitlines()[-1])
+    assert measured["rows"] == 200_000
+    size = target.stat().st_size
+    assert size > 24_000_000  # every chunk is several blocks long
+    # per chunk in flight: its queued blocks, the one being handed on and the one being read
+    assert measured["peak"] < 4 * (PART_BUFFER_BLOCKS + 2) * CHUNK_BYTES < size / 1.5
 
 
 class Chunk:

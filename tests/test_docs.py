@@ -240,3 +240,49 @@ def test_readme_says_what_the_token_store_does():
     assert "per token lifetime" not in text
     assert MAX_AGE == 3600
     assert text.count("at most an hour") >= 2, "the table row and the Sessions paragraph"
+
+
+def test_readme_says_what_the_rest_operator_puts_in_xcom(emu, tmp_path):
+    """No records in XCom holds for every operator but the REST one, which the README names with
+    its limit; the REST operator does push records when the resource returns them."""
+    from airflow_provider_sfjwt.operators import SalesforceRestOperator
+    from airflow_provider_sfjwt.salesforce.rest_call import DEFAULT_MAX_INLINE_BYTES
+
+    text = " ".join(readme().split())
+    said = re.search(r"never records or tokens — except `SalesforceRestOperator`[^.]*\.", text)
+    assert said, "README says no operator pushes records, or no longer names the exception"
+    assert DEFAULT_MAX_INLINE_BYTES == 64 * 1024 and "(64 KB by default;" in said.group(0)
+    emu.generate_accounts(3)
+    query = SalesforceRestOperator(
+        task_id="q", endpoint="query", query_params={"q": "SELECT Id, Name FROM Account"}
+    )
+    inline = query.execute({})
+    assert inline["status"] == 200 and len(inline["body"]["records"]) == 3
+    query.output_path = str(tmp_path / "q.json")
+    assert set(query.execute({})) == {"status", "path", "bytes"}
+
+
+def test_setup_and_hints_follow_salesforce_docs_and_say_reported_where_only_reported():
+    """The walkthrough and the error hints as checked against Salesforce's documentation: what
+    only users report is called reported, and the app_not_found / invalid_client hints name the
+    causes seen in practice."""
+    from airflow_provider_sfjwt.salesforce import errors
+
+    setup = " ".join((REPO / "docs" / "setup.md").read_text(encoding="utf-8").split())
+    assert "Allow creation of connected apps" in setup  # new Connected Apps need it
+    assert "Enable JWT Bearer Flow" in setup  # the External Client App label
+    assert "**Manage user data via APIs (api)**; **refresh_token, offline_access** only if" in setup
+    assert "Community reports say a new or edited app can take 2 to 10 minutes" in setup
+    assert "Salesforce is reported (on Salesforce" in setup  # expired certificates still work
+    assert "reported to need since Spring '26" in errors.CHECK_AUDIENCE
+    assert "Enable JWT Bearer Flow" in errors.CHECK_JWT_ENABLED
+    assert "app must be installed into org" in errors.InvalidClientError.meaning
+    app_not_found = " ".join([errors.AppNotFoundError.meaning, *errors.AppNotFoundError.checks])
+    for cause in (
+        "has no install step",
+        "a sandbox refreshed before the app was created",
+        "not from another org's app",
+        "not login.salesforce.com or test.salesforce.com",
+    ):
+        assert cause in app_not_found, cause
+    assert "a wrong audience can cause it" in errors.UserNotApprovedError.meaning

@@ -360,7 +360,10 @@ class Bulk(IngestProcessing):
         "/services/data/vXX.X/jobs/query/{id}/results?locator=..."}], "nextRecordsUrl": ...,
         "done": ...}``. The request takes no parameter besides the job id, so each URL's chunk
         holds the server's default number of records (``default_max_records``); the ``locator``
-        of ``nextRecordsUrl`` is this emulator's own continuation.
+        of ``nextRecordsUrl`` is this emulator's own continuation. Salesforce's page spells
+        that field ``nextRecordUrl`` in its field table and ``nextRecordsUrl`` in the text under
+        its example; this emulator answers ``nextRecordsUrl``, the name of every other
+        Salesforce continuation, and the provider follows either.
         """
         if float(req.version or 0) < RESULT_PAGES_SINCE:
             raise ErrorReply(404, "NOT_FOUND", "The requested resource does not exist")
