@@ -136,12 +136,14 @@ def variable_outside_task(name: str) -> Any:
 # --- `airflow dags test` / `dag.test()` ------------------------------------------------------
 
 DAG_TEST_REGISTERS_THE_DAG = Version("3.1") <= AIRFLOW_VERSION
-"""From 3.1 ``airflow dags test`` and ``dag.test()`` write the DAG to the metadata database (and
-so activate its Assets) before running it. 3.0's run a DAG as parsed, and a task with an Asset
-outlet fails as "inactive asset" (apache/airflow#51644) unless that very DAG, with the same
-Assets, was registered first: by a dag processor, ``airflow dags reserialize`` or
-:func:`register_parsed_dags`. The example DAGs' Assets depend on env vars read at parse time,
-so the registration must see the same environment as the run."""
+"""From 3.1 ``airflow dags test`` and ``dag.test()`` write the DAG's whole bundle (every DAG of
+the dags folder) to the metadata database, and so activate its Assets and the schedules of the
+DAGs that wait on them, before running it. 3.0's run a DAG as parsed: a task with an Asset outlet
+fails as "inactive asset" (apache/airflow#51644) unless that very DAG, with the same Assets, was
+registered first, and an Asset event queues no run of a DAG scheduled on it unless that DAG was
+registered too: by a dag processor, ``airflow dags reserialize`` or :func:`register_parsed_dags`
+over the folder. The example DAGs' Assets depend on env vars read at parse time, so the
+registration must see the same environment as the run."""
 
 
 def register_parsed_dags(bag: Any) -> None:

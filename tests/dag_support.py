@@ -93,8 +93,10 @@ def run_dag(
 
     ensure_db()
     bag = _parse(dag_id, folder)
-    if not DAG_TEST_REGISTERS_THE_DAG:  # this parse's Assets, made from this test's env vars
-        register_parsed_dags(bag)
+    if not DAG_TEST_REGISTERS_THE_DAG:  # the folder's Assets, made from this test's env vars
+        from airflow_provider_sfjwt.compat import dag_bag
+
+        register_parsed_dags(dag_bag(folder, bundle_path=folder))
     dag = bag.dags[dag_id]
     run = dag.test(run_conf=conf, **({"logical_date": logical_date} if logical_date else {}))
     from airflow.models.taskinstance import TaskInstance
