@@ -43,3 +43,28 @@ def test_no_result_file_that_make_bench_does_not_write():
     """``make bench`` writes results.json only; any other result file is left over from an
     older run and disagrees with the report."""
     assert sorted(p.name for p in (REPO / "benchmarks").glob("*.json")) == [RESULTS.name]
+
+
+def test_the_readme_quotes_the_recorded_run():
+    """README's speed and memory figures are the ones BENCHMARKS.md reports for the recorded run
+    (itself checked against results.json above): a new run that moves them fails here until the
+    README says what that run measured."""
+    report = REPORT.read_text(encoding="utf-8")
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+
+    def figure(pattern: str) -> str:
+        found = re.search(pattern, report)
+        assert found, f"BENCHMARKS.md no longer reports {pattern!r}"
+        return found.group(1)
+
+    core = figure(r"`core` wall time vs floor, median of paired runs, worst N: ([\d.]+)x")
+    core_best = figure(r"`core` wall time vs floor.*?best vs best ([\d.]+)x")
+    core_mb = round(float(figure(r"`core` peak RSS at N=1,000,000: ([\d.]+) MB")))
+    bulk = figure(r"Bulk query wall time vs floor at N=1,000,000, median of paired runs: ([\d.]+)x")
+    bulk_mb = round(float(figure(r"Bulk query peak RSS at N=1,000,000: ([\d.]+) MB")))
+    said = (
+        f"the REST extract took {core}x the loop's time (median of paired runs; {core_best}x best "
+        f"against best) in {core_mb} MB, and the Bulk query {bulk}x"
+    )
+    assert said in readme, said
+    assert f"record count, which the loop does not) in {bulk_mb} MB" in readme
