@@ -46,10 +46,11 @@ def load_dag(dag_id: str, folder: Path = EXAMPLE_DAGS) -> Any:
     return _parse(dag_id, folder).dags[dag_id]
 
 
-def _parse(dag_id: str, folder: Path) -> Any:
+def _parse(dag_id: str, folder: Path, whole_folder: bool = False) -> Any:
+    """``<folder>/<dag_id>.py`` parsed, or with ``whole_folder`` every file of the folder."""
     from airflow_provider_sfjwt.compat import dag_bag
 
-    path = folder / f"{dag_id}.py"
+    path = folder if whole_folder else folder / f"{dag_id}.py"
     bag = dag_bag(path, bundle_path=folder)
     assert not bag.import_errors, bag.import_errors
     assert dag_id in bag.dags, f"{path} defines no DAG with id {dag_id!r}"
@@ -92,11 +93,11 @@ def run_dag(
     from airflow_provider_sfjwt.compat import DAG_TEST_REGISTERS_THE_DAG, register_parsed_dags
 
     ensure_db()
-    bag = _parse(dag_id, folder)
-    if not DAG_TEST_REGISTERS_THE_DAG:  # the folder's Assets, made from this test's env vars
-        from airflow_provider_sfjwt.compat import dag_bag
-
-        register_parsed_dags(dag_bag(folder, bundle_path=folder))
+    # Where dag.test() does not register the bundle, the whole folder is parsed and registered
+    # (the DAGs scheduled on this one's Assets too), with the Assets this test's env vars make.
+    bag = _parse(dag_id, folder, whole_folder=not DAG_TEST_REGISTERS_THE_DAG)
+    if not DAG_TEST_REGISTERS_THE_DAG:
+        register_parsed_dags(bag)
     dag = bag.dags[dag_id]
     run = dag.test(run_conf=conf, **({"logical_date": logical_date} if logical_date else {}))
     from airflow.models.taskinstance import TaskInstance

@@ -21,6 +21,7 @@ from airflow_provider_sfjwt.salesforce.bulk.parallel import first_result_pages, 
 from airflow_provider_sfjwt.salesforce.bulk_csv import CsvJoiner, CsvResultStream
 from airflow_provider_sfjwt.salesforce.errors import ApiError, SalesforceError
 from airflow_provider_sfjwt.testing.wiring import CONN_ID
+from tests.polling import wait_for
 from tests.test_client_rest import make_client
 
 WIDE = "SELECT Id, Name, Description, BillingCity, Industry, AnnualRevenue, Owner.Name FROM Account"
@@ -204,13 +205,6 @@ def test_the_documented_next_record_url_spelling_is_followed(chunked, client, tm
     assert (tmp_path / "p.csv").read_bytes() == (tmp_path / "s.csv").read_bytes()
 
 
-def wait_for(condition, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
-
-
 def test_no_more_than_parallel_downloads_chunks_are_in_flight(chunked, client):
     """While the writer holds chunk 0 unread, three chunks are requested, not all twelve; the
     next one starts only once the writer has taken one."""
@@ -220,13 +214,13 @@ def test_no_more_than_parallel_downloads_chunks_are_in_flight(chunked, client):
     parts = iter_result_parts(client, job_id, first, 3)
     try:
         held = next(parts)
-        wait_for(lambda: gets(chunked, job_id, "results") >= 3)
+        assert wait_for(lambda: gets(chunked, job_id, "results") >= 3, 60)
         time.sleep(0.5)  # room for a downloader that does not wait for the writer
         assert gets(chunked, job_id, "results") == 3
         assert held.records == 2_000 and len(b"".join(held.iter_bytes())) > 0
         following = next(parts)
         assert following.number == 1
-        wait_for(lambda: gets(chunked, job_id, "results") >= 4)
+        assert wait_for(lambda: gets(chunked, job_id, "results") >= 4, 60)
         time.sleep(0.2)
         assert gets(chunked, job_id, "results") == 4
     finally:

@@ -13,21 +13,13 @@ import pytest
 from airflow_provider_sfjwt.salesforce.errors import SalesforceError
 from airflow_provider_sfjwt.salesforce.extract import query_to_file
 from airflow_provider_sfjwt.salesforce.paging import page_head
+from tests.polling import wait_for
 from tests.test_client_rest import API, QUERY, make_client
 
 
 def page_requests(emu) -> int:
     """GETs of query pages received so far (the first page and every locator page)."""
     return sum(n for path, n in emu.stats.paths.items() if path.startswith(QUERY))
-
-
-def wait_for(condition, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_next_page_is_requested_while_the_caller_holds_the_current_one(emu):
