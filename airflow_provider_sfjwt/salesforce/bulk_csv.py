@@ -286,7 +286,7 @@ class CsvJoiner:
         last = b"\n"
         for block in chain((rest,), blocks):
             if block:
-                counted += block.count(needle)
+                counted += len(block) - len(block.replace(needle, b""))
                 size += len(block)
                 if records is not None:
                     self._check_size(what, records, size, counted if self.count_lines else None)

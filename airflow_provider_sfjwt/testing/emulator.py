@@ -341,14 +341,17 @@ class SalesforceEmulator(OrgData):
         send before resetting the connection.
         """
         self.stats.record_request(req.method, req.path)
+        delay = 0.0
         if self.latency.active and not req.path.startswith("/__emulator__/"):
-            self.pause(self.latency.answer_delay(req.method, req.path))
+            delay = self.latency.answer_delay(req.method, req.path)
         fired = self.faults.take(req.method, req.path)
         if fired.delay:
             sleep(fired.delay, lambda: self._stopping)
         if fired.fail is not None:
+            self.pause(delay)
             self.stats.increment("faults_injected")
             return self._finish(req, fault_response(fired.fail)), None
+        started = time.monotonic()
         try:
             resp = self._route(req)
         except ErrorReply as exc:
@@ -357,6 +360,9 @@ class SalesforceEmulator(OrgData):
             resp = ErrorReply(
                 500, "UNKNOWN_EXCEPTION", f"emulator error: {type(exc).__name__}: {exc}"
             ).response()
+        # The modelled delay is the whole wait for the first byte: the emulator's own work on the
+        # answer (building a 2,000-record page) is part of it, as a real server's is of its time.
+        self.pause(delay - (time.monotonic() - started))
         reset = None
         if fired.reset is not None:
             self.stats.increment("faults_injected")

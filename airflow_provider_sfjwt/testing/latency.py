@@ -15,9 +15,11 @@ The model has three parts, each a delay the server adds before it answers:
 * ``connect_round_trips`` - round trips a new connection costs before its first request: 1 for
   the TCP handshake, plus 1 for a TLS 1.3 handshake (``None``: 1 over http, 2 over https).
 
-Bodies then stream at loopback speed: bandwidth is not modelled, nor are lost packets. Requests
-on different connections wait side by side (each connection has its own server thread), as they
-would on a real network.
+The emulator's own work on an answer (building a query page or a result chunk) counts toward
+its delay: it waits only for what is left, so the modelled server takes the time set, not that
+plus the emulator's own. Bodies then stream at loopback speed: bandwidth is not modelled, nor
+are lost packets. Requests on different connections wait side by side (each connection has its
+own server thread), as they would on a real network.
 """
 
 from __future__ import annotations
