@@ -365,32 +365,15 @@ class SalesforceJWTHook(BaseHook):
         return jobs.create_query(soql, include_deleted=include_deleted)
 
     def bulk_download(
-        self,
-        job_id: str,
-        path: FilePath | Destination,
-        *,
-        format: str = "csv",
-        soql: str | None = None,
-        max_records: int | None = None,
-        field_types: Mapping[str, str] | None = None,
-        parallel_downloads: int = bulk.DEFAULT_PARALLEL_DOWNLOADS,
-        job: Mapping[str, Any] | None = None,
+        self, job_id: str, path: FilePath | Destination, **options: Any
     ) -> bulk.QueryResult:
         """Stream the results of a completed query job into a file (as ``bulk_query_to_file``).
 
-        ``job`` is the job's final state when already known (saves one request).
+        ``options`` are those of :func:`airflow_provider_sfjwt.salesforce.bulk.download_results`
+        (``format``, ``soql``, ``max_records``, ``field_types``, ``parallel_downloads``, and
+        ``job``: the job's final state when already known, which saves one request).
         """
-        return bulk.download_results(
-            self.get_conn(),
-            job_id,
-            storage_path(path),
-            format=format,
-            soql=soql,
-            max_records=max_records,
-            field_types=field_types,
-            parallel_downloads=parallel_downloads,
-            job=job,
-        )
+        return bulk.download_results(self.get_conn(), job_id, storage_path(path), **options)
 
     def bulk_start_ingest(
         self,

@@ -207,7 +207,7 @@ def load_collections(
     def send(batch: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return client.collection_request(op, batch, sobject, external_id_field, all_or_none)
 
-    total = succeeded = failed = chunks = retried = 0
+    total = failed = chunks = retried = 0
     with ExitStack() as stack:
         report: RecordWriter | None = None
         for chunk, results in client.collections(
@@ -241,7 +241,6 @@ def load_collections(
             chunks += 1
             total += len(chunk)
             failed += len(failures)
-            succeeded += len(chunk) - len(failures)
             if failures:
                 first = failures[0]
                 log.warning(
@@ -264,7 +263,7 @@ def load_collections(
         operation=op,
         sobject=sobject,
         records=total,
-        succeeded=succeeded,
+        succeeded=total - failed,
         failed=failed,
         chunks=chunks,
         failed_records_path=None if failed_records_path is None else str(failed_records_path),
@@ -276,7 +275,7 @@ def load_collections(
         sobject or "",
         total,
         chunks,
-        succeeded,
+        summary.succeeded,
         failed,
         f" ({retried} sent again after a transient refusal)" if retried else "",
         f"; refused records in {failed_records_path}" if failed else "",

@@ -20,15 +20,25 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .. import DEFAULT_API_VERSION
+from .. import DEFAULT_API_VERSION, NUMBER_FIELDS
 from .errors import PATH_SHAPE, ConfigurationError, shown
 from .keys import VariableGetter, load_certificate, load_private_key, pem_lines, resolve_reference
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 PRODUCTION_AUDIENCE = "https://login.salesforce.com"
 SANDBOX_AUDIENCE = "https://test.salesforce.com"
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_MAX_RETRIES = 5
+
+
+def _default(name: str) -> int:
+    default = NUMBER_FIELDS[name][0]
+    if default is None:
+        raise KeyError(f"{name} has no default")
+    return default
+
+
+DEFAULT_TIMEOUT = float(_default("request_timeout"))
+DEFAULT_MAX_RETRIES = _default("max_retries")
+DEFAULT_CERT_WARNING_DAYS = _default("cert_expiry_warning_days")
 TOKEN_CACHE_MODES = ("file", "process")
 """``file``: tasks on one machine share a token through an encrypted file; ``process``: no sharing."""
 MAX_FIELD_LENGTH = 1024
@@ -218,9 +228,18 @@ def _text(value: Any, name: str) -> str | None:
     return value or None
 
 
-def _number(value: Any, name: str, default: float, lo: float, hi: float) -> float:
+def _bounded_number(ext: Mapping[str, Any], name: str) -> float:
+    """The number in extra ``name`` within its limits, or its default when empty.
+
+    Defaults and limits come from :data:`NUMBER_FIELDS`, which the connection form also shows.
+    A field without a default is read only when set.
+    """
+    default, lo, hi = NUMBER_FIELDS[name]
+    value = ext.get(name)
     if value is None or value == "":
-        return default
+        if default is None:
+            raise ConfigurationError(name, "is empty", "set a number")
+        return float(default)
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -266,7 +285,7 @@ class ConnectionSettings:
     max_retries: int = DEFAULT_MAX_RETRIES
     max_api_usage_percent: float | None = None
     ca_bundle: str | None = None
-    cert_expiry_warning_days: int = 30
+    cert_expiry_warning_days: int = DEFAULT_CERT_WARNING_DAYS
     token_cache: str = "file"
     instance_domains: tuple[str, ...] = ()
 
@@ -422,7 +441,6 @@ def parse_connection(
         )
     if "." not in api_version:
         api_version += ".0"
-    usage = ext.get("max_api_usage_percent")
     ca_bundle = _text(ext.get("ca_bundle"), "ca_bundle")
     if ca_bundle and not os.path.exists(ca_bundle):
         raise ConfigurationError(
@@ -442,25 +460,21 @@ def parse_connection(
         )
     instance_domains = _domains(ext.get("instance_domains"))
     settings = ConnectionSettings(
-        login_url=login_url,
-        username=username,
-        consumer_key=consumer_key,
-        audience=audience,
+        login_url,
+        username,
+        consumer_key,
+        audience,
         private_key_pem=pem,
         passphrase=passphrase,
         certificate_pem=cert,
         api_version=api_version,
-        request_timeout=_number(
-            ext.get("request_timeout"), "request_timeout", DEFAULT_TIMEOUT, 1, 3600
-        ),
-        max_retries=int(_number(ext.get("max_retries"), "max_retries", DEFAULT_MAX_RETRIES, 0, 20)),
+        request_timeout=_bounded_number(ext, "request_timeout"),
+        max_retries=int(_bounded_number(ext, "max_retries")),
         max_api_usage_percent=None
-        if usage in (None, "")
-        else _number(usage, "max_api_usage_percent", 100, 1, 100),
+        if ext.get("max_api_usage_percent") in (None, "")
+        else _bounded_number(ext, "max_api_usage_percent"),
         ca_bundle=ca_bundle,
-        cert_expiry_warning_days=int(
-            _number(ext.get("cert_expiry_warning_days"), "cert_expiry_warning_days", 30, 0, 3650)
-        ),
+        cert_expiry_warning_days=int(_bounded_number(ext, "cert_expiry_warning_days")),
         key_field=key_field,
         token_cache=token_cache,
         instance_domains=instance_domains,
