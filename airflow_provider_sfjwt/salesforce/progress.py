@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 __all__ = ["EVERY", "Progress", "duration"]
 
@@ -29,6 +30,7 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+@dataclass
 class Progress:
     """Counts units of work and logs where it stands.
 
@@ -37,46 +39,41 @@ class Progress:
     :param unit: what is counted (``"rows"``, ``"records"``, ``"bytes"``).
     :param total: how many there are, when known (``None``: lines show no share or time left).
     :param every: seconds between lines.
+    :param clock: the clock lines are timed on.
     :param started: when the work began, on ``clock`` (default: now); rates count from there.
     """
 
-    def __init__(
-        self,
-        log: logging.Logger,
-        what: str,
-        unit: str = "rows",
-        total: int | None = None,
-        every: float = EVERY,
-        clock: Callable[[], float] = time.monotonic,
-        started: float | None = None,
-    ) -> None:
-        self.log = log
-        self.what = what
-        self.unit = unit
-        self.total = total
-        self.every = every
-        self.done = 0
-        self._clock = clock
-        self._started = clock() if started is None else started
-        self._logged_at: float | None = None
-        self._logged_done = -1
+    log: logging.Logger
+    what: str
+    unit: str = "rows"
+    total: int | None = None
+    every: float = EVERY
+    clock: Callable[[], float] = time.monotonic
+    started: float | None = None
+    done: int = field(default=0, init=False)
+    _logged_at: float | None = field(default=None, init=False)
+    _logged_done: int = field(default=-1, init=False)
+    _since: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self._since = self.clock() if self.started is None else self.started
 
     def add(self, count: int) -> None:
         """``count`` more units are done; log if a line is due."""
         self.done += count
-        now = self._clock()
+        now = self.clock()
         if self._logged_at is None or now - self._logged_at >= self.every:
             self._line(now)
 
     def finish(self) -> None:
         """Log the final count, unless the last line already showed it."""
         if self.done != self._logged_done:
-            self._line(self._clock())
+            self._line(self.clock())
 
     def _line(self, now: float) -> None:
         self._logged_at = now
         self._logged_done = self.done
-        elapsed = now - self._started
+        elapsed = now - self._since
         rate = self.done / elapsed if elapsed > 0 else 0.0
         count = f"{self.done:,}"
         if self.total is not None:
