@@ -294,27 +294,16 @@ class SalesforceJWTHook(BaseHook):
     # --- Bulk API 2.0 ----------------------------------------------------------------------
 
     def bulk_query_to_file(
-        self,
-        soql: str,
-        path: FilePath | Destination,
-        format: str = "csv",
-        include_deleted: bool = False,
-        **kwargs: Any,
+        self, soql: str, path: FilePath | Destination, format: str = "csv", **kwargs: Any
     ) -> bulk.QueryResult:
         """Run a Bulk API 2.0 query job, wait for it here and stream its results into a file.
 
         ``kwargs`` are those of :func:`airflow_provider_sfjwt.salesforce.bulk.query_to_file`
-        (``max_records``, ``poll_interval``, ``timeout``, ``field_types``, ``keep_job``,
-        ``on_job``). Returns ``{"path", "rows", "job_id", "format", "columns"}``.
+        (``include_deleted``, ``max_records``, ``poll_interval``, ``timeout``, ``field_types``,
+        ``keep_job``, ``on_job``, ``parallel_downloads``). Returns ``{"path", "rows",
+        "job_id", "format", "columns"}``.
         """
-        return bulk.query_to_file(
-            self.get_conn(),
-            soql,
-            storage_path(path),
-            format,
-            include_deleted=include_deleted,
-            **kwargs,
-        )
+        return bulk.query_to_file(self.get_conn(), soql, storage_path(path), format, **kwargs)
 
     def bulk_ingest_file(
         self,

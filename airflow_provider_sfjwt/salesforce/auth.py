@@ -93,23 +93,20 @@ def server_clock_skew(response: requests.Response) -> float | None:
     return server - time.time()
 
 
+@dataclass(eq=False)
 class TokenExchanger:
-    """Does one token exchange, trying the audience candidates in order."""
+    """Does one token exchange, trying the audience candidates in order.
 
-    def __init__(
-        self,
-        settings: ConnectionSettings,
-        session: requests.Session,
-        retry: RetryPolicy,
-        on_secret: SecretSink | None = None,
-        lifetime: int = DEFAULT_ASSERTION_LIFETIME,
-    ) -> None:
-        self.settings = settings
-        self.session = session
-        self.retry = retry
-        self.on_secret = on_secret
-        self.lifetime = lifetime
-        self.last_clock_skew: float | None = None
+    ``last_clock_skew`` is how far Salesforce's clock (its ``Date`` header) was from this
+    machine's at the last answer, for error messages about expired assertions.
+    """
+
+    settings: ConnectionSettings
+    session: requests.Session
+    retry: RetryPolicy
+    on_secret: SecretSink | None = None
+    lifetime: int = DEFAULT_ASSERTION_LIFETIME
+    last_clock_skew: float | None = field(default=None, init=False)
 
     @property
     def token_url(self) -> str:

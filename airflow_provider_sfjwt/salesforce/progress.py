@@ -30,7 +30,7 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-@dataclass
+@dataclass(eq=False)
 class Progress:
     """Counts units of work and logs where it stands.
 

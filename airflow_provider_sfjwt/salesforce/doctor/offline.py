@@ -230,6 +230,26 @@ def check_login_url(run: Run) -> Outcome:
     )
 
 
+_CROSSED_AUDIENCES = {
+    "sandbox": (
+        PRODUCTION_AUDIENCE,
+        "production",
+        "a sandbox",
+        SANDBOX_AUDIENCE,
+        "the sandbox's My Domain URL",
+    ),
+    "production": (
+        SANDBOX_AUDIENCE,
+        "sandbox",
+        "production",
+        PRODUCTION_AUDIENCE,
+        "the org's My Domain URL",
+    ),
+}
+"""An audience of the other kind of org than the Login URL's, by the Login URL's kind:
+(that audience, its kind, the Login URL's kind as said, the right audience, the My Domain form)."""
+
+
 def check_audience(run: Run) -> Outcome:
     url = validate_login_url(run.inp.host)
     explicit = run.text("audience").rstrip("/")
@@ -247,19 +267,14 @@ def check_audience(run: Run) -> Outcome:
             f"leave it empty to derive it, or use {PRODUCTION_AUDIENCE} / {SANDBOX_AUDIENCE}",
         )
     fix_empty = "leave audience empty so it is derived from the Login URL"
-    if kind == "sandbox" and explicit == PRODUCTION_AUDIENCE:
+    crossed = _CROSSED_AUDIENCES.get(kind)
+    if crossed is not None and explicit == crossed[0]:
+        wrong, other, login, right, my_domain = crossed
         return (
             Status.FAIL,
-            f"audience is {PRODUCTION_AUDIENCE} (production) but the Login URL {url} is a sandbox",
-            f"set audience to {SANDBOX_AUDIENCE} (Connected App) or the sandbox's My Domain URL "
-            f"(External Client App), or {fix_empty}",
-        )
-    if kind == "production" and explicit == SANDBOX_AUDIENCE:
-        return (
-            Status.FAIL,
-            f"audience is {SANDBOX_AUDIENCE} (sandbox) but the Login URL {url} is production",
-            f"set audience to {PRODUCTION_AUDIENCE} (Connected App) or the org's My Domain URL "
-            f"(External Client App), or {fix_empty}",
+            f"audience is {wrong} ({other}) but the Login URL {url} is {login}",
+            f"set audience to {right} (Connected App) or {my_domain} (External Client App), "
+            f"or {fix_empty}",
         )
     if host.endswith((".lightning.force.com", ".force.com")):
         return (
