@@ -248,31 +248,18 @@ class SalesforceJWTHook(BaseHook):
         )
 
     def call(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        output_path: FilePath | None = None,
-        max_inline_bytes: int = rest_call.DEFAULT_MAX_INLINE_BYTES,
-        idempotent: bool | None = None,
+        self, method: str, endpoint: str, *, output_path: FilePath | None = None, **options: Any
     ) -> rest_call.RestAnswer:
         """One REST or Apex REST call; the body comes back inline when small, else in a file.
 
         ``endpoint`` is relative to the data API (``limits``) or from the instance root
         (``/services/apexrest/Orders/v1``). Returns ``{"status", "body"}``, or
-        ``{"status", "path", "bytes"}`` when ``output_path`` is set.
+        ``{"status", "path", "bytes"}`` when ``output_path`` is set. ``options`` are those of
+        :func:`airflow_provider_sfjwt.salesforce.rest_call.call` (``params``, ``json``,
+        ``max_inline_bytes``, ``idempotent``).
         """
         return rest_call.call(
-            self.get_conn(),
-            method,
-            endpoint,
-            params=params,
-            json=json,
-            output_path=storage_path(output_path),
-            max_inline_bytes=max_inline_bytes,
-            idempotent=idempotent,
+            self.get_conn(), method, endpoint, output_path=storage_path(output_path), **options
         )
 
     # --- sObject Collections ---------------------------------------------------------------

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from ..client import SalesforceClient
@@ -80,6 +81,7 @@ def check_operation(operation: str, external_id_field: str | None) -> str:
     return op
 
 
+@dataclass(eq=False)
 class BulkJobs:
     """The Bulk API 2.0 jobs of one client.
 
@@ -89,16 +91,10 @@ class BulkJobs:
         ``on_kill``).
     """
 
-    def __init__(
-        self,
-        client: SalesforceClient,
-        *,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        on_job: Callable[[str], None] | None = None,
-    ) -> None:
-        self.client = client
-        self.poll_interval = poll_interval
-        self.on_job = on_job
+    client: SalesforceClient
+    _: KW_ONLY
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    on_job: Callable[[str], None] | None = None
 
     def _created(self, job: Any, what: str) -> str:
         job_id = str(job["id"])
