@@ -50,6 +50,7 @@ which catches it.)
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -253,17 +254,12 @@ class AuthenticationError(SalesforceError):
         self, audiences_tried: Sequence[str] = (), clock_skew: float | None = None
     ) -> AuthenticationError:
         """A copy of this error that also names every audience tried and the clock skew seen."""
-        return type(self)(
-            self.summary,
-            token_url=self.token_url,
-            status=self.status,
-            error=self.error,
-            description=self.description,
-            meaning=self.meaning,
-            checks=self.checks,
-            audiences_tried=audiences_tried or self.audiences_tried,
-            clock_skew=self.clock_skew if clock_skew is None else clock_skew,
-        )
+        found = copy.copy(self)
+        found.audiences_tried = tuple(audiences_tried) or self.audiences_tried
+        if clock_skew is not None:
+            found.clock_skew = clock_skew
+        found.args = (found._render(),)
+        return found
 
 
 CLOCK_SKEW_TOLERANCE = 30.0
