@@ -244,7 +244,7 @@ class SalesforceJWTHook(BaseHook):
         Returns ``{"path", "rows", "columns", "format"}``; the file appears only when complete.
         """
         return extract.query_to_file(
-            self.get_conn(), soql, storage_path(path), format, include_deleted
+            self.get_conn(), soql, storage_path(path), format, include_deleted=include_deleted
         )
 
     def call(

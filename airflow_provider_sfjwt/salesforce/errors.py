@@ -473,25 +473,26 @@ def classify_token_error(error: str, description: str) -> type[AuthenticationErr
 # --- REST and Bulk API -----------------------------------------------------------------------
 
 
+@dataclass(eq=False)
 class ApiError(SalesforceError):
-    """A REST or Bulk API call answered with an error body (Salesforce's JSON list shape)."""
+    """A REST or Bulk API call answered with an error body (Salesforce's JSON list shape).
 
-    def __init__(
-        self,
-        status: int,
-        error_code: str,
-        message: str,
-        method: str = "",
-        url: str = "",
-        hint: str = "",
-    ) -> None:
-        self.status = status
-        self.error_code = error_code
-        self.message = message
-        self.method = method
-        self.url = url
-        self.hint = hint or API_HINTS.get(error_code, "")
-        text = f"Salesforce API {method} {url} failed: HTTP {status} {error_code}: {message}"
+    ``hint`` (what to do) defaults to the one known for ``error_code``.
+    """
+
+    status: int
+    error_code: str
+    message: str
+    method: str = ""
+    url: str = ""
+    hint: str = ""
+
+    def __post_init__(self) -> None:
+        self.hint = self.hint or API_HINTS.get(self.error_code, "")
+        text = (
+            f"Salesforce API {self.method} {self.url} failed: HTTP {self.status} "
+            f"{self.error_code}: {self.message}"
+        )
         if self.hint:
             text += f"\nWhat to do: {self.hint}"
         super().__init__(text)

@@ -145,8 +145,9 @@ def query_to_file(
     soql: str,
     path: FilePath | Destination,
     format: str = "csv",
-    include_deleted: bool = False,
+    *,
     field_types: Mapping[str, str] | None = None,
+    include_deleted: bool = False,
 ) -> ExtractResult:
     """Write the result of ``soql`` to ``path`` (local path or object-storage path object).
 

@@ -20,14 +20,9 @@ from ..progress import Progress
 from ..soql import select_columns
 from ..storage import Destination, FilePath, atomic_output
 from ..writers import check_format, open_writer
+from . import parallel
 from .download import iter_result_chunks
 from .jobs import QUERY, BulkJobs
-from .parallel import (
-    DEFAULT_PARALLEL_DOWNLOADS,
-    check_parallel_downloads,
-    first_result_pages,
-    iter_result_parts,
-)
 from .poller import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT
 
 __all__ = ["QueryResult", "download_results", "job_api_version", "query_to_file"]
@@ -54,7 +49,7 @@ def download_results(
     soql: str | None = None,
     max_records: int | None = None,
     field_types: Mapping[str, str] | None = None,
-    parallel_downloads: int = DEFAULT_PARALLEL_DOWNLOADS,
+    parallel_downloads: int = parallel.DEFAULT_PARALLEL_DOWNLOADS,
     job: Mapping[str, Any] | None = None,
 ) -> QueryResult:
     """Write the results of a completed query job to ``path`` (local or object-storage path).
@@ -72,7 +67,7 @@ def download_results(
     version (results must be read with it) and its record count (for progress lines).
     """
     fmt = check_format(format)
-    check_parallel_downloads(parallel_downloads)
+    parallel.check_parallel_downloads(parallel_downloads)
     info = job if job is not None else BulkJobs(client).get(QUERY, job_id)
     version = job_api_version(info)
     total = info.get("numberRecordsProcessed")
@@ -126,9 +121,9 @@ def _result_chunks(
 ) -> Iterator[ResultChunkLike]:
     """The chunks to read: in parallel through ``resultPages`` where it can, else by locator."""
     if parallel_downloads > 1 and not max_records:
-        first = first_result_pages(client, job_id, version)
+        first = parallel.first_result_pages(client, job_id, version)
         if first is not None:
-            return iter_result_parts(client, job_id, first, parallel_downloads)
+            return parallel.iter_result_parts(client, job_id, first, parallel_downloads)
     return iter_result_chunks(client, job_id, max_records, version)
 
 
@@ -145,7 +140,7 @@ def query_to_file(
     field_types: Mapping[str, str] | None = None,
     keep_job: bool = False,
     on_job: Callable[[str], None] | None = None,
-    parallel_downloads: int = DEFAULT_PARALLEL_DOWNLOADS,
+    parallel_downloads: int = parallel.DEFAULT_PARALLEL_DOWNLOADS,
 ) -> QueryResult:
     """Run a Bulk API 2.0 query job and stream its results to ``path``.
 
@@ -156,7 +151,7 @@ def query_to_file(
     still waited for before the process exits (see :func:`.jobs.wait_for_deletions`).
     """
     fmt = check_format(format)
-    check_parallel_downloads(parallel_downloads)
+    parallel.check_parallel_downloads(parallel_downloads)
     Destination(path)  # a path that cannot be written is refused before the job exists
     jobs = BulkJobs(client, poll_interval=poll_interval, on_job=on_job)
     job_id = jobs.create_query(soql, include_deleted=include_deleted)
