@@ -16,6 +16,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from . import auth, data, query, replication, rest, sobject_collections
@@ -63,41 +64,50 @@ def not_emulated(feature: str) -> ErrorReply:
     )
 
 
+@dataclass(eq=False, repr=False)  # identity semantics: an emulator is a running server
 class SalesforceEmulator(OrgData):
     """A local Salesforce org over HTTP(S) for tests, benchmarks and offline development.
 
     Use as a context manager (``with SalesforceEmulator() as emu: ... emu.url``) or call
     :meth:`start` / :meth:`stop`. Data controls (``load``, ``delete_records``, ...) are
     documented in :class:`.controls.OrgData`.
+
+    The constructor's settings are the fields below. Each stays an attribute of the same name,
+    and the ones the request handlers read (page size, limits, Bulk pacing, gzip, session
+    timeout, latency) may be changed while the emulator serves, between two requests.
     """
 
-    def __init__(
-        self,
-        tls: bool = False,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        page_size: int = 2000,
-        api_versions: Iterable[str] = DEFAULT_API_VERSIONS,
-        daily_api_limit: int = 100_000,
-        bulk_poll_transitions: int = 2,
-        bulk_processing_seconds: float = 0.0,
-        gzip: bool = False,
-        serialize_cache_mb: int = 512,
-        session_timeout: float | None = None,
-        latency: Latency | None = None,
-    ) -> None:
-        self.tls = tls
-        self.host = host
-        self.port = port
-        self.page_size = page_size
-        self.api_versions = tuple(api_versions)
-        self.daily_api_limit = daily_api_limit
-        self.bulk_poll_transitions = bulk_poll_transitions
-        self.bulk_processing_seconds = bulk_processing_seconds
-        self.gzip = gzip
-        self.session_timeout = session_timeout  # seconds; None: tokens live until revoked
-        # Network round trips and server time per page (see .latency); settable while serving.
-        self.latency = latency or Latency()
+    tls: bool = False
+    """Serve https with a certificate signed by a throwaway CA (``ca_cert_path``), for clients
+    that refuse plain http."""
+    host: str = "127.0.0.1"
+    port: int = 0
+    """``0`` lets the system pick a free port; after :meth:`start` it is the bound one."""
+    page_size: int = 2000
+    """Records per REST query page (Salesforce's default batch size)."""
+    api_versions: Iterable[str] = DEFAULT_API_VERSIONS
+    """Versions ``/services/data`` lists and serves; another answers 404, and one below
+    ``OLDEST_VERSION`` 410, as Salesforce answers a retired version."""
+    daily_api_limit: int = 100_000
+    """``DailyApiRequests.Max`` in ``/limits``."""
+    bulk_poll_transitions: int = 2
+    """Status polls a Bulk API 2.0 job takes to finish: counted, not timed, so tests stay fast
+    and make the same API calls on every run."""
+    bulk_processing_seconds: float = 0.0
+    """A minimum time a Bulk job runs besides the polls, for clients that must wait for real."""
+    gzip: bool = False
+    """Compress answers for clients that accept gzip; off by default so benchmarks measure the
+    client, not zlib."""
+    serialize_cache_mb: InitVar[int] = 512
+    """Megabytes of serialised REST pages and Bulk result chunks kept for repeated requests;
+    read once, when the emulator is built."""
+    session_timeout: float | None = None
+    """Seconds an access token stays valid; ``None``: until revoked."""
+    latency: Latency = field(default_factory=Latency)
+    """Network round trips and server time per page (see :mod:`.latency`)."""
+
+    def __post_init__(self, serialize_cache_mb: int) -> None:
+        self.api_versions = tuple(self.api_versions)
         self.clock_skew: float = 0.0
         self.org_id = make_id(ORG_PREFIX, 7)
         self.store = Store()

@@ -23,13 +23,17 @@ from .store import Table
 _enc = json.encoder.encode_basestring
 
 
+# How each format spells the three singletons. Looked up only after an identity/type check:
+# ``1 == True`` and ``0 == False`` hash alike, so a plain dict lookup would turn numbers into
+# booleans. The Bulk CSV quotes booleans like any other value and leaves null as an empty,
+# unquoted field (which a CSV reader tells apart from ``""``).
+_JSON_SINGLETONS = {None: "null", True: "true", False: "false"}
+_CSV_SINGLETONS = {None: "", True: '"true"', False: '"false"'}
+
+
 def _jval(v: Any) -> str:
-    if v is None:
-        return "null"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
+    if v is None or type(v) is bool:
+        return _JSON_SINGLETONS[v]
     if type(v) is str:
         return _enc(v)
     if type(v) in (int, float):
@@ -192,12 +196,8 @@ def _encode_column(values: list[Any], conv: Any, kind: str) -> list[str]:
 
 
 def _csv_cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if v is True:
-        return '"true"'
-    if v is False:
-        return '"false"'
+    if v is None or type(v) is bool:
+        return _CSV_SINGLETONS[v]
     text = (
         v
         if type(v) is str

@@ -1,8 +1,9 @@
 """Fault injection: the failures a production pipeline meets, on demand and deterministic.
 
 Rules match by URL path prefix (``/services/data/v66.0/query`` also matches ``.../queryAll``) and
-optionally by method, and fire for the next ``count`` matching requests. They are checked before
-authentication, the way a load balancer or an overloaded pod fails.
+optionally by method, and fire for the next ``count`` matching requests (``count=None``: until
+``clear``, as for the token-endpoint faults, to play an outage that outlasts any retry policy).
+They are checked before authentication, the way a load balancer or an overloaded pod fails.
 
 Some faults play a hostile or broken server rather than a failing one, for the checks a client
 must make on what it is handed: a token answer naming another host as ``instance_url``, a
@@ -122,7 +123,7 @@ class Faults:
         self,
         path_prefix: str,
         status: int,
-        count: int = 1,
+        count: int | None = 1,
         retry_after: float | None = None,
         error_code: str | None = None,
         body: str | None = None,
@@ -131,7 +132,9 @@ class Faults:
         """Answer the next ``count`` matching requests with ``status`` (optionally Retry-After)."""
         self._add(Rule("fail", path_prefix, method, count, status, retry_after, error_code, body))
 
-    def reset_connection(self, path_prefix: str, count: int = 1, after_bytes: int = 100) -> None:
+    def reset_connection(
+        self, path_prefix: str, count: int | None = 1, after_bytes: int = 100
+    ) -> None:
         """Send the headers and ``after_bytes`` of the real body, then reset the TCP connection.
 
         The request is processed first (a write is applied), as when a proxy drops a response.
@@ -139,7 +142,7 @@ class Faults:
         self._add(Rule("reset", path_prefix, count=count, after_bytes=after_bytes))
 
     def delay(
-        self, path_prefix: str, seconds: float, count: int = 1, method: str | None = None
+        self, path_prefix: str, seconds: float, count: int | None = 1, method: str | None = None
     ) -> None:
         """Hold the next ``count`` matching requests (of ``method``, if given) for ``seconds``
         before answering."""
@@ -150,7 +153,7 @@ class Faults:
         path_prefix: str,
         location: str,
         status: int = 302,
-        count: int = 1,
+        count: int | None = 1,
         method: str | None = None,
     ) -> None:
         """Answer the next ``count`` matching requests with ``status`` (301, 302, 303, 307 or
@@ -169,7 +172,7 @@ class Faults:
         fill: bytes = b"x",
         end: bytes = b"",
         content_type: str = _JSON,
-        count: int = 1,
+        count: int | None = 1,
         method: str | None = None,
     ) -> None:
         """Answer the next ``count`` matching requests with a body of ``size`` bytes: ``start``,

@@ -256,12 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _iter_body(self, block: int = 1 << 16) -> Iterator[bytes]:
         length = self._length()
         if length is not None:
-            while length > 0:
-                data = self.rfile.read(min(block, length))
-                if not data:
-                    raise ConnectionError("client closed the connection mid-body")
-                length -= len(data)
-                yield data
+            yield from self._read_exactly(length, block)
             return
         while True:
             line = self.rfile.readline(65537)
@@ -270,13 +265,18 @@ class _Handler(BaseHTTPRequestHandler):
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass
                 return
-            while size > 0:
-                data = self.rfile.read(min(block, size))
-                if not data:
-                    raise ConnectionError("client closed the connection mid-body")
-                size -= len(data)
-                yield data
+            yield from self._read_exactly(size, block)
             self.rfile.readline(3)
+
+    def _read_exactly(self, size: int, block: int) -> Iterator[bytes]:
+        """``size`` bytes of the body (a whole Content-Length body or one chunk) in ``block``
+        pieces, so a large upload is never held in memory at once."""
+        while size > 0:
+            data = self.rfile.read(min(block, size))
+            if not data:
+                raise ConnectionError("client closed the connection mid-body")
+            size -= len(data)
+            yield data
 
     def read_body(self, limit: int) -> bytes:
         parts, total = [], 0
