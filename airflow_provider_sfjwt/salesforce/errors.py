@@ -475,20 +475,24 @@ def classify_token_error(error: str, description: str) -> type[AuthenticationErr
 
 @dataclass(eq=False)
 class ApiError(SalesforceError):
-    """A REST or Bulk API call answered with an error body (Salesforce's JSON list shape).
-
-    ``hint`` (what to do) defaults to the one known for ``error_code``.
-    """
+    """A REST or Bulk API call answered with an error body (Salesforce's JSON list shape)."""
 
     status: int
+    """The HTTP status of the answer."""
     error_code: str
+    """Salesforce's ``errorCode`` (``MALFORMED_QUERY``, ``INVALID_SESSION_ID``, ...)."""
     message: str
+    """Salesforce's ``message``, cut to a safe length."""
     method: str = ""
     url: str = ""
-    hint: str = ""
+    """The request that failed, for the error text."""
+
+    @property
+    def hint(self) -> str:
+        """What to do, where ``error_code`` has known advice (else empty)."""
+        return API_HINTS.get(self.error_code, "")
 
     def __post_init__(self) -> None:
-        self.hint = self.hint or API_HINTS.get(self.error_code, "")
         text = (
             f"Salesforce API {self.method} {self.url} failed: HTTP {self.status} "
             f"{self.error_code}: {self.message}"
