@@ -15,153 +15,26 @@ import contextlib
 import getpass
 import json
 import logging
-import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 from airflow_provider_sfjwt import __version__
+from airflow_provider_sfjwt.cli_sources import (
+    DEFAULT_CONN_ID,
+    UsageError,
+    add_connection_flags,
+    airflow_variable,
+    connection_input,
+    connection_source,
+)
 from airflow_provider_sfjwt.salesforce.errors import (
     AuthenticationError,
     ConfigurationError,
     SalesforceError,
 )
 
-DEFAULT_CONN_ID = "salesforce_jwt_default"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A problem with the command line itself (exit code 2)."""
-
-
-# --- Airflow access (lazy) -------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _airflow_lookup() -> Iterator[None]:
-    """Around every call into Airflow: look connections up as ``airflow connections test`` does,
-    and keep Airflow's own log lines off stdout.
-
-    A plain process searches env vars and secrets backends but not the metadata database (see
-    Airflow's ``ensure_secrets_backend_loaded``); the server context adds the database. The
-    previous value is restored afterwards. Airflow logs to stdout (e.g. "empty cryptography
-    key"), which would corrupt ``--json`` output, so stdout points at stderr meanwhile.
-    """
-    old = os.environ.get("_AIRFLOW_PROCESS_CONTEXT")
-    os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        if old is None:
-            os.environ.pop("_AIRFLOW_PROCESS_CONTEXT", None)
-        else:
-            os.environ["_AIRFLOW_PROCESS_CONTEXT"] = old
-
-
-def airflow_variable(name: str) -> str | None:
-    """An Airflow Variable (so any secrets backend), for ``variable:`` key references."""
-    with _airflow_lookup():
-        from airflow_provider_sfjwt.compat import variable_outside_task
-
-        try:
-            return str(variable_outside_task(name))
-        except Exception:  # KeyError subclass or AirflowNotFoundException
-            return None
-
-
-def airflow_connection(conn_id: str) -> dict[str, Any]:
-    """host / login / password / extra of an Airflow connection, wherever it is stored."""
-    with _airflow_lookup():
-        from airflow_provider_sfjwt.compat import AirflowNotFoundException, connection_outside_task
-
-        try:
-            conn = connection_outside_task(conn_id)
-        except AirflowNotFoundException:
-            raise UsageError(
-                f"Airflow connection {conn_id!r} was not found in AIRFLOW_CONN_{conn_id.upper()}, "
-                "the configured secrets backend or the metadata database. Check the id, or pass "
-                "the values as flags (sfjwt doctor --help)."
-            ) from None
-        extra = dict(conn.extra_dejson)
-    if conn.conn_type and conn.conn_type != "salesforce_jwt":
-        print(
-            f"note: connection {conn_id!r} has type {conn.conn_type!r}, not 'salesforce_jwt'",
-            file=sys.stderr,
-        )
-    return {
-        "host": conn.host,
-        "login": conn.login,
-        "password": conn.password,
-        "extra": extra,
-    }
-
-
-# --- connection input shared by doctor and token ---------------------------------------------
-
-
-def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("connection values (override the Airflow connection's)")
-    g.add_argument(
-        "--login-url", help="https://login.salesforce.com, test.salesforce.com or My Domain"
-    )
-    g.add_argument("--username", help="the integration user's Salesforce username (JWT sub)")
-    g.add_argument("--consumer-key", help="the app's Consumer Key (JWT iss)")
-    g.add_argument("--key-file", help="the RSA private key (PEM)")
-    g.add_argument(
-        "--passphrase-env", metavar="VAR", help="environment variable with the key passphrase"
-    )
-    g.add_argument("--audience", help="JWT aud (default: derived from the Login URL)")
-    g.add_argument("--cert", help="the certificate uploaded to the app (PEM)")
-    g.add_argument("--api-version", help="REST API version, e.g. 66.0")
-
-
-def connection_input(args: argparse.Namespace) -> dict[str, Any]:
-    """The connection's raw fields: from --conn-id if given, then overridden by flags."""
-    from airflow_provider_sfjwt.salesforce.connection_export import passphrase_from_env
-    from airflow_provider_sfjwt.salesforce.keys import file_reference
-
-    conn_id = _conn_id(args)
-    if conn_id:
-        fields = airflow_connection(conn_id)
-    else:
-        fields = {"host": None, "login": None, "password": None, "extra": {}}
-    extra = dict(fields["extra"])
-    if args.login_url:
-        fields["host"] = args.login_url
-    if args.username:
-        fields["login"] = args.username
-    if args.passphrase_env:
-        fields["password"] = passphrase_from_env(args.passphrase_env)
-    if args.consumer_key:
-        extra["consumer_key"] = args.consumer_key
-    if args.key_file:
-        extra.pop("private_key", None)
-        extra["private_key_ref"] = file_reference(args.key_file)
-    if args.cert:
-        extra["certificate"] = file_reference(args.cert)
-    if args.audience:
-        extra["audience"] = args.audience
-    if args.api_version:
-        extra["api_version"] = args.api_version
-    fields["extra"] = extra
-    return fields
-
-
-def _conn_id(args: argparse.Namespace) -> str | None:
-    """The connection to read: --conn-id, else the default one unless the values come as flags."""
-    if args.conn_id:
-        return str(args.conn_id)
-    if args.login_url or args.username or args.consumer_key or args.key_file:
-        return None
-    return DEFAULT_CONN_ID
-
-
-def _source(args: argparse.Namespace) -> str:
-    conn_id = _conn_id(args)
-    return f"Airflow connection {conn_id!r}" if conn_id else "command-line flags"
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -289,7 +162,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:
-        print(doctor.render_text(results, f"sfjwt doctor: {_source(args)}"))
+        print(doctor.render_text(results, f"sfjwt doctor: {connection_source(args)}"))
     return doctor.exit_code(results)
 
 
@@ -354,7 +227,7 @@ def cmd_objects(args: argparse.Namespace) -> int:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
-    print(f"\n{len(found)} replicable objects ({_source(args)})")
+    print(f"\n{len(found)} replicable objects ({connection_source(args)})")
     return EXIT_OK
 
 
@@ -454,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--conn-id",
         help=f"Airflow connection to check (default {DEFAULT_CONN_ID} when no values are given)",
     )
-    _add_connection_flags(p)
+    add_connection_flags(p)
     p.add_argument(
         "--json", action="store_true", help="a JSON list, one {name, status, detail, fix} per check"
     )
@@ -464,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--conn-id", help=f"Airflow connection (default {DEFAULT_CONN_ID} when no values are given)"
     )
-    _add_connection_flags(p)
+    add_connection_flags(p)
     p.add_argument("--show", action="store_true", help="print the access token itself")
     p.set_defaults(func=cmd_token)
 
@@ -474,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--conn-id", help=f"Airflow connection (default {DEFAULT_CONN_ID} when no values are given)"
     )
-    _add_connection_flags(p)
+    add_connection_flags(p)
     p.add_argument(
         "--match",
         action="append",
