@@ -153,7 +153,9 @@ class RecordLoadOperator(SalesforceTransferOperator):
     ) -> None:
         super().__init__(**kwargs)
         if transient_retries < 0:
-            raise ValueError("transient_retries must be 0 or more (0: refused records stay so)")
+            raise ValueError(
+                "transient_retries must be 0 or more (0: never send refused records again)"
+            )
         if "{{" not in str(max_failed_records):
             failed_records_limit(max_failed_records, 0)  # a bad setting fails at parse time
         self.external_id_field = external_id_field

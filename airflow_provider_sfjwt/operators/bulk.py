@@ -316,8 +316,10 @@ class SalesforceBulkIngestOperator(RecordLoadOperator, _BulkOperator):
         failed_records_limit(self.max_failed_records, 0)  # a templated limit is known only now
         source = storage_path(self.input_path, self.storage_conn_id)
         if not self.deferrable:
-            try:
-                summary = self.hook.bulk_ingest_file(
+            return self._judge(
+                context,
+                source,
+                lambda: self.hook.bulk_ingest_file(
                     self.sobject,
                     self.operation,
                     source,
@@ -326,12 +328,8 @@ class SalesforceBulkIngestOperator(RecordLoadOperator, _BulkOperator):
                     max_upload_bytes=self.max_upload_bytes,
                     **self._load_options(),
                     **self._job_wait(),
-                )
-            except TooManyFailedRecordsError as exc:
-                self._report_failure(context, exc.summary)
-                raise
-            self.record_load(self.hook.get_conn().instance_url, source, self.sobject)
-            return self._report(summary)
+                ),
+            )
         job_ids = self.hook.bulk_start_ingest(
             self._spec(), source, max_upload_bytes=self.max_upload_bytes, on_job=self._remember
         )
@@ -346,8 +344,10 @@ class SalesforceBulkIngestOperator(RecordLoadOperator, _BulkOperator):
         job_ids = list(event["job_ids"])
         self._job_ids = list(job_ids)  # on_kill also learns the retry jobs; job_ids stays as is
         source = storage_path(self.input_path, self.storage_conn_id)
-        try:
-            summary = self.hook.bulk_finish_ingest(
+        return self._judge(
+            context,
+            source,
+            lambda: self.hook.bulk_finish_ingest(
                 self._spec(),
                 job_ids,
                 source,
@@ -355,7 +355,22 @@ class SalesforceBulkIngestOperator(RecordLoadOperator, _BulkOperator):
                 infos=event.get("jobs"),
                 max_failed_records=self.max_failed_records,
                 **self._job_wait(),
-            )
+            ),
+        )
+
+    def _judge(
+        self, context: Context, source: Any, load: Callable[[], IngestSummary]
+    ) -> IngestSummary:
+        """Run ``load`` (the last step of a load, in the worker or after the trigger) and report
+        its outcome the same way on both paths.
+
+        Over ``max_failed_records`` the core raises once the result files are saved; the summary
+        is then pushed under the XCom key ``ingest_summary`` before the task fails, since a
+        failing task returns nothing. Otherwise lineage is recorded, the tolerated failures are
+        logged and the summary is returned.
+        """
+        try:
+            summary = load()
         except TooManyFailedRecordsError as exc:
             self._report_failure(context, exc.summary)
             raise
