@@ -17,15 +17,16 @@ from __future__ import annotations
 import configparser
 import os
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
-
-from airflow.sdk import BaseOperator
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
 
 from airflow_provider_sfjwt.compat import conf
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
-from airflow_provider_sfjwt.lineage import LineageMixin
-from airflow_provider_sfjwt.operators.base import SalesforceHookMixin, checked_format
+from airflow_provider_sfjwt.hooks.salesforce_jwt import storage_path
+from airflow_provider_sfjwt.operators.base import (
+    RecordLoadOperator,
+    SalesforceTransferOperator,
+    SoqlToFileOperator,
+)
 from airflow_provider_sfjwt.salesforce.bulk import (
     DEFAULT_PARALLEL_DOWNLOADS,
     DEFAULT_POLL_INTERVAL,
@@ -42,12 +43,6 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     wait_for_deletions,
 )
 from airflow_provider_sfjwt.salesforce.errors import TooManyFailedRecordsError
-from airflow_provider_sfjwt.salesforce.retry import (
-    DEFAULT_TRANSIENT_RETRIES,
-    TRANSIENT_ERROR_CODES,
-    transient_codes,
-)
-from airflow_provider_sfjwt.salesforce.storage import Destination
 from airflow_provider_sfjwt.salesforce.writers import check_format
 from airflow_provider_sfjwt.triggers.bulk import SalesforceBulkJobTrigger
 
@@ -86,33 +81,56 @@ def _raise_event_error(event: dict[str, Any]) -> NoReturn:
     )
 
 
-class _BulkOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
-    """What both Bulk operators share: the connection, polling, deferral and ``on_kill``."""
+class JobWait(TypedDict):
+    """How a Bulk job is waited for in the worker, in the keywords the core's job functions take."""
+
+    poll_interval: float
+    timeout: float
+    keep_job: bool
+    on_job: Callable[[str], None]
+
+
+class ResultDownload(TypedDict):
+    """How a query job's results are downloaded: the query operator's download arguments."""
+
+    max_records: int | None
+    field_types: dict[str, str] | None
+    parallel_downloads: int
+
+
+class _BulkOperator(SalesforceTransferOperator):
+    """What the Bulk operators share: polling, deferral and ``on_kill``."""
 
     _kind = ""
 
     def __init__(
         self,
         *,
-        salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         job_timeout: float = DEFAULT_TIMEOUT,
         keep_job: bool = False,
-        storage_conn_id: str | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.salesforce_conn_id = salesforce_conn_id
         self.poll_interval = poll_interval
         self.job_timeout = job_timeout
         self.keep_job = keep_job
-        self.storage_conn_id = storage_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._job_ids: list[str] = []
 
     def _remember(self, job_id: str) -> None:
         self._job_ids.append(job_id)
+
+    def _job_wait(self) -> JobWait:
+        """The task's polling, timeout and job keeping, for a wait in the worker; every job
+        started is remembered, so ``on_kill`` can abort it."""
+        return JobWait(
+            poll_interval=self.poll_interval,
+            timeout=self.job_timeout,
+            keep_job=self.keep_job,
+            on_job=self._remember,
+        )
 
     def _defer(self, job_ids: Sequence[str], kwargs: dict[str, Any] | None = None) -> NoReturn:
         trigger = SalesforceBulkJobTrigger(
@@ -136,7 +154,7 @@ class _BulkOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
         wait_for_deletions()
 
 
-class SalesforceBulkQueryOperator(_BulkOperator):
+class SalesforceBulkQueryOperator(SoqlToFileOperator, _BulkOperator):
     """Run a SOQL query as a Bulk API 2.0 job and stream the results to a file.
 
     :param soql: the query (templated).
@@ -163,7 +181,6 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     Returns (XCom) ``{"job_id", "rows", "path", "format", "columns"}``.
     """
 
-    template_fields: Sequence[str] = ("soql", "output_path", "format")
     template_fields_renderers = {"soql": "sql"}
     ui_color = "#c7e6fb"
     _kind = QUERY
@@ -171,26 +188,23 @@ class SalesforceBulkQueryOperator(_BulkOperator):
     def __init__(
         self,
         *,
-        soql: str,
-        output_path: Any,
-        format: str = "csv",
-        include_deleted: bool = False,
         max_records: int | None = None,
         field_types: dict[str, str] | None = None,
         parallel_downloads: int = DEFAULT_PARALLEL_DOWNLOADS,
-        file_mode: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.parallel_downloads = check_parallel_downloads(parallel_downloads)
-        Destination(".", file_mode)  # a bad mode fails when the DAG is parsed
-        self.soql = soql
-        self.output_path = output_path
-        self.file_mode = file_mode
-        self.format = checked_format(format)
-        self.include_deleted = include_deleted
         self.max_records = max_records
         self.field_types = field_types
+
+    def _download(self) -> ResultDownload:
+        """How the results are downloaded, the same in the worker and after a deferral."""
+        return ResultDownload(
+            max_records=self.max_records,
+            field_types=self.field_types,
+            parallel_downloads=self.parallel_downloads,
+        )
 
     def execute(self, context: Context) -> QueryResult:
         fmt = check_format(self.format)  # a templated format is known only now
@@ -202,13 +216,8 @@ class SalesforceBulkQueryOperator(_BulkOperator):
                 path,
                 fmt,
                 include_deleted=self.include_deleted,
-                max_records=self.max_records,
-                poll_interval=self.poll_interval,
-                timeout=self.job_timeout,
-                field_types=self.field_types,
-                keep_job=self.keep_job,
-                on_job=self._remember,
-                parallel_downloads=self.parallel_downloads,
+                **self._download(),
+                **self._job_wait(),
             )
             self.record_extract(self.hook.get_conn().instance_url, self.soql, result)
             return result
@@ -216,9 +225,6 @@ class SalesforceBulkQueryOperator(_BulkOperator):
             self.soql, include_deleted=self.include_deleted, on_job=self._remember
         )
         self._defer([job_id])
-
-    def _destination(self) -> Destination:
-        return Destination(storage_path(self.output_path, self.storage_conn_id), self.file_mode)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> QueryResult:
         """Back from the triggerer: the job is complete (or not); download its results."""
@@ -232,10 +238,8 @@ class SalesforceBulkQueryOperator(_BulkOperator):
             self._destination(),
             format=self.format,
             soql=self.soql,
-            max_records=self.max_records,
-            field_types=self.field_types,
-            parallel_downloads=self.parallel_downloads,
             job=infos[0] if infos and isinstance(infos[0], dict) else None,
+            **self._download(),
         )
         if not self.keep_job:
             self.hook.bulk_delete_job(QUERY, job_id, background=True)
@@ -243,7 +247,7 @@ class SalesforceBulkQueryOperator(_BulkOperator):
         return result
 
 
-class SalesforceBulkIngestOperator(_BulkOperator):
+class SalesforceBulkIngestOperator(RecordLoadOperator, _BulkOperator):
     """Load a CSV file with Bulk API 2.0 and keep Salesforce's per-record outcome as files.
 
     :param sobject: the object, e.g. ``Account`` (templated).
@@ -289,64 +293,43 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         sobject: str,
         operation: str,
         input_path: Any,
-        external_id_field: str | None = None,
         results_dir: Any = None,
-        max_failed_records: int | str = 0,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
-        transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
-        transient_error_codes: str | Sequence[str] = TRANSIENT_ERROR_CODES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if transient_retries < 0:
-            raise ValueError("transient_retries must be 0 or more (0: never load again)")
-        if "{{" not in str(max_failed_records):
-            failed_records_limit(max_failed_records, 0)  # a bad setting fails at parse time
         self.sobject = sobject
         self.operation = operation
         self.input_path = input_path
-        self.external_id_field = external_id_field
         self.results_dir = results_dir
-        self.max_failed_records = max_failed_records
         self.max_upload_bytes = max_upload_bytes
-        self.transient_retries = transient_retries
-        self.transient_error_codes = sorted(transient_codes(transient_error_codes))
 
     def _spec(self) -> IngestSpec:
         """What to load, from the rendered fields (operation and object may be templated)."""
-        return IngestSpec(
-            self.sobject,
-            self.operation,
-            external_id_field=self.external_id_field,
-            transient_retries=self.transient_retries,
-            transient_error_codes=self.transient_error_codes,
-        )
+        return IngestSpec(self.sobject, self.operation, **self._load_options())
+
+    def _results_dir(self) -> Any:
+        """Where the result files go: the rendered ``results_dir``, or ``None`` (beside the input)."""
+        return storage_path(self.results_dir, self.storage_conn_id)
 
     def execute(self, context: Context) -> IngestSummary:
         failed_records_limit(self.max_failed_records, 0)  # a templated limit is known only now
         source = storage_path(self.input_path, self.storage_conn_id)
         if not self.deferrable:
-            try:
-                summary = self.hook.bulk_ingest_file(
+            return self._judge(
+                context,
+                source,
+                lambda: self.hook.bulk_ingest_file(
                     self.sobject,
                     self.operation,
                     source,
-                    external_id_field=self.external_id_field,
-                    results_dir=storage_path(self.results_dir, self.storage_conn_id),
-                    poll_interval=self.poll_interval,
-                    timeout=self.job_timeout,
-                    keep_job=self.keep_job,
+                    results_dir=self._results_dir(),
                     max_failed_records=self.max_failed_records,
                     max_upload_bytes=self.max_upload_bytes,
-                    on_job=self._remember,
-                    transient_retries=self.transient_retries,
-                    transient_error_codes=self.transient_error_codes,
-                )
-            except TooManyFailedRecordsError as exc:
-                self._report_failure(context, exc.summary)
-                raise
-            self.record_load(self.hook.get_conn().instance_url, source, self.sobject)
-            return self._report(summary)
+                    **self._load_options(),
+                    **self._job_wait(),
+                ),
+            )
         job_ids = self.hook.bulk_start_ingest(
             self._spec(), source, max_upload_bytes=self.max_upload_bytes, on_job=self._remember
         )
@@ -361,19 +344,33 @@ class SalesforceBulkIngestOperator(_BulkOperator):
         job_ids = list(event["job_ids"])
         self._job_ids = list(job_ids)  # on_kill also learns the retry jobs; job_ids stays as is
         source = storage_path(self.input_path, self.storage_conn_id)
-        try:
-            summary = self.hook.bulk_finish_ingest(
+        return self._judge(
+            context,
+            source,
+            lambda: self.hook.bulk_finish_ingest(
                 self._spec(),
                 job_ids,
                 source,
-                results_dir=storage_path(self.results_dir, self.storage_conn_id),
+                results_dir=self._results_dir(),
                 infos=event.get("jobs"),
-                poll_interval=self.poll_interval,
-                timeout=self.job_timeout,
-                keep_job=self.keep_job,
                 max_failed_records=self.max_failed_records,
-                on_job=self._remember,
-            )
+                **self._job_wait(),
+            ),
+        )
+
+    def _judge(
+        self, context: Context, source: Any, load: Callable[[], IngestSummary]
+    ) -> IngestSummary:
+        """Run ``load`` (the last step of a load, in the worker or after the trigger) and report
+        its outcome the same way on both paths.
+
+        Over ``max_failed_records`` the core raises once the result files are saved; the summary
+        is then pushed under the XCom key ``ingest_summary`` before the task fails, since a
+        failing task returns nothing. Otherwise lineage is recorded, the tolerated failures are
+        logged and the summary is returned.
+        """
+        try:
+            summary = load()
         except TooManyFailedRecordsError as exc:
             self._report_failure(context, exc.summary)
             raise

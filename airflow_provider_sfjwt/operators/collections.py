@@ -5,24 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
-from airflow_provider_sfjwt.lineage import LineageMixin
-from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
+from airflow_provider_sfjwt.hooks.salesforce_jwt import storage_path
+from airflow_provider_sfjwt.operators.base import RecordLoadOperator
 from airflow_provider_sfjwt.salesforce.bulk import check_failed_records, failed_records_limit
 from airflow_provider_sfjwt.salesforce.load import OPERATIONS
-from airflow_provider_sfjwt.salesforce.retry import (
-    DEFAULT_TRANSIENT_RETRIES,
-    TRANSIENT_ERROR_CODES,
-    transient_codes,
-)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceCollectionsOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
+class SalesforceCollectionsOperator(RecordLoadOperator):
     """Insert, update, upsert or delete records in chunks of 200 through sObject Collections.
 
     For tens of thousands of records or more use ``SalesforceBulkIngestOperator``: Collections
@@ -78,14 +70,8 @@ class SalesforceCollectionsOperator(SalesforceHookMixin, LineageMixin, BaseOpera
         sobject: str | None = None,
         input_path: str | None = None,
         records: list[Mapping[str, Any]] | None = None,
-        external_id_field: str | None = None,
         all_or_none: bool = False,
         failed_records_path: str | None = None,
-        max_failed_records: int | str = 0,
-        transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
-        transient_error_codes: str | Sequence[str] = TRANSIENT_ERROR_CODES,
-        salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
-        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -97,34 +83,22 @@ class SalesforceCollectionsOperator(SalesforceHookMixin, LineageMixin, BaseOpera
             )
         if operation.lower() != "delete" and not sobject:
             raise ValueError(f"{operation} needs sobject, the object's API name (e.g. Contact)")
-        if "{{" not in str(max_failed_records):
-            failed_records_limit(max_failed_records, 0)  # a bad setting fails at parse time
-        if transient_retries < 0:
-            raise ValueError("transient_retries must be 0 or more (0: never send again)")
         self.operation = operation.lower()
         self.sobject = sobject
         self.input_path = input_path
         self.records = records
-        self.external_id_field = external_id_field
         self.all_or_none = all_or_none
         self.failed_records_path = failed_records_path
-        self.max_failed_records = max_failed_records
-        self.transient_retries = transient_retries
-        self.transient_error_codes = sorted(transient_codes(transient_error_codes))
-        self.salesforce_conn_id = salesforce_conn_id
-        self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         failed_records_limit(self.max_failed_records, 0)  # a templated limit is known only now
         options: dict[str, Any] = {
             "sobject": self.sobject,
-            "external_id_field": self.external_id_field,
             "all_or_none": self.all_or_none,
-            "transient_retries": self.transient_retries,
-            "transient_error_codes": self.transient_error_codes,
             "failed_records_path": storage_path(
                 self.failed_records_path or None, self.storage_conn_id
             ),
+            **self._load_options(),
         }
         if self.input_path is not None:
             summary = self.hook.load_file(

@@ -14,11 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_sfjwt.compat import AirflowFailException
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
-from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
+from airflow_provider_sfjwt.operators.base import SalesforceBaseOperator
 from airflow_provider_sfjwt.salesforce.keys import certificate_info, certificate_matches_key
 
 if TYPE_CHECKING:
@@ -31,7 +28,7 @@ ROTATION_STEPS = (
 )
 
 
-class SalesforceCredentialHealthOperator(SalesforceHookMixin, BaseOperator):
+class SalesforceCredentialHealthOperator(SalesforceBaseOperator):
     """Check a ``salesforce_jwt`` connection: certificate expiry, key match, a live login.
 
     Fails (without retries: waiting cannot fix a certificate) when the connection's certificate
@@ -53,14 +50,12 @@ class SalesforceCredentialHealthOperator(SalesforceHookMixin, BaseOperator):
     def __init__(
         self,
         *,
-        salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
         fail_days_before_expiry: int = 30,
         require_certificate: bool = True,
         check_login: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.salesforce_conn_id = salesforce_conn_id
         self.fail_days_before_expiry = fail_days_before_expiry
         self.require_certificate = require_certificate
         self.check_login = check_login

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from airflow.sdk import BaseOperator
-
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
-from airflow_provider_sfjwt.lineage import LineageMixin
-from airflow_provider_sfjwt.operators.base import (
-    SalesforceHookMixin,
-    SoqlTemplating,
-    checked_format,
-)
+from airflow_provider_sfjwt.operators.base import SoqlTemplating, SoqlToFileOperator
 from airflow_provider_sfjwt.salesforce.extract import ExtractResult
-from airflow_provider_sfjwt.salesforce.storage import Destination
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceQueryOperator(SoqlTemplating, SalesforceHookMixin, LineageMixin, BaseOperator):
+class SalesforceQueryOperator(SoqlTemplating, SoqlToFileOperator):
     """Run a SOQL query and write every record to ``output_path``, page by page.
 
     Memory holds one page whatever the result size, the file appears only when complete, and
@@ -40,34 +30,10 @@ class SalesforceQueryOperator(SoqlTemplating, SalesforceHookMixin, LineageMixin,
         ``022``: readable by every user of the machine).
     """
 
-    template_fields: Sequence[str] = ("soql", "output_path", "format")
-
-    def __init__(
-        self,
-        *,
-        soql: str,
-        output_path: str,
-        format: str = "csv",
-        include_deleted: bool = False,
-        salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
-        storage_conn_id: str | None = None,
-        file_mode: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        Destination(".", file_mode)  # a bad mode fails when the DAG is parsed
-        self.soql = soql
-        self.output_path = output_path
-        self.format = checked_format(format)
-        self.include_deleted = include_deleted
-        self.salesforce_conn_id = salesforce_conn_id
-        self.storage_conn_id = storage_conn_id
-        self.file_mode = file_mode
-
     def execute(self, context: Context) -> ExtractResult:
         result = self.hook.query_to_file(
             self.soql,
-            Destination(storage_path(self.output_path, self.storage_conn_id), self.file_mode),
+            self._destination(),
             format=self.format,
             include_deleted=self.include_deleted,
         )

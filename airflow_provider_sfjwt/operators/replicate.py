@@ -152,13 +152,7 @@ class SalesforceReplicateObjectOperator(_BulkOperator):
                 plan, self.hook.bulk_jobs(poll_interval=self.poll_interval, on_job=self._remember)
             )
             self._defer(self._job_ids)
-        extracted = replicator.extract(
-            plan,
-            poll_interval=self.poll_interval,
-            timeout=self.job_timeout,
-            keep_job=self.keep_job,
-            on_job=self._remember,
-        )
+        extracted = replicator.extract(plan, **self._job_wait())
         return self._finish(replicator, plan, extracted)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> ReplicationSummary:

@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook, storage_path
-from airflow_provider_sfjwt.lineage import LineageMixin, file_dataset, salesforce_resource
-from airflow_provider_sfjwt.operators.base import SalesforceHookMixin
+from airflow_provider_sfjwt.hooks.salesforce_jwt import storage_path
+from airflow_provider_sfjwt.lineage import file_dataset, salesforce_resource
+from airflow_provider_sfjwt.operators.base import SalesforceTransferOperator
 from airflow_provider_sfjwt.salesforce.rest_call import DEFAULT_MAX_INLINE_BYTES, RestAnswer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SalesforceRestOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
+class SalesforceRestOperator(SalesforceTransferOperator):
     """Call a Salesforce REST resource or an Apex REST endpoint.
 
     The call gets the provider's retry and re-authentication policy. A POST/PATCH/DELETE that
@@ -56,8 +54,6 @@ class SalesforceRestOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
         output_path: str | None = None,
         max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
         idempotent: bool | None = None,
-        salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
-        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -68,8 +64,6 @@ class SalesforceRestOperator(SalesforceHookMixin, LineageMixin, BaseOperator):
         self.output_path = output_path
         self.max_inline_bytes = max_inline_bytes
         self.idempotent = idempotent
-        self.salesforce_conn_id = salesforce_conn_id
-        self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> RestAnswer:
         result = self.hook.call(

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_sfjwt.hooks.salesforce_jwt import SalesforceJWTHook
-from airflow_provider_sfjwt.operators.base import SalesforceHookMixin, SoqlTemplating
+from airflow_provider_sfjwt.operators.base import SalesforceBaseOperator, SoqlTemplating
 from airflow_provider_sfjwt.salesforce.soql import select_columns
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ COMPARISONS: dict[str, Callable[[int, int], bool]] = {
 }
 
 
-class SalesforceSoqlSensor(SoqlTemplating, SalesforceHookMixin, BaseSensorOperator):
+class SalesforceSoqlSensor(SoqlTemplating, SalesforceBaseOperator, BaseSensorOperator):
     """Succeed when ``count <comparison> threshold``, where count is the query's ``totalSize``.
 
     With the defaults (``>= 1``) it waits until the query returns any row. For a count, write
@@ -54,7 +53,6 @@ class SalesforceSoqlSensor(SoqlTemplating, SalesforceHookMixin, BaseSensorOperat
         threshold: int | str = 1,
         comparison: str = ">=",
         include_deleted: bool = False,
-        salesforce_conn_id: str = SalesforceJWTHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -66,7 +64,6 @@ class SalesforceSoqlSensor(SoqlTemplating, SalesforceHookMixin, BaseSensorOperat
         self.threshold = threshold
         self.comparison = comparison
         self.include_deleted = include_deleted
-        self.salesforce_conn_id = salesforce_conn_id
 
     def poke(self, context: Context) -> PokeReturnValue:
         select_columns(self.soql)  # a non-SELECT or stacked statement: refused before any request
