@@ -24,6 +24,7 @@ from airflow_provider_sfjwt.salesforce.bulk import failed_records_limit
 from airflow_provider_sfjwt.salesforce.retry import (
     DEFAULT_TRANSIENT_RETRIES,
     TRANSIENT_ERROR_CODES,
+    check_transient_retries,
     transient_codes,
 )
 from airflow_provider_sfjwt.salesforce.storage import Destination
@@ -152,10 +153,7 @@ class RecordLoadOperator(SalesforceTransferOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if transient_retries < 0:
-            raise ValueError(
-                "transient_retries must be 0 or more (0: never send refused records again)"
-            )
+        check_transient_retries(transient_retries)
         if "{{" not in str(max_failed_records):
             failed_records_limit(max_failed_records, 0)  # a bad setting fails at parse time
         self.external_id_field = external_id_field

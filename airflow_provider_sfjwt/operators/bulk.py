@@ -37,6 +37,7 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     IngestSpec,
     IngestSummary,
     QueryResult,
+    check_max_upload_bytes,
     check_parallel_downloads,
     failed_records_limit,
     job_error,
@@ -298,11 +299,11 @@ class SalesforceBulkIngestOperator(RecordLoadOperator, _BulkOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_upload_bytes = check_max_upload_bytes(max_upload_bytes)
         self.sobject = sobject
         self.operation = operation
         self.input_path = input_path
         self.results_dir = results_dir
-        self.max_upload_bytes = max_upload_bytes
 
     def _spec(self) -> IngestSpec:
         """What to load, from the rendered fields (operation and object may be templated)."""

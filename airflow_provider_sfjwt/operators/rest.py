@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sfjwt.hooks.salesforce_jwt import storage_path
 from airflow_provider_sfjwt.lineage import file_dataset, salesforce_resource
 from airflow_provider_sfjwt.operators.base import SalesforceTransferOperator
-from airflow_provider_sfjwt.salesforce.rest_call import DEFAULT_MAX_INLINE_BYTES, RestAnswer
+from airflow_provider_sfjwt.salesforce.rest_call import (
+    DEFAULT_MAX_INLINE_BYTES,
+    RestAnswer,
+    check_max_inline_bytes,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -57,12 +61,12 @@ class SalesforceRestOperator(SalesforceTransferOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_inline_bytes = check_max_inline_bytes(max_inline_bytes)
         self.endpoint = endpoint
         self.method = method
         self.query_params = query_params
         self.json = json
         self.output_path = output_path
-        self.max_inline_bytes = max_inline_bytes
         self.idempotent = idempotent
 
     def execute(self, context: Context) -> RestAnswer:

@@ -34,6 +34,7 @@ from .retry import (
     TRANSIENT_ERROR_CODES,
     Refused,
     RetryPolicy,
+    check_transient_retries,
     resend_refused,
     transient_codes,
 )
@@ -189,8 +190,7 @@ def load_collections(
     ``transient_retries`` times with the connection's backoff; what is still refused after that
     is reported like any other failure.
     """
-    if transient_retries < 0:
-        raise InvalidInputError("transient_retries must be 0 or more")
+    check_transient_retries(transient_retries)
     transient = transient_codes(transient_error_codes)
     op = operation.lower()
     if op not in OPERATIONS:

@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 from . import bulk
 from . import extract as rest_extract
+from .bounds import whole_number
 from .client import SalesforceClient
 from .errors import DeletesUnavailableError, SchemaChangedError, UnexpectedResponseError
 from .replicate_fields import (
@@ -138,8 +139,7 @@ class ReplicationSpec:
                 f"lookback ({self.lookback}) must be at least safety_lag ({self.safety_lag}): "
                 "the tail a run leaves behind is read by the next run's lookback"
             )
-        if self.bulk_threshold < 0:
-            raise ValueError("bulk_threshold must be 0 or more")
+        whole_number("bulk_threshold", self.bulk_threshold, 0, meaning="0: Bulk for any rows")
 
 
 Extracted = rest_extract.ExtractResult | bulk.QueryResult

@@ -14,14 +14,24 @@ from typing import Any, TypedDict, final
 
 import requests
 
+from .bounds import whole_number
 from .client import IDEMPOTENT, SalesforceClient
 from .errors import InvalidInputError, ResponseTooLargeError, RetriesExhaustedError, TransportError
+from .guard import JSON_BODY_BYTES
 from .retry import Retryable
 from .storage import FilePath, atomic_output
 
 DEFAULT_MAX_INLINE_BYTES = 64 * 1024
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE", "HEAD")
 _CHUNK = 64 * 1024
+
+
+def check_max_inline_bytes(value: int) -> int:
+    """``value`` if it can be ``max_inline_bytes``: an answer held in memory for XCom is never
+    larger than a JSON answer may be (:data:`~.guard.JSON_BODY_BYTES`)."""
+    return whole_number(
+        "max_inline_bytes", value, 0, JSON_BODY_BYTES, "bigger answers go to output_path"
+    )
 
 
 @final  # final, so that ``"path" in answer`` tells a type checker which of the two it is
@@ -74,6 +84,7 @@ def call(
             "sobjects/Account/describe) or from the instance root (/services/apexrest/...), so the "
             "access token only ever goes to the org's instance"
         )
+    check_max_inline_bytes(kwargs.get("max_inline_bytes", DEFAULT_MAX_INLINE_BYTES))
     repeatable = method.upper() in IDEMPOTENT if idempotent is None else idempotent
 
     def attempt(number: int) -> RestAnswer:

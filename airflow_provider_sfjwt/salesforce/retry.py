@@ -27,7 +27,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Generic, TypeVar
 
+from .bounds import whole_number
+
 __all__ = [
+    "check_transient_retries",
     "DEFAULT_TRANSIENT_RETRIES",
     "TRANSIENT_ERROR_CODES",
     "TRANSIENT_STATUSES",
@@ -49,6 +52,13 @@ TRANSIENT_ERROR_CODES = ("UNABLE_TO_LOCK_ROW",)
 """Per-record error codes that are about the moment, not the data: another transaction (a
 trigger, a flow, a parallel load) held the record or its parent. Such records are sent again."""
 DEFAULT_TRANSIENT_RETRIES = 3
+
+
+def check_transient_retries(value: int) -> int:
+    """``value`` if it can be a ``transient_retries`` setting: 0 (never resend) or more."""
+    return whole_number(
+        "transient_retries", value, 0, meaning="0: never send refused records again"
+    )
 
 
 def transient_codes(codes: str | Collection[str]) -> frozenset[str]:

@@ -34,7 +34,7 @@ from .poller import (
     poll_delays,
 )
 from .query import QueryResult, download_results, job_api_version, query_to_file
-from .upload import MAX_UPLOAD_BYTES, IngestSpec, start_ingest
+from .upload import MAX_UPLOAD_BYTES, IngestSpec, check_max_upload_bytes, start_ingest
 
 __all__ = [
     "DEFAULT_PARALLEL_DOWNLOADS",
@@ -52,6 +52,7 @@ __all__ = [
     "JobWatch",
     "QueryResult",
     "check_failed_records",
+    "check_max_upload_bytes",
     "check_parallel_downloads",
     "download_results",
     "failed_records_limit",

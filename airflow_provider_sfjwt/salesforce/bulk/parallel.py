@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..bodies import stream_body
+from ..bounds import whole_number
 from ..client import SalesforceClient
 from ..errors import ApiError, SalesforceError, UnexpectedResponseError, quoted
 from ..extract import prefetched
@@ -64,14 +65,9 @@ _END = object()
 
 def check_parallel_downloads(value: int) -> int:
     """``value`` if it is a whole number from 1 to :data:`MAX_PARALLEL_DOWNLOADS`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"parallel_downloads must be a whole number, not {value!r}")
-    if not 1 <= value <= MAX_PARALLEL_DOWNLOADS:
-        raise ValueError(
-            f"parallel_downloads must be from 1 (one chunk after the other) to "
-            f"{MAX_PARALLEL_DOWNLOADS}, not {value}"
-        )
-    return value
+    return whole_number(
+        "parallel_downloads", value, 1, MAX_PARALLEL_DOWNLOADS, "1: one chunk after the other"
+    )
 
 
 def _version_tuple(version: str) -> tuple[int, int]:

@@ -13,18 +13,24 @@ import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
-from ..errors import InvalidInputError
+from .. import retry
+from ..bounds import whole_number
 from ..readers import CsvPart, split_csv
-from ..retry import DEFAULT_TRANSIENT_RETRIES, TRANSIENT_ERROR_CODES, transient_codes
 from ..storage import FilePath
 from .jobs import INGEST, BulkJobs, check_operation
 
-__all__ = ["MAX_UPLOAD_BYTES", "IngestSpec", "start_ingest"]
+__all__ = ["MAX_UPLOAD_BYTES", "IngestSpec", "check_max_upload_bytes", "start_ingest"]
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 """Raw CSV per upload: Salesforce caps an upload at 150 MB *encoded* and recommends 100 MB raw."""
+
+
+def check_max_upload_bytes(value: int) -> int:
+    """``value`` if it can be ``max_upload_bytes``: at most :data:`MAX_UPLOAD_BYTES`, which
+    Salesforce accepts in one upload."""
+    return whole_number("max_upload_bytes", value, 1, MAX_UPLOAD_BYTES, "Salesforce's upload limit")
 
 
 @dataclass(frozen=True, init=False)
@@ -40,8 +46,8 @@ class IngestSpec:
     sobject: str
     operation: str
     external_id_field: str | None = None
-    transient_retries: int = DEFAULT_TRANSIENT_RETRIES
-    transient_error_codes: frozenset[str] = frozenset(TRANSIENT_ERROR_CODES)
+    transient_retries: int = retry.DEFAULT_TRANSIENT_RETRIES
+    transient_error_codes: frozenset[str] = frozenset(retry.TRANSIENT_ERROR_CODES)
 
     def __init__(
         self,
@@ -49,16 +55,17 @@ class IngestSpec:
         operation: str,
         *,
         external_id_field: str | None = None,
-        transient_retries: int = DEFAULT_TRANSIENT_RETRIES,
-        transient_error_codes: str | Collection[str] = TRANSIENT_ERROR_CODES,
+        transient_retries: int = retry.DEFAULT_TRANSIENT_RETRIES,
+        transient_error_codes: str | Collection[str] = retry.TRANSIENT_ERROR_CODES,
     ) -> None:
-        if transient_retries < 0:
-            raise InvalidInputError("transient_retries must be 0 or more (0: never load again)")
+        retry.check_transient_retries(transient_retries)
         object.__setattr__(self, "sobject", sobject)
         object.__setattr__(self, "operation", check_operation(operation, external_id_field))
         object.__setattr__(self, "external_id_field", external_id_field)
         object.__setattr__(self, "transient_retries", transient_retries)
-        object.__setattr__(self, "transient_error_codes", transient_codes(transient_error_codes))
+        object.__setattr__(
+            self, "transient_error_codes", retry.transient_codes(transient_error_codes)
+        )
 
 
 class _PartBody:
@@ -86,6 +93,7 @@ def start_ingest(
     Returns (job ids, records submitted). If anything fails half way, the jobs started here are
     aborted, so a partial file is not left loading.
     """
+    check_max_upload_bytes(max_upload_bytes)
     job_ids: list[str] = []
     submitted = 0
     try:
