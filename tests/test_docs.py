@@ -246,12 +246,18 @@ def test_readme_says_what_the_rest_operator_puts_in_xcom(emu, tmp_path):
     """No records in XCom holds for every operator but the REST one, which the README names with
     its limit; the REST operator does push records when the resource returns them."""
     from airflow_provider_sfjwt.operators import SalesforceRestOperator
+    from airflow_provider_sfjwt.salesforce.guard import JSON_BODY_BYTES
     from airflow_provider_sfjwt.salesforce.rest_call import DEFAULT_MAX_INLINE_BYTES
 
     text = " ".join(readme().split())
     said = re.search(r"never records or tokens — except `SalesforceRestOperator`[^.]*\.", text)
     assert said, "README says no operator pushes records, or no longer names the exception"
-    assert DEFAULT_MAX_INLINE_BYTES == 64 * 1024 and "(64 KB by default;" in said.group(0)
+    assert DEFAULT_MAX_INLINE_BYTES == 64 * 1024 and JSON_BODY_BYTES == 64 * 1024 * 1024
+    assert "(64 KB by default, at most 64 MB;" in said.group(0)
+    with pytest.raises(ValueError, match="max_inline_bytes must be from 0 to"):
+        SalesforceRestOperator(
+            task_id="big", endpoint="limits", max_inline_bytes=JSON_BODY_BYTES + 1
+        )
     emu.generate_accounts(3)
     query = SalesforceRestOperator(
         task_id="q", endpoint="query", query_params={"q": "SELECT Id, Name FROM Account"}
