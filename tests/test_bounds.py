@@ -29,7 +29,8 @@ def test_whole_number_names_the_range_and_the_meaning():
         whole_number("n", -1, 0, meaning="0: never")
     with pytest.raises(InvalidInputError, match=r"^n must be from 1 to 20, not 21$"):
         whole_number("n", 21, 1, 20)
-    for not_a_number in (True, 2.0, "3", None):
+    assert whole_number("n", 1e6, 0) == 1_000_000 and type(whole_number("n", 2.0, 0)) is int
+    for not_a_number in (True, 2.5, "3", None, float("nan")):
         with pytest.raises(InvalidInputError, match="n must be a whole number"):
             whole_number("n", not_a_number, 0)
 

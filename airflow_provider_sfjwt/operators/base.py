@@ -153,12 +153,11 @@ class RecordLoadOperator(SalesforceTransferOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_transient_retries(transient_retries)
         if "{{" not in str(max_failed_records):
             failed_records_limit(max_failed_records, 0)  # a bad setting fails at parse time
         self.external_id_field = external_id_field
         self.max_failed_records = max_failed_records
-        self.transient_retries = transient_retries
+        self.transient_retries = check_transient_retries(transient_retries)
         self.transient_error_codes = sorted(transient_codes(transient_error_codes))
 
     def _load_options(self) -> LoadOptions:

@@ -200,6 +200,17 @@ MAX_LINES_PER_RECORD = 1000
 hold line breaks in quoted text, but not a thousand on average over a whole body."""
 
 
+def _count_line_ends(block: bytes) -> int:
+    """Line ends in ``block``. Deleting them and comparing lengths is a memchr-driven pass over
+    CSV (about 100 bytes between line ends), several times faster than ``bytes.count``'s
+    byte-by-byte loop on CPython 3.11; for a byte as frequent as a quote it is slower."""
+    return len(block) - len(block.replace(b"\n", b""))
+
+
+def _count_quotes(block: bytes) -> int:
+    return block.count(b'"')
+
+
 class CsvJoiner:
     """Joins CSV bodies that each start with a header row into one CSV byte stream.
 
@@ -282,13 +293,11 @@ class CsvJoiner:
             self.header = header
             yield header
         counted = size = 0
-        needle = b"\n" if self.count_lines else b'"'
+        count = _count_line_ends if self.count_lines else _count_quotes
         last = b"\n"
         for block in chain((rest,), blocks):
             if block:
-                # Deleting the byte and comparing lengths is a memchr-driven pass, several times
-                # faster than bytes.count's byte-by-byte loop on CPython 3.11.
-                counted += len(block) - len(block.replace(needle, b""))
+                counted += count(block)
                 size += len(block)
                 if records is not None:
                     self._check_size(what, records, size, counted if self.count_lines else None)

@@ -255,6 +255,9 @@ class AuthenticationError(SalesforceError):
     ) -> AuthenticationError:
         """A copy of this error that also names every audience tried and the clock skew seen."""
         found = copy.copy(self)
+        notes = getattr(self, "__notes__", None)
+        if notes is not None:  # the copy's notes are its own, not shared with the original
+            vars(found)["__notes__"] = list(notes)
         found.audiences_tried = tuple(audiences_tried) or self.audiences_tried
         if clock_skew is not None:
             found.clock_skew = clock_skew

@@ -190,7 +190,7 @@ def load_collections(
     ``transient_retries`` times with the connection's backoff; what is still refused after that
     is reported like any other failure.
     """
-    check_transient_retries(transient_retries)
+    transient_retries = check_transient_retries(transient_retries)
     transient = transient_codes(transient_error_codes)
     op = operation.lower()
     if op not in OPERATIONS:

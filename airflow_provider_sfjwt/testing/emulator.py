@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import auth, data, query, replication, rest, sobject_collections
@@ -98,7 +98,7 @@ class SalesforceEmulator(OrgData):
     gzip: bool = False
     """Compress answers for clients that accept gzip; off by default so benchmarks measure the
     client, not zlib."""
-    serialize_cache_mb: InitVar[int] = 512
+    serialize_cache_mb: int = 512
     """Megabytes of serialised REST pages and Bulk result chunks kept for repeated requests;
     read once, when the emulator is built."""
     session_timeout: float | None = None
@@ -106,8 +106,9 @@ class SalesforceEmulator(OrgData):
     latency: Latency = field(default_factory=Latency)
     """Network round trips and server time per page (see :mod:`.latency`)."""
 
-    def __post_init__(self, serialize_cache_mb: int) -> None:
+    def __post_init__(self) -> None:
         self.api_versions = tuple(self.api_versions)
+        self.latency = self.latency or Latency()  # None, as callers may pass: no latency
         self.clock_skew: float = 0.0
         self.org_id = make_id(ORG_PREFIX, 7)
         self.store = Store()
@@ -117,7 +118,7 @@ class SalesforceEmulator(OrgData):
         self.cursors = query.Cursors()
         self.replication_id_limit = replication.MAX_IDS
         self.bulk = Bulk(self)
-        self.cache = BlockCache(serialize_cache_mb * 1024 * 1024)
+        self.cache = BlockCache(self.serialize_cache_mb * 1024 * 1024)
         self.ca_cert_path: str | None = None
         self.connections = OpenConnections()
         self.ssl_context: ssl.SSLContext | None = None
@@ -351,14 +352,15 @@ class SalesforceEmulator(OrgData):
         send before resetting the connection.
         """
         self.stats.record_request(req.method, req.path)
-        delay = 0.0
+        rtt = server = 0.0
         if self.latency.active and not req.path.startswith("/__emulator__/"):
-            delay = self.latency.answer_delay(req.method, req.path)
+            rtt = self.latency.rtt
+            server = self.latency.server_seconds(req.method, req.path)
         fired = self.faults.take(req.method, req.path)
         if fired.delay:
             sleep(fired.delay, lambda: self._stopping)
         if fired.fail is not None:
-            self.pause(delay)
+            self.pause(rtt + server)
             self.stats.increment("faults_injected")
             return self._finish(req, fault_response(fired.fail)), None
         started = time.monotonic()
@@ -370,9 +372,9 @@ class SalesforceEmulator(OrgData):
             resp = ErrorReply(
                 500, "UNKNOWN_EXCEPTION", f"emulator error: {type(exc).__name__}: {exc}"
             ).response()
-        # The modelled delay is the whole wait for the first byte: the emulator's own work on the
-        # answer (building a 2,000-record page) is part of it, as a real server's is of its time.
-        self.pause(delay - (time.monotonic() - started))
+        # The modelled server time is all the server spends: the emulator's own work on the
+        # answer (building a 2,000-record page) is part of it. The round trip comes on top.
+        self.pause(rtt + max(0.0, server - (time.monotonic() - started)))
         reset = None
         if fired.reset is not None:
             self.stats.increment("faults_injected")

@@ -15,9 +15,9 @@ The model has three parts, each a delay the server adds before it answers:
 * ``connect_round_trips`` - round trips a new connection costs before its first request: 1 for
   the TCP handshake, plus 1 for a TLS 1.3 handshake (``None``: 1 over http, 2 over https).
 
-The emulator's own work on an answer (building a query page or a result chunk) counts toward
-its delay: it waits only for what is left, so the modelled server takes the time set, not that
-plus the emulator's own. Bodies then stream at loopback speed: bandwidth is not modelled, nor
+The emulator's own work on a query page or a result chunk (building its bytes) counts toward
+``page_seconds``: it waits only for what is left of them, then the round trip, so the modelled
+server takes the time set, not that plus the emulator's own. Bodies then stream at loopback speed: bandwidth is not modelled, nor
 are lost packets. Requests on different connections wait side by side (each connection has its
 own server thread), as they would on a real network.
 """
@@ -65,8 +65,9 @@ class Latency:
             trips = 2 if tls else 1
         return trips * self.rtt
 
-    def answer_delay(self, method: str, path: str) -> float:
-        """Seconds before the answer to ``method path`` starts."""
+    def server_seconds(self, method: str, path: str) -> float:
+        """The server's own time on ``method path``: ``page_seconds`` for a query page or a
+        result chunk, else none. The round trip (``rtt``) comes on top."""
         if method == "GET" and self.page_seconds and _PAGE.match(path):
-            return self.rtt + self.page_seconds
-        return self.rtt
+            return self.page_seconds
+        return 0.0

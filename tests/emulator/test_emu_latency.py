@@ -43,17 +43,21 @@ def test_pages_and_chunks_cost_server_time_other_calls_a_round_trip(emu, sf):
 
 def test_the_emulators_own_work_counts_toward_the_modelled_delay(emu, sf, monkeypatch):
     """A page the emulator takes a while to build is not answered that much later than the
-    model says: it waits only for what is left of the page's delay (the wait is recorded, not
-    slept, so this holds on a busy machine)."""
+    model says: it waits only for what is left of the page's server time, then the round trip;
+    a call that is no page waits the round trip whole. (The waits are recorded, not slept, so
+    this holds on a busy machine.)"""
     emu.generate_accounts(2000)
     sf.get(api(emu, "limits"))  # the session's connection exists before the model is on
     waits: list[float] = []
     monkeypatch.setattr(emu, "pause", waits.append)
     emu.latency = Latency(rtt=0.05, page_seconds=0.2, connect_round_trips=0)
+    sf.get(api(emu, "limits"))
     page = sf.get(api(emu, "query"), params={"q": "SELECT Id, Name, BillingCity FROM Account"})
     emu.latency = Latency()
     assert len(page.json()["records"]) == 2000
-    assert len(waits) == 1 and 0 < waits[0] < 0.25
+    limits_wait, page_wait = waits
+    assert limits_wait == pytest.approx(0.05)
+    assert 0.05 < page_wait < 0.25
 
 
 def test_a_new_connection_pays_its_handshakes(emu):
@@ -84,3 +88,11 @@ def test_command_line_sets_the_model(tmp_path):
         assert emu.latency == Latency(rtt=0.05, page_seconds=0.15, connect_round_trips=3)
     finally:
         emu.stop()
+
+
+def test_no_latency_given_is_none_and_settings_stay_attributes():
+    from airflow_provider_sfjwt.testing import SalesforceEmulator
+
+    emu = SalesforceEmulator(latency=None, serialize_cache_mb=8)  # type: ignore[arg-type]
+    assert emu.latency == Latency() and not emu.latency.active
+    assert emu.serialize_cache_mb == 8

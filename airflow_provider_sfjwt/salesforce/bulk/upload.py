@@ -28,9 +28,11 @@ MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 
 
 def check_max_upload_bytes(value: int) -> int:
-    """``value`` if it can be ``max_upload_bytes``: at most :data:`MAX_UPLOAD_BYTES`, which
-    Salesforce accepts in one upload."""
-    return whole_number("max_upload_bytes", value, 1, MAX_UPLOAD_BYTES, "Salesforce's upload limit")
+    """``value`` if it can be ``max_upload_bytes``: at most :data:`MAX_UPLOAD_BYTES`, the raw
+    size Salesforce recommends per upload (its hard cap, 150 MB, counts the upload encoded)."""
+    return whole_number(
+        "max_upload_bytes", value, 1, MAX_UPLOAD_BYTES, "Salesforce recommends 100 MB raw at most"
+    )
 
 
 @dataclass(frozen=True, init=False)
@@ -58,11 +60,12 @@ class IngestSpec:
         transient_retries: int = retry.DEFAULT_TRANSIENT_RETRIES,
         transient_error_codes: str | Collection[str] = retry.TRANSIENT_ERROR_CODES,
     ) -> None:
-        retry.check_transient_retries(transient_retries)
         object.__setattr__(self, "sobject", sobject)
         object.__setattr__(self, "operation", check_operation(operation, external_id_field))
         object.__setattr__(self, "external_id_field", external_id_field)
-        object.__setattr__(self, "transient_retries", transient_retries)
+        object.__setattr__(
+            self, "transient_retries", retry.check_transient_retries(transient_retries)
+        )
         object.__setattr__(
             self, "transient_error_codes", retry.transient_codes(transient_error_codes)
         )
