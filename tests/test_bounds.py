@@ -35,32 +35,30 @@ def test_whole_number_names_the_range_and_the_meaning():
             whole_number("n", not_a_number, 0)
 
 
-def test_operators_refuse_bad_sizes_when_the_dag_is_parsed():
-    with pytest.raises(InvalidInputError, match=r"max_upload_bytes must be from 1 to 104857600"):
-        SalesforceBulkIngestOperator(
-            task_id="i",
-            sobject="Account",
-            operation="insert",
-            input_path="/tmp/a.csv",
-            max_upload_bytes=200 * 1024 * 1024,
-        )
-    with pytest.raises(InvalidInputError, match="max_inline_bytes must be from 0 to"):
-        SalesforceRestOperator(task_id="r", endpoint="limits", max_inline_bytes=-1)
-    with pytest.raises(InvalidInputError, match="parallel_downloads must be a whole number"):
-        SalesforceBulkQueryOperator(
-            task_id="q",
-            soql="SELECT Id FROM Account",
-            output_path="/tmp/q.csv",
-            parallel_downloads=True,
-        )
-    with pytest.raises(InvalidInputError, match=r"transient_retries must be 0 or more \(0: never"):
-        SalesforceBulkIngestOperator(
-            task_id="t",
-            sobject="Account",
-            operation="insert",
-            input_path="/tmp/a.csv",
-            transient_retries=-1,
-        )
+BAD_OPERATOR_SETTINGS = [
+    (
+        SalesforceBulkIngestOperator,
+        {"max_upload_bytes": 200 * 1024 * 1024},
+        r"max_upload_bytes must be from 1 to 104857600",
+    ),
+    (SalesforceBulkIngestOperator, {"transient_retries": -1}, r"0 or more \(0: never send"),
+    (SalesforceRestOperator, {"max_inline_bytes": -1}, "max_inline_bytes must be from 0 to"),
+    (SalesforceBulkQueryOperator, {"parallel_downloads": True}, "must be a whole number"),
+]
+REQUIRED = {
+    SalesforceBulkIngestOperator: {"sobject": "Account", "operation": "insert", "input_path": "a"},
+    SalesforceRestOperator: {"endpoint": "limits"},
+    SalesforceBulkQueryOperator: {"soql": "SELECT Id FROM Account", "output_path": "q.csv"},
+}
+
+
+@pytest.mark.parametrize(("operator", "bad", "says"), BAD_OPERATOR_SETTINGS)
+def test_operators_refuse_bad_settings_when_the_dag_is_parsed(operator, bad, says):
+    with pytest.raises(InvalidInputError, match=says):
+        operator(task_id="t", **REQUIRED[operator], **bad)
+
+
+def test_the_largest_inline_answer_is_accepted():
     ok = SalesforceRestOperator(task_id="ok", endpoint="limits", max_inline_bytes=JSON_BODY_BYTES)
     assert ok.max_inline_bytes == JSON_BODY_BYTES
 
