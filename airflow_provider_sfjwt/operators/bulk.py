@@ -195,9 +195,9 @@ class SalesforceBulkQueryOperator(SoqlToFileOperator, _BulkOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.parallel_downloads = check_parallel_downloads(parallel_downloads)
         self.max_records = max_records
         self.field_types = field_types
+        self.parallel_downloads = check_parallel_downloads(parallel_downloads)
 
     def _download(self) -> ResultDownload:
         """How the results are downloaded, the same in the worker and after a deferral."""

@@ -29,6 +29,7 @@ class SalesforceRestOperator(SalesforceTransferOperator):
         ``sobjects/Account/describe``) or from the instance root, e.g.
         ``/services/apexrest/Orders/v1`` for Apex REST (templated).
     :param method: HTTP method.
+    :param idempotent: override whether the call may be repeated after an ambiguous failure.
     :param query_params: query string parameters (templated; ``params`` is Airflow's own).
     :param json: request body, sent as JSON (templated).
     :param output_path: file (local or object storage) that receives the body; XCom then
@@ -36,7 +37,6 @@ class SalesforceRestOperator(SalesforceTransferOperator):
     :param max_inline_bytes: answers up to this size are returned in XCom as
         ``{"status", "body"}`` when no output_path is set; bigger ones fail the task with a
         request to set output_path.
-    :param idempotent: override whether the call may be repeated after an ambiguous failure.
     :param storage_conn_id: Airflow connection for an object-storage ``output_path`` URI.
 
     When the answer goes to ``output_path``, OpenLineage reports the Salesforce resource read
@@ -53,21 +53,21 @@ class SalesforceRestOperator(SalesforceTransferOperator):
         *,
         endpoint: str,
         method: str = "GET",
+        idempotent: bool | None = None,
         query_params: Mapping[str, Any] | None = None,
         json: Any = None,
         output_path: str | None = None,
         max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
-        idempotent: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.max_inline_bytes = check_max_inline_bytes(max_inline_bytes)
         self.endpoint = endpoint
+        self.max_inline_bytes = check_max_inline_bytes(max_inline_bytes)
         self.method = method
+        self.idempotent = idempotent
         self.query_params = query_params
         self.json = json
         self.output_path = output_path
-        self.idempotent = idempotent
 
     def execute(self, context: Context) -> RestAnswer:
         result = self.hook.call(

@@ -228,18 +228,15 @@ def _text(value: Any, name: str) -> str | None:
     return value or None
 
 
-def _bounded_number(ext: Mapping[str, Any], name: str) -> float:
-    """The number in extra ``name`` within its limits, or its default when empty.
+def _number(ext: Mapping[str, Any], name: str) -> float | None:
+    """The number in extra ``name`` within its limits, or ``None`` when it is not set.
 
-    Defaults and limits come from :data:`NUMBER_FIELDS`, which the connection form also shows.
-    A field without a default is read only when set.
+    Limits come from :data:`NUMBER_FIELDS`, which the connection form also shows.
     """
-    default, lo, hi = NUMBER_FIELDS[name]
     value = ext.get(name)
     if value is None or value == "":
-        if default is None:
-            raise ConfigurationError(name, "is empty", "set a number")
-        return float(default)
+        return None
+    _, lo, hi = NUMBER_FIELDS[name]
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -247,6 +244,12 @@ def _bounded_number(ext: Mapping[str, Any], name: str) -> float:
     if not lo <= number <= hi:
         raise ConfigurationError(name, f"must be between {lo:g} and {hi:g} (got {number:g})", "")
     return number
+
+
+def _bounded_number(ext: Mapping[str, Any], name: str) -> float:
+    """:func:`_number`, with the field's default from :data:`NUMBER_FIELDS` when not set."""
+    number = _number(ext, name)
+    return float(_default(name)) if number is None else number
 
 
 def _domains(value: Any) -> tuple[str, ...]:
@@ -470,9 +473,7 @@ def parse_connection(
         api_version=api_version,
         request_timeout=_bounded_number(ext, "request_timeout"),
         max_retries=int(_bounded_number(ext, "max_retries")),
-        max_api_usage_percent=None
-        if ext.get("max_api_usage_percent") in (None, "")
-        else _bounded_number(ext, "max_api_usage_percent"),
+        max_api_usage_percent=_number(ext, "max_api_usage_percent"),
         ca_bundle=ca_bundle,
         cert_expiry_warning_days=int(_bounded_number(ext, "cert_expiry_warning_days")),
         key_field=key_field,
