@@ -275,13 +275,18 @@ def test_memory_holds_a_few_blocks_per_chunk_in_flight_never_a_whole_chunk(emu, 
 
 
 class Chunk:
-    """A result chunk as Salesforce would hand it over: its announced count and its bytes."""
+    """A result chunk as Salesforce would hand it over: its announced count and its bytes,
+    counting their line ends as a real chunk does."""
 
     def __init__(self, number: int, records: int, body: bytes) -> None:
         self.job_id, self.number, self.records, self.body = "750x", number, records, body
+        self.line_ends = 0
 
     def iter_bytes(self):
-        yield from (self.body[i : i + 7] for i in range(0, len(self.body), 7))
+        for start in range(0, len(self.body), 7):
+            block = self.body[start : start + 7]
+            self.line_ends += block.count(b"\n")
+            yield block
 
 
 def test_each_chunk_is_checked_against_its_announced_count():

@@ -292,18 +292,21 @@ def test_a_repeating_next_records_url_stops_with_a_clear_error(salesforce_emulat
     nothing_written(tmp_path)
 
 
+@pytest.mark.parametrize("parallel_downloads", [1, 5])
 @pytest.mark.parametrize(
     ("announced", "words"),
     [(1, "line ends"), (10**6, "too few for that many rows")],
 )
 def test_a_csv_count_that_grossly_disagrees_is_refused(
-    salesforce_emulator, tmp_path, announced, words
+    salesforce_emulator, tmp_path, announced, words, parallel_downloads
 ):
+    """Checked the same whether the chunks are read one after the other (counted as they are
+    read) or side by side (counted in their download threads)."""
     emu = salesforce_emulator.emulator
     emu.generate_accounts(3000)
     emu.faults.wrong_record_count(announced)
     with pytest.raises(UnexpectedResponseError, match=words):
-        bulk_query(salesforce_emulator, tmp_path)
+        bulk_query(salesforce_emulator, tmp_path, parallel_downloads=parallel_downloads)
     nothing_written(tmp_path)
 
 

@@ -22,7 +22,17 @@ if TYPE_CHECKING:
     from .progress import Progress
 
 
-class ResultChunkLike(Protocol):
+class LineEndCounter(Protocol):
+    """A body source that counts the line ends in the bytes it hands on, header row included.
+
+    Counting is the source's job, not the joiner's, so that a source downloading in a thread of
+    its own counts there, while the joiner's thread writes the bytes before.
+    """
+
+    line_ends: int
+
+
+class ResultChunkLike(LineEndCounter, Protocol):
     """A query result chunk as the joiner reads it: sequential (locator) or parallel."""
 
     job_id: str
@@ -34,7 +44,14 @@ class ResultChunkLike(Protocol):
     def iter_bytes(self) -> Iterator[bytes]: ...
 
 
-__all__ = ["CsvJoiner", "CsvResultStream", "ResultChunkLike", "csv_chunks_to_records"]
+__all__ = [
+    "CsvJoiner",
+    "CsvResultStream",
+    "LineEndCounter",
+    "ResultChunkLike",
+    "count_line_ends",
+    "csv_chunks_to_records",
+]
 
 
 def _first_record_end(data: bytes) -> int:
@@ -200,15 +217,11 @@ MAX_LINES_PER_RECORD = 1000
 hold line breaks in quoted text, but not a thousand on average over a whole body."""
 
 
-def _count_line_ends(block: bytes) -> int:
+def count_line_ends(block: bytes) -> int:
     """Line ends in ``block``. Deleting them and comparing lengths is a memchr-driven pass over
     CSV (about 100 bytes between line ends), several times faster than ``bytes.count``'s
     byte-by-byte loop on CPython 3.11; for a byte as frequent as a quote it is slower."""
     return len(block) - len(block.replace(b"\n", b""))
-
-
-def _count_quotes(block: bytes) -> int:
-    return block.count(b'"')
 
 
 class CsvJoiner:
@@ -221,9 +234,10 @@ class CsvJoiner:
 
     A body cut mid-record must not be joined, and each check costs one C-level pass over every
     block, so the joiner makes one of two: by default it counts quotes and refuses a body that
-    ends inside a quoted field; with ``count_lines`` it counts line ends instead
-    (:attr:`body_lines`), for a caller that knows how many records each body holds and checks
-    that (a record cut off loses its line end, so its body holds fewer line ends than records).
+    ends inside a quoted field; for a body whose source counts its line ends
+    (:class:`LineEndCounter`) it takes that count instead (:attr:`body_lines`), for a caller that
+    knows how many records each body holds and checks that (a record cut off loses its line end,
+    so its body holds fewer line ends than records).
 
     Nothing from the server is trusted to be small or right: a header row is collected into a
     ``bytearray`` (linear cost) up to :data:`MAX_HEADER_BYTES`, and a body given its announced
@@ -232,12 +246,11 @@ class CsvJoiner:
     (``atomic_output``) never publishes such a body.
     """
 
-    def __init__(self, count_lines: bool = False) -> None:
+    def __init__(self) -> None:
         self.header: bytes | None = None
-        self.count_lines = count_lines
         self.body_lines = 0
-        """With ``count_lines``: line ends after the header in the last body read (one more if
-        it lacked the last)."""
+        """For a body read with a ``counter``: line ends after the header in the last body read
+        (one more if it lacked the last)."""
 
     @property
     def columns(self) -> list[str]:
@@ -245,13 +258,19 @@ class CsvJoiner:
         return parse_header(self.header) if self.header else []
 
     def body(
-        self, blocks: Iterable[bytes], what: str, records: int | None = None
+        self,
+        blocks: Iterable[bytes],
+        what: str,
+        records: int | None = None,
+        counter: LineEndCounter | None = None,
     ) -> Iterator[bytes]:
         """One body's bytes for the joined stream; ``what`` names the body in errors.
 
-        With ``records`` (the server's count of records in this body), a body that is far too
-        large for that many is refused while it flows: more than :data:`MAX_RECORD_BYTES` per
-        record or, counting line ends, more than :data:`MAX_LINES_PER_RECORD` per record.
+        ``counter`` is the source of ``blocks`` when it counts their line ends; the body is then
+        checked by that count instead of by its quotes. With ``records`` (the server's count of
+        records in this body), a body that is far too large for that many is refused while it
+        flows: more than :data:`MAX_RECORD_BYTES` per record or, with a ``counter``, more than
+        :data:`MAX_LINES_PER_RECORD` line ends per record.
         """
         blocks = iter(blocks)
         self.body_lines = 0
@@ -292,20 +311,22 @@ class CsvJoiner:
         if self.header is None:
             self.header = header
             yield header
-        counted = size = 0
-        count = _count_line_ends if self.count_lines else _count_quotes
+        quotes = size = 0
         last = b"\n"
         for block in chain((rest,), blocks):
             if block:
-                counted += count(block)
                 size += len(block)
+                if counter is None:
+                    quotes += block.count(b'"')
                 if records is not None:
-                    self._check_size(what, records, size, counted if self.count_lines else None)
+                    lines = None if counter is None else counter.line_ends - 1
+                    self._check_size(what, records, size, lines)
                 last = block[-1:]
                 yield block
-        if self.count_lines:
-            self.body_lines = counted + (last != b"\n")
-        elif counted % 2:
+        if counter is not None:
+            # The header row's line end is not a record's; a last record without one still is.
+            self.body_lines = counter.line_ends - 1 + (last != b"\n")
+        elif quotes % 2:
             raise SalesforceError(
                 f"{what} ends inside a quoted field: it was cut mid-record, and joining it "
                 "would corrupt the rows that follow. Run the task again."
@@ -348,7 +369,7 @@ class CsvResultStream(CsvJoiner):
     """
 
     def __init__(self, chunks: Iterable[ResultChunkLike], progress: Progress | None = None) -> None:
-        super().__init__(count_lines=True)
+        super().__init__()
         self._chunks = chunks
         self._progress = progress
         self.rows = 0
@@ -373,7 +394,7 @@ class CsvResultStream(CsvJoiner):
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
             what = f"Result chunk {chunk.number} of Bulk query job {chunk.job_id}"
-            yield from self.body(chunk.iter_bytes(), what, chunk.records)
+            yield from self.body(chunk.iter_bytes(), what, chunk.records, chunk)
             self._counted(chunk, self.body_lines, what, exact=False)
 
     def records(self, field_types: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
@@ -382,7 +403,7 @@ class CsvResultStream(CsvJoiner):
         for chunk in self._chunks:
             what = f"Result chunk {chunk.number} of Bulk query job {chunk.job_id}"
             header = self.header
-            blocks = self.body(chunk.iter_bytes(), what, chunk.records)
+            blocks = self.body(chunk.iter_bytes(), what, chunk.records, chunk)
             if header is not None:  # later bodies lose their header row in the joiner
                 blocks = chain((header,), blocks)
             found = 0

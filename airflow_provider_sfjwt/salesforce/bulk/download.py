@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
 from ..bodies import stream_body
-from ..bulk_csv import CsvJoiner
+from ..bulk_csv import CsvJoiner, count_line_ends
 from ..client import SalesforceClient
 from ..errors import UnexpectedResponseError, quoted
 from ..storage import Destination, FilePath, atomic_output
@@ -60,8 +61,9 @@ def record_count(response: requests.Response) -> int:
 class ResultChunk:
     """One locator's worth of query results: a CSV body that starts with its own header row.
 
-    ``records`` is Salesforce's ``Sforce-NumberOfRecords`` and ``next_locator`` the locator of the
-    following chunk (``None`` after the last).
+    ``records`` is Salesforce's ``Sforce-NumberOfRecords``, ``next_locator`` the locator of the
+    following chunk (``None`` after the last) and ``line_ends`` the line ends read so far (see
+    :class:`~..bulk_csv.LineEndCounter`).
     """
 
     client: SalesforceClient
@@ -73,6 +75,7 @@ class ResultChunk:
     response: requests.Response
     records: int = field(init=False)
     next_locator: str | None = field(init=False)
+    line_ends: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.records = record_count(self.response)
@@ -91,7 +94,11 @@ class ResultChunk:
     def iter_bytes(self) -> Iterator[bytes]:
         """The chunk's bytes, resumed from the same locator if the connection breaks."""
         what = f"result chunk {self.number} of Bulk query job {self.job_id}"
-        return stream_body(self.client, self._fetch, what, response=self.response, same=self._same)
+        body = stream_body(self.client, self._fetch, what, response=self.response, same=self._same)
+        with closing(body):
+            for block in body:
+                self.line_ends += count_line_ends(block)
+                yield block
 
 
 def _fetch_results(

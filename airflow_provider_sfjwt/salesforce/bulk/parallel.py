@@ -36,6 +36,7 @@ import requests
 
 from ..bodies import stream_body
 from ..bounds import whole_number
+from ..bulk_csv import count_line_ends
 from ..client import SalesforceClient
 from ..errors import ApiError, SalesforceError, UnexpectedResponseError, quoted
 from ..extract import prefetched
@@ -82,7 +83,9 @@ class ResultPart:
     """One result URL, downloaded in a worker thread and handed on block by block.
 
     ``records`` (``Sforce-NumberOfRecords``) waits for the answer's headers; :meth:`iter_bytes`
-    yields the body as it arrives and raises what the download raised.
+    yields the body as it arrives and raises what the download raised. The worker counts the
+    line ends of each block before handing it on (``line_ends``, see
+    :class:`~..bulk_csv.LineEndCounter`), so that pass runs beside the writer instead of in it.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class ResultPart:
         self._answered = threading.Event()
         self._cancelled = threading.Event()
         self._records: int | None = None
+        self.line_ends = 0
         self._error: BaseException | None = None
         pool.submit(self._download)
 
@@ -127,6 +131,7 @@ class ResultPart:
                 self.client, self._fetch, self.what, response=response, same=self._same
             )
             for block in body:
+                self.line_ends += count_line_ends(block)
                 if not self._put(block):
                     body.close()
                     return
