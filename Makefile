@@ -45,7 +45,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(MYPY)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10
 
 smoke: $(STAMP)
 	$(VENV)/bin/airflow providers list | grep -q airflow-provider-sfjwt

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_rest import FIELDS
+
 HERE = Path(__file__).resolve().parent
 SOQL = (
     "SELECT Id, Name, AccountNumber, Industry, Type, AnnualRevenue, NumberOfEmployees, "
@@ -139,17 +141,8 @@ def _write_accounts_csv(path: Path, n_rows: int) -> None:
     cities = ["Paris", "Zürich", "São Paulo", "Osaka", "Nairobi", "Toronto"]
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(
-            [
-                "Name",
-                "AccountNumber",
-                "Industry",
-                "AnnualRevenue",
-                "NumberOfEmployees",
-                "BillingCity",
-                "Description",
-            ]
-        )
+        # The REST bench's fields that a load can set (not Id or LastModifiedDate), and a text.
+        writer.writerow([*FIELDS[1:-1], "Description"])
         for i in range(n_rows):
             writer.writerow(
                 [
@@ -232,6 +225,28 @@ def _child_query(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def locator_loop(session: Any, results_url: str, out_path: str) -> int:
+    """The sequential floor of a Bulk download: each chunk's body written as it comes (its
+    header row dropped after the first), the next locator asked for after it; the row count."""
+    rows = 0
+    locator = None
+    with open(out_path, "wb") as out:
+        while True:
+            params = {"locator": locator} if locator else {}
+            with session.get(results_url, params=params, stream=True) as resp:
+                resp.raise_for_status()
+                body = resp.iter_content(1 << 20)
+                if locator:  # later chunks repeat the header row
+                    first = next(body, b"")
+                    out.write(first[first.find(b"\n") + 1 :])
+                for block in body:
+                    out.write(block)
+                rows += int(resp.headers["Sforce-NumberOfRecords"])
+                locator = resp.headers.get("Sforce-Locator")
+            if not locator or locator == "null":
+                return rows
+
+
 def _child_floor(spec: dict[str, Any]) -> dict[str, Any]:
     """The least a client can do: same HTTP calls, bytes straight to disk, no policy."""
     import requests
@@ -248,25 +263,7 @@ def _child_floor(spec: dict[str, Any]) -> dict[str, Any]:
     ).json()
     while session.get(f"{base}/jobs/query/{job['id']}").json()["state"] != "JobComplete":
         time.sleep(POLL)
-    rows = 0
-    locator = None
-    with open(spec["out"], "wb") as out:
-        while True:
-            params = {"locator": locator} if locator else {}
-            with session.get(
-                f"{base}/jobs/query/{job['id']}/results", params=params, stream=True
-            ) as resp:
-                resp.raise_for_status()
-                body = resp.iter_content(1 << 20)
-                if locator:  # later chunks repeat the header row
-                    first = next(body, b"")
-                    out.write(first[first.find(b"\n") + 1 :])
-                for block in body:
-                    out.write(block)
-                rows += int(resp.headers["Sforce-NumberOfRecords"])
-                locator = resp.headers.get("Sforce-Locator")
-            if not locator or locator == "null":
-                break
+    rows = locator_loop(session, f"{base}/jobs/query/{job['id']}/results", spec["out"])
     session.delete(f"{base}/jobs/query/{job['id']}")
     wall = time.perf_counter() - t0
     return {

@@ -36,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_bulk import locator_loop
+
 HERE = Path(__file__).resolve().parent
 BULK_ROWS = 1_000_000
 BULK_CHUNK = 50_000
@@ -248,24 +250,7 @@ def _bulk_sequential(spec: dict[str, Any]) -> int:
     session, _, base = _session(client)
     started = time.perf_counter()
     job_id = _bulk_job(session, base, spec["soql"])
-    rows, locator = 0, None
-    with open(spec["out"], "wb") as out:
-        while True:
-            params = {"locator": locator} if locator else {}
-            with session.get(
-                f"{base}/jobs/query/{job_id}/results", params=params, stream=True
-            ) as r:
-                r.raise_for_status()
-                body = r.iter_content(1 << 20)
-                if locator:  # later chunks repeat the header row
-                    first = next(body, b"")
-                    out.write(first[first.find(b"\n") + 1 :])
-                for block in body:
-                    out.write(block)
-                rows += int(r.headers["Sforce-NumberOfRecords"])
-                locator = r.headers.get("Sforce-Locator")
-            if not locator or locator == "null":
-                break
+    rows = locator_loop(session, f"{base}/jobs/query/{job_id}/results", spec["out"])
     spec["_seconds"] = time.perf_counter() - started
     return rows
 

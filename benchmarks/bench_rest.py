@@ -189,24 +189,18 @@ def child(variant: str, output: str) -> dict[str, Any]:
     }
 
 
-def airflow_import_rss(env: dict[str, str]) -> float:
-    """Peak RSS (MB) of a process that only runs ``import airflow.sdk``: the floor under any
-    Airflow task, whatever provider it uses."""
-    code = (
-        "import airflow.sdk\n"
-        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True
-    )
-    return round(int(done.stdout.strip().splitlines()[-1]) / 1024, 1)
+AIRFLOW_IMPORT = "airflow.sdk"
+"""The floor under any Airflow task, whatever provider it uses."""
+PROVIDER_IMPORT = (
+    "airflow_provider_sfjwt.salesforce.bulk, airflow_provider_sfjwt.salesforce.extract"
+)
+"""The provider's core (REST and Bulk): the baseline the extracts' memory is measured against."""
 
 
-def provider_import_rss(env: dict[str, str]) -> float:
-    """Peak RSS (MB) of a process that only imports the provider's core (REST and Bulk), the
-    baseline the extracts' memory is measured against."""
+def import_rss(modules: str, env: dict[str, str]) -> float:
+    """Peak RSS (MB) of a process that only runs ``import <modules>``."""
     code = (
-        "import airflow_provider_sfjwt.salesforce.bulk, airflow_provider_sfjwt.salesforce.extract\n"
+        f"import {modules}\n"
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
     done = subprocess.run(

@@ -38,12 +38,13 @@ from benchmarks import bench_latency
 from benchmarks.bench_replicate import report_lines as replicate_report
 from benchmarks.bench_replicate import run_replicate_bench
 from benchmarks.bench_rest import (
+    AIRFLOW_IMPORT,
     FIELDS,
+    PROVIDER_IMPORT,
     REPO,
     SOQL,
     VARIANTS,
-    airflow_import_rss,
-    provider_import_rss,
+    import_rss,
     run_variant,
 )
 
@@ -473,10 +474,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()}, 1-minute load average {load_before:.1f} at the "
         f"start and {os.getloadavg()[0]:.1f} after the REST runs",
         "rest": {"soql": SOQL, "repeat": args.repeat, "summary": summarize(runs), "runs": runs},
-        "airflow_import_rss_mb": airflow_import_rss(_child_env(WORK / "airflow")),
+        "airflow_import_rss_mb": import_rss(AIRFLOW_IMPORT, _child_env(WORK / "airflow")),
         "peer": [] if args.no_peer else bench_peer(sizes),
         "bulk": [] if args.no_bulk else bench_bulk(sizes),
-        "provider_import_rss_mb": provider_import_rss(_child_env(WORK / "airflow")),
+        "provider_import_rss_mb": import_rss(PROVIDER_IMPORT, _child_env(WORK / "airflow")),
         "latency": None if args.no_latency else bench_latency.run(max(1, args.repeat)),
         "replicate": [] if args.no_replicate else run_replicate_bench(max(sizes), repeats=2),
     }

@@ -32,7 +32,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.salesforce.safe_write import write_file
@@ -97,12 +96,7 @@ class AirflowUI:
             raise
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def start(self, timeout: float = 180.0) -> None:
