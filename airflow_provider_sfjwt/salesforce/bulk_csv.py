@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 class LineEndCounter(Protocol):
     """A body source that counts the line ends in the bytes it hands on, header row included.
 
-    Counting is the source's job, not the joiner's, so that a source downloading in a thread of
-    its own counts there, while the joiner's thread writes the bytes before.
+    Counting is the source's job, not the joiner's: a source that downloads in a thread of its
+    own counts each block there, while the joiner's thread is writing the blocks before it.
     """
 
     line_ends: int
