@@ -31,6 +31,7 @@ from airflow_provider_sfjwt.operators import (
     SalesforceQueryOperator,
     SalesforceRestOperator,
 )
+from airflow_provider_sfjwt.salesforce.bulk import wait_for_deletions
 from airflow_provider_sfjwt.sensors import SalesforceSoqlSensor
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
@@ -79,7 +80,8 @@ class ProbedBulkIngest(_JobProbe, SalesforceBulkIngestOperator):
 
 
 def run_task(op: Any, context: dict[str, Any] | None = None) -> Any:
-    """Run an operator as a worker and triggerer would, deferral included."""
+    """Run an operator as a worker and triggerer would, deferral included, through to the end of
+    the task process: a Bulk job deleted in the background is waited for, as at process exit."""
     context = context if context is not None else {}
     try:
         return op.execute(context)
@@ -93,6 +95,8 @@ def run_task(op: Any, context: dict[str, Any] | None = None) -> Any:
 
         event = asyncio.run(first_event())
         return getattr(op, deferred.method_name)(context, event=event)
+    finally:
+        wait_for_deletions()
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:
