@@ -44,6 +44,13 @@ TESTED_ELSEWHERE = {
 DIRECTIVE = re.compile(r"<!--\s*doc-test:\s*(?P<words>[^>]*?)\s*-->")
 FENCE = re.compile(r"^```(?P<lang>[\w+-]*)\s*$")
 STRICT = "set -euo pipefail"
+INTERACTIVE_CTRL_C = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+"""Runs a command with SIGINT at its default, as in the terminal the document speaks to. A suite
+started in the background (``nohup make test &``) has SIGINT ignored, which every process it
+starts inherits: a server told "Press Ctrl-C to stop" would then never stop."""
 
 
 @dataclass(frozen=True)
@@ -271,7 +278,8 @@ class DocSession:
             if not command or command == STRICT:
                 continue
             proc = subprocess.Popen(
-                ["bash", "--noprofile", "--norc", "-c", f"exec {command}"],
+                [sys.executable, "-c", INTERACTIVE_CTRL_C]
+                + ["bash", "--noprofile", "--norc", "-c", f"exec {command}"],
                 cwd=cwd,
                 env=self.env,
                 stdout=subprocess.PIPE,
