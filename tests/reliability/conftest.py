@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 
@@ -13,6 +14,10 @@ from airflow_provider_sfjwt.testing.keys import shared_key_pair
 from airflow_provider_sfjwt.testing.wiring import CONN_ID, CONSUMER_KEY, USERNAME
 
 from .recorder import RECORDER, Cell
+
+TEST_ALL = bool(os.environ.get("SFJWT_TEST_ALL"))
+"""Every cell and every slow run (CI, ``make reliability``); plain ``make test`` runs a slice
+that keeps it within its time budget."""
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ Kept fast on purpose: 35 rows in pages of 10, ``max_retries=3``, ``Retry-After``
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from airflow_provider_sfjwt.salesforce.auth import TOKEN_CACHE
 from airflow_provider_sfjwt.testing import SalesforceEmulator
 
 from .columns import COLUMNS, PAGE_SIZE, Column, State, wait_until_stable
-from .conftest import connection, start_emulator, use_connection
+from .conftest import TEST_ALL, connection, start_emulator, use_connection
 
 MAX_RETRIES = 3
 RETRY_AFTER = 0.1
@@ -410,12 +409,11 @@ FAULTS += [
 # `make test` runs a slice - every fault against the REST query, every operator against the
 # faults that decide write safety - and `make test-all` / `make reliability` (SFJWT_TEST_ALL=1)
 # every cell: ~260 fresh emulators and real retry waits take a few minutes on two loaded cores.
-FULL = bool(os.environ.get("SFJWT_TEST_ALL"))
 SLICE_ROWS = {"revoked_mid", "http500_retry_after", "reset_mid_body", "bulk_job_failed"}
 
 
 def in_this_run(fault: Fault, column: Column) -> bool:
-    return FULL or column.key == "rest_query" or fault.key in SLICE_ROWS
+    return TEST_ALL or column.key == "rest_query" or fault.key in SLICE_ROWS
 
 
 CELLS = [

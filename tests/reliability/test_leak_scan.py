@@ -61,6 +61,7 @@ from ..airflow_cli import (
     run_airflow,
     without_mask_requests,
 )
+from .conftest import TEST_ALL
 
 CONSUMER_KEY = "3MVG9LEAKSCAN.reliability"
 USERNAME = "integration@leakscan.example.com"
@@ -80,7 +81,7 @@ EXPECTED_FAILURES = {
 # Each `airflow dags test` is a fresh Airflow process (~10-30 s): `make test` runs the failing
 # variants (tests/test_leaks.py already runs the leak probe); SFJWT_TEST_ALL=1 (make test-all,
 # make reliability) every example DAG too. The real-scheduler run below covers all of them.
-DAGS_TEST_DAGS = EXAMPLES + PROBES if os.environ.get("SFJWT_TEST_ALL") else ["sfjwt_rel_failures"]
+DAGS_TEST_DAGS = EXAMPLES + PROBES if TEST_ALL else ["sfjwt_rel_failures"]
 EXECUTOR_RUN_WORKS = Version("3.1") <= AIRFLOW_VERSION
 """Whether ``airflow dags test --use-executor`` can run the masking probe (see the skip below)."""
 RUN_BOUND = 420  # seconds for all triggered runs to finish under a loaded machine
@@ -380,7 +381,7 @@ class Standalone:
 
 
 @pytest.mark.skipif(
-    EXECUTOR_RUN_WORKS and not os.environ.get("SFJWT_TEST_ALL"),
+    EXECUTOR_RUN_WORKS and not TEST_ALL,
     reason="over a minute, so only with SFJWT_TEST_ALL=1 (CI) where the executor run below "
     "proves masking in task log files; on Airflow 3.0 it always runs",
 )
