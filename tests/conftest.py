@@ -1,5 +1,5 @@
-"""Suite-wide set-up: an isolated AIRFLOW_HOME before Airflow is imported, test keys and the
-one emulator fixture.
+"""Suite-wide set-up: an isolated AIRFLOW_HOME before Airflow is imported (removed when the
+session ends, unless the caller chose one), test keys and the one emulator fixture.
 
 Keys are generated at test time (never committed) and cached for the session, because RSA
 generation is the slowest thing most tests would otherwise do. ``keypair`` is the key the
@@ -8,12 +8,23 @@ emulator's app trusts (the emulator package's shared pair), so a test can sign w
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-_HOME = tempfile.mkdtemp(prefix="sfjwt_airflow_home_")
-os.environ.setdefault("AIRFLOW_HOME", _HOME)
+
+def _remove_home(path: str, owner: int) -> None:
+    """Remove the session's AIRFLOW_HOME, in the process that made it only: a child forked by a
+    test (Airflow's task runner forks) may run exit handlers while the session still needs it."""
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="sfjwt_airflow_home_")
+    atexit.register(_remove_home, os.environ["AIRFLOW_HOME"], os.getpid())
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault(
