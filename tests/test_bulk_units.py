@@ -13,6 +13,7 @@ from airflow_provider_sfjwt.salesforce.bulk import (
     failed_records_limit,
     poll_delays,
 )
+from airflow_provider_sfjwt.salesforce.bulk_csv import COUNT_SLICE_BYTES, count_line_ends
 from airflow_provider_sfjwt.salesforce.errors import BulkJobError, TooManyFailedRecordsError
 
 
@@ -30,6 +31,17 @@ from airflow_provider_sfjwt.salesforce.errors import BulkJobError, TooManyFailed
 )
 def test_max_failed_records_count_or_percent(setting, submitted, limit):
     assert failed_records_limit(setting, submitted) == limit
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, COUNT_SLICE_BYTES - 1, COUNT_SLICE_BYTES, COUNT_SLICE_BYTES + 1, 1 << 20]
+)
+def test_line_ends_are_counted_once_across_slice_edges(size):
+    """A block is counted in slices: line ends on both sides of each edge count, once each."""
+    edges = {0, size - 1, *range(COUNT_SLICE_BYTES - 1, size, COUNT_SLICE_BYTES)}
+    edges |= {e + 1 for e in edges if e + 1 < size}
+    block = bytes(10 if i in edges or i % 97 == 0 else 65 for i in range(size))
+    assert count_line_ends(block) == block.count(b"\n")
 
 
 @pytest.mark.parametrize("setting", ["-1", "ten", "150%", "%", "-5%"])
