@@ -332,16 +332,13 @@ class Bulk(IngestProcessing):
             return lambda: encode.csv_rows(table, q, block, delim, eol)
 
         def blocks() -> Iterator[bytes]:
-            head = encode.csv_header(q, delim, eol)
+            yield encode.csv_header(q, delim, eol).encode()
             pos = start
-            first = True
-            while pos < end or first:
+            while pos < end:
                 stop = min(end, pos + BLOCK_ROWS)
                 block = rows[pos:stop]
-                text = emu.cached_block("csv", q, block, (delim, eol), encode_block(block))
-                yield ((head + text) if first else text).encode()
+                yield emu.cached_block("csv", q, block, (delim, eol), encode_block(block))
                 stats.increment("records_served", stop - pos)
-                first = False
                 pos = stop
 
         headers = [

@@ -186,17 +186,22 @@ class SalesforceEmulator(OrgData):
 
     def cached_block(
         self, kind: str, q: Any, rows: Any, extra: tuple[Any, ...], make: Callable[[], str]
-    ) -> str:
-        """Serialised rows from the cache when ``rows`` is a plain table range, else ``make()``.
+    ) -> bytes:
+        """Serialised rows, UTF-8: from the cache when ``rows`` is a plain table range, else
+        ``make()`` encoded.
 
         Formula values change without a write (a parent renamed, a day passed): never cached."""
-        if not isinstance(rows, range) or rows.step != 1:
-            return make()
-        if any(r.target.calculated for r in q.fields):
-            return make()
+        if (
+            not isinstance(rows, range)
+            or rows.step != 1
+            or any(r.target.calculated for r in q.fields)
+        ):
+            return make().encode()
         names = (q.table.name, *sorted({r.parent.name for r in q.fields if r.parent is not None}))
         key = (kind, names, tuple(r.name for r in q.fields), extra, rows.start, rows.stop)
-        return self.cache.get_or_make(key, self._generation(key), make, self._generation)
+        return self.cache.get_or_make(
+            key, self._generation(key), lambda: make().encode(), self._generation
+        )
 
     # ------------------------------------------------------------------ clock
     def now(self) -> float:

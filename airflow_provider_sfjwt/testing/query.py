@@ -91,7 +91,7 @@ def _page(emu: SalesforceEmulator, cur: Cursor, start: int, version: str) -> Res
     head = f'{{"totalSize":{len(cur.rows)},"done":{done}'
     if end < len(cur.rows):
         head += f',"nextRecordsUrl":"/services/data/v{version}/query/{cur.locator}-{end}"'
-    return Response.raw_json(200, head + ',"records":' + records + "}")
+    return Response(200, b"".join((head.encode(), b',"records":', records, b"}")))
 
 
 def query(emu: SalesforceEmulator, req: Request, parts: list[str]) -> Response:

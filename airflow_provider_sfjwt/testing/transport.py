@@ -66,10 +66,6 @@ class Response:
         return cls(status, body, JSON_TYPE, headers or [])
 
     @classmethod
-    def raw_json(cls, status: int, text: str) -> Response:
-        return cls(status, text.encode(), JSON_TYPE)
-
-    @classmethod
     def empty(cls, status: int = 204) -> Response:
         return cls(status, b"", None)
 
@@ -363,16 +359,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _write_chunked(self, chunks: Iterable[bytes], reset_after: int | None) -> None:
+        """Send ``chunks`` as chunked frames; the data is written as it is, never copied into
+        its frame (a Bulk result block is megabytes)."""
         sent = 0
         for data in chunks:
             if not data:
                 continue
-            frame = b"%x\r\n%s\r\n" % (len(data), data)
-            if reset_after is not None and sent + len(frame) > reset_after:
-                self._reset(frame[: max(0, reset_after - sent)])
+            frame = (b"%x\r\n" % len(data), data, b"\r\n")
+            size = sum(map(len, frame))
+            if reset_after is not None and sent + size > reset_after:
+                self._reset(b"".join(frame)[: max(0, reset_after - sent)])
                 return
-            self.wfile.write(frame)
-            sent += len(frame)
+            self.wfile.writelines(frame)
+            sent += size
         if reset_after is not None:
             self._reset(b"")
             return
