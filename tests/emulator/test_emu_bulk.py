@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import tempfile
 
 import pytest
 from emu_helpers import V, api
@@ -184,6 +185,16 @@ def test_abort_delete_and_list(emu, sf):
     assert [j["id"] for j in listed["records"]] == [job["id"]] and listed["done"] is True
     assert sf.delete(api(emu, f"{JOBS}/{job['id']}")).status_code == 204
     assert sf.get(api(emu, f"{JOBS}/{job['id']}")).status_code == 404
+
+
+def test_deleting_a_query_job_writes_nothing_to_disk(emu, sf, tmp_path, monkeypatch):
+    """A query job has no files; its DELETE (which a client may send while the emulator stops)
+    must not make the ingest files' temporary directory, which would then outlive the emulator."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    job = create_query(emu, sf, "SELECT Id FROM Account")
+    poll(emu, sf, job["id"])
+    assert sf.delete(api(emu, f"{JOBS}/{job['id']}")).status_code == 204
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------- ingest
