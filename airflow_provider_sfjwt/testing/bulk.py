@@ -282,12 +282,12 @@ class Bulk(IngestProcessing):
         with self.lock:
             self.jobs.pop(job.id, None)
         job.abort_requested = True
-        directory = self._dir  # not tempdir(): a DELETE must not create the directory
-        made = [self._path(job, s, directory) for s in ("ok", "err", "unp")] if directory else []
-        for path in (job.upload, *made):
-            if path and os.path.exists(path):
-                with contextlib.suppress(OSError):
-                    os.remove(path)
+        directory = self._dir  # never tempdir(): a DELETE must not make the directory
+        if directory:
+            for name in os.listdir(directory):
+                if name.startswith(f"{job.id}."):  # its upload and result files (see _path)
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(directory, name))
         return Response.empty(204)
 
     # ------------------------------------------------------------------ query results
@@ -381,8 +381,8 @@ class Bulk(IngestProcessing):
         return Response.json(200, {"resultPages": pages, "nextRecordsUrl": following, "done": done})
 
     # ------------------------------------------------------------------ ingest
-    def _path(self, job: Job, suffix: str, directory: str | None = None) -> str:
-        return os.path.join(directory or self.tempdir(), f"{job.id}.{suffix}.csv")
+    def _path(self, job: Job, suffix: str) -> str:
+        return os.path.join(self.tempdir(), f"{job.id}.{suffix}.csv")
 
     def _upload(self, req: Request, job: Job) -> Response:
         if job.state != "Open":

@@ -191,17 +191,19 @@ class SalesforceEmulator(OrgData):
         ``make()`` encoded.
 
         Formula values change without a write (a parent renamed, a day passed): never cached."""
+
+        def encoded() -> bytes:
+            return make().encode()
+
         if (
             not isinstance(rows, range)
             or rows.step != 1
             or any(r.target.calculated for r in q.fields)
         ):
-            return make().encode()
+            return encoded()
         names = (q.table.name, *sorted({r.parent.name for r in q.fields if r.parent is not None}))
         key = (kind, names, tuple(r.name for r in q.fields), extra, rows.start, rows.stop)
-        return self.cache.get_or_make(
-            key, self._generation(key), lambda: make().encode(), self._generation
-        )
+        return self.cache.get_or_make(key, self._generation(key), encoded, self._generation)
 
     # ------------------------------------------------------------------ clock
     def now(self) -> float:
