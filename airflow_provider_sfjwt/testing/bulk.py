@@ -37,6 +37,13 @@ RESULT_PAGES_SINCE = 58.0
 RESULT_PAGES_PER_RESPONSE = 5
 
 
+DELETABLE = {
+    "query": ("JobComplete", "Aborted", "Failed"),
+    "ingest": ("UploadComplete", "JobComplete", "Aborted", "Failed"),
+}
+"""The states in which Salesforce deletes a job, by kind."""
+
+
 def _job_error(message: str, code: str = "INVALIDJOB", status: int = 400) -> ErrorReply:
     return ErrorReply(status, code, message)
 
@@ -273,12 +280,17 @@ class Bulk(IngestProcessing):
         raise _job_error(f"Invalid state change to {state}", "INVALIDJOBSTATE", 400)
 
     def _delete(self, job: Job) -> Response:
-        if (
-            job.state in ("UploadComplete", "InProgress")
-            and not job.finished.is_set()
-            and job.kind == "ingest"
-        ):
-            raise _job_error("A job that is in progress cannot be deleted", "INVALIDJOBSTATE", 409)
+        """``DELETE /jobs/{kind}/{id}``: the job and its files go.
+
+        Salesforce deletes a query job only once it is ``JobComplete``, ``Aborted`` or
+        ``Failed`` (400 ``API_ERROR`` before, with this message: its "Delete a Query Job"
+        page), and an ingest job in those states or ``UploadComplete`` (its "Delete a Job"
+        page, which shows no error: the query page's is answered)."""
+        if job.state not in DELETABLE[job.kind]:
+            raise _job_error(
+                "Error encountered when deleting the job because the job is not terminated",
+                "API_ERROR",
+            )
         with self.lock:
             self.jobs.pop(job.id, None)
         job.abort_requested = True

@@ -187,6 +187,35 @@ def test_abort_delete_and_list(emu, sf):
     assert sf.get(api(emu, f"{JOBS}/{job['id']}")).status_code == 404
 
 
+def test_a_query_job_is_deleted_only_once_terminated(emu, sf):
+    """Salesforce's "Delete a Query Job": 400 ``API_ERROR`` until the job is JobComplete,
+    Aborted or Failed; the job stays."""
+    job = create_query(emu, sf, "SELECT Id FROM Account")
+    refused = sf.delete(api(emu, f"{JOBS}/{job['id']}"))
+    assert refused.status_code == 400
+    assert refused.json() == [
+        {
+            "errorCode": "API_ERROR",
+            "message": "Error encountered when deleting the job because the job is not terminated",
+        }
+    ]
+    assert sf.get(api(emu, f"{JOBS}/{job['id']}")).status_code == 200
+    poll(emu, sf, job["id"])
+    assert sf.delete(api(emu, f"{JOBS}/{job['id']}")).status_code == 204
+
+
+def test_an_open_ingest_job_is_not_deleted(emu, sf):
+    """Salesforce's "Delete a Job": only UploadComplete, JobComplete, Aborted or Failed."""
+    job = sf.post(
+        api(emu, "jobs/ingest"),
+        json={"object": "Account", "operation": "insert", "contentType": "CSV"},
+    ).json()
+    refused = sf.delete(api(emu, f"jobs/ingest/{job['id']}"))
+    assert refused.status_code == 400 and refused.json()[0]["errorCode"] == "API_ERROR"
+    sf.patch(api(emu, f"jobs/ingest/{job['id']}"), json={"state": "Aborted"})
+    assert sf.delete(api(emu, f"jobs/ingest/{job['id']}")).status_code == 204
+
+
 def test_deleting_a_query_job_writes_nothing_to_disk(emu, sf, tmp_path, monkeypatch):
     """A query job has no files; its DELETE (which a client may send while the emulator stops)
     must not make the ingest files' temporary directory, which would then outlive the emulator."""
