@@ -23,10 +23,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, TYPE_CHECKING, Any
 
+from .cache import GZIP_LEVEL, BlockCache
+
 if TYPE_CHECKING:
     from .emulator import SalesforceEmulator
 
 JSON_TYPE = "application/json;charset=UTF-8"
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+"""A gzip member's header: deflate, no flags, no time, unknown system."""
+FINAL_EMPTY_BLOCK = b"\x03\x00"
+"""An empty final deflate block (fixed Huffman codes): it ends a stream of sync-flushed segments."""
 MAX_BUFFERED_BODY = 64 * 1024 * 1024
 
 
@@ -342,12 +348,12 @@ class _Handler(BaseHTTPRequestHandler):
         if resp.stream is not None:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            chunks = _gzip_stream(resp.stream) if gz else resp.stream
+            chunks = _gzip_stream(resp.stream, emu.cache) if gz else resp.stream
             if self.command == "HEAD":
                 return
             self._write_chunked(chunks, reset_after)
             return
-        body = gzip.compress(resp.body, 1) if gz else resp.body
+        body = gzip.compress(resp.body, GZIP_LEVEL) if gz else resp.body
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command == "HEAD":
@@ -391,13 +397,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-def _gzip_stream(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    comp = zlib.compressobj(1, zlib.DEFLATED, 31)
+def _gzip_stream(chunks: Iterable[bytes], cache: BlockCache) -> Iterator[bytes]:
+    """One gzip member (RFC 1952), as Salesforce sends, made of each chunk's deflate segment
+    (:meth:`.cache.BlockCache.deflated`: compressed once while the data is unchanged)."""
+    yield GZIP_HEADER
+    crc = size = 0
     for data in chunks:
-        out = comp.compress(data)
-        if out:
-            yield out
-    yield comp.flush()
+        if data:
+            crc = zlib.crc32(data, crc)
+            size += len(data)
+            yield cache.deflated(data)
+    yield FINAL_EMPTY_BLOCK + struct.pack("<II", crc, size & 0xFFFFFFFF)
 
 
 def serve(emulator: SalesforceEmulator, host: str, port: int) -> Server:

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import tempfile
+import zlib
 
 import pytest
 from emu_helpers import V, api
@@ -115,6 +116,34 @@ def test_large_chunk_is_streamed_and_delimiters(emu, sf):
     assert resp.headers["Sforce-Locator"] == "null"
     lines = resp.text.split("\r\n")
     assert lines[0] == '"Id"|"Name"' and len(lines) == 45_002 and lines[-1] == ""
+
+
+def test_a_gzip_result_chunk_is_one_member_compressed_once(emu, sf):
+    """A streamed chunk asked for with gzip is a single gzip member holding the same bytes as the
+    plain answer, and a second read sends the compressed blocks kept from the first."""
+    emu.generate_accounts(45_000)
+    job = create_query(emu, sf, "SELECT Id, Name FROM Account")
+    poll(emu, sf, job["id"])
+    url = api(emu, f"{JOBS}/{job['id']}/results")
+    params = {"maxRecords": 50_000}
+    plain = sf.get(url, params=params, headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    emu.gzip = True
+    bodies, sizes = [], []
+    for _ in range(2):
+        resp = sf.get(url, params=params, headers={"Accept-Encoding": "gzip"}, stream=True)
+        assert resp.headers["Content-Encoding"] == "gzip"
+        assert resp.headers.get("Transfer-Encoding") == "chunked"
+        wire = resp.raw.read(decode_content=False)
+        inflate = zlib.decompressobj(31)
+        bodies.append(inflate.decompress(wire))
+        assert inflate.eof and inflate.unused_data == b""  # one member, nothing after it
+        assert gzip.decompress(wire) == bodies[-1]
+        sizes.append(emu.cache.size)
+    assert bodies[0] == bodies[1] == plain.content
+    assert len(wire) < len(plain.content) // 3
+    assert sizes[1] == sizes[0]  # the second read compressed nothing anew
+    assert emu.cache.size > len(plain.content)  # the plain blocks and their compressed form
 
 
 def test_query_all_job_and_result_pages(emu, sf):
