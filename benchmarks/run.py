@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
 import os
 import platform
@@ -34,7 +33,7 @@ from typing import Any
 from airflow_provider_sfjwt.salesforce import keys
 from airflow_provider_sfjwt.salesforce.bulk import DEFAULT_PARALLEL_DOWNLOADS
 from airflow_provider_sfjwt.testing import SalesforceEmulator
-from benchmarks import bench_latency
+from benchmarks import bench_bulk, bench_latency
 from benchmarks.bench_replicate import report_lines as replicate_report
 from benchmarks.bench_replicate import run_replicate_bench
 from benchmarks.bench_rest import (
@@ -207,22 +206,13 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_bulk(sizes: list[int]) -> list[dict[str, Any]]:
-    """helper benchmarks from ``benchmarks.bench_bulk`` when that module exists."""
-    try:
-        bulk = importlib.import_module("benchmarks.bench_bulk")
-    except ModuleNotFoundError:
-        return []
+def run_bulk(sizes: list[int]) -> list[dict[str, Any]]:
+    """The Bulk query and ingest benchmarks of ``benchmarks.bench_bulk``, at each size."""
     results: list[dict[str, Any]] = []
-    for name in ("run_bulk_query_bench", "run_bulk_ingest_bench"):
-        fn = getattr(bulk, name, None)
-        if fn is None:
-            continue
+    for fn in (bench_bulk.run_bulk_query_bench, bench_bulk.run_bulk_ingest_bench):
         for n in sorted(sizes):
-            print(f"{name}({n:,}) ...", flush=True)
-            out = fn(n)
-            for item in out if isinstance(out, list) else [out]:
-                results.append({"bench": name, **dict(item)})
+            print(f"{fn.__name__}({n:,}) ...", flush=True)
+            results.append(fn(n))
     return results
 
 
@@ -410,9 +400,13 @@ def render_report(data: dict[str, Any]) -> str:
         lines += [
             "## Bulk API 2.0",
             "",
-            "From `benchmarks/bench_bulk.py`. Query: `bulk.query_to_file` (job, polling, locator "
-            "chunks, CSV passthrough, atomic rename, job deletion) against a floor doing the "
-            "same HTTP with bare `requests` and writing each body's bytes; fresh child per run, "
+            "From `benchmarks/bench_bulk.py`, on plain HTTP without gzip. Query: "
+            "`bulk.query_to_file` (job, polling, result chunks of "
+            f"{bench_bulk.CHUNK_ROWS:,} rows downloaded {DEFAULT_PARALLEL_DOWNLOADS} at a time "
+            "through `resultPages`, CSV passthrough with each chunk's rows checked, atomic "
+            "rename, job deletion) against a floor doing the same job with bare `requests`, "
+            "reading the chunks one after the other by locator and writing each body's bytes; "
+            "fresh child per run, "
             "both in each round, order alternating, the previous output deleted before each run. "
             "The emulator serves cached CSV at several million rows per second, so any fixed "
             "client overhead shows at its largest here. Ingest: `bulk.ingest_file` of a "
@@ -476,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         "rest": {"soql": SOQL, "repeat": args.repeat, "summary": summarize(runs), "runs": runs},
         "airflow_import_rss_mb": import_rss(AIRFLOW_IMPORT, _child_env(WORK / "airflow")),
         "peer": [] if args.no_peer else bench_peer(sizes),
-        "bulk": [] if args.no_bulk else bench_bulk(sizes),
+        "bulk": [] if args.no_bulk else run_bulk(sizes),
         "provider_import_rss_mb": import_rss(PROVIDER_IMPORT, _child_env(WORK / "airflow")),
         "latency": None if args.no_latency else bench_latency.run(max(1, args.repeat)),
         "replicate": [] if args.no_replicate else run_replicate_bench(max(sizes), repeats=2),
