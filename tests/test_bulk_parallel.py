@@ -251,8 +251,7 @@ def test_memory_holds_a_few_blocks_per_chunk_in_flight_never_a_whole_chunk(emu, 
     import subprocess
     import sys
 
-    from airflow_provider_sfjwt.salesforce.bodies import CHUNK_BYTES
-    from airflow_provider_sfjwt.salesforce.bulk.parallel import PART_BUFFER_BLOCKS
+    from airflow_provider_sfjwt.salesforce.bulk.parallel import PART_BLOCK_BYTES, PART_BUFFER_BLOCKS
     from airflow_provider_sfjwt.testing.keys import shared_key_pair
 
     emu.generate_accounts(200_000)
@@ -271,7 +270,7 @@ def test_memory_holds_a_few_blocks_per_chunk_in_flight_never_a_whole_chunk(emu, 
     size = target.stat().st_size
     assert size > 24_000_000  # every chunk is several blocks long
     # per chunk in flight: its queued blocks, the one being handed on and the one being read
-    assert measured["peak"] < 4 * (PART_BUFFER_BLOCKS + 2) * CHUNK_BYTES < size / 1.5
+    assert measured["peak"] < 4 * (PART_BUFFER_BLOCKS + 2) * PART_BLOCK_BYTES < size / 1.5
 
 
 class Chunk:
