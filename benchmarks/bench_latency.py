@@ -52,7 +52,7 @@ LATENCIES = {"zero": (0.0, 0.0), "50+150 ms": (0.05, 0.15)}
 """Round trip and server time per page or chunk, in seconds."""
 BULK_VARIANTS = ("sequential", "parallel", "ours")
 SHORT_RUN_ROUNDS = 5
-"""Rounds multiplier for Bulk at zero latency: a run lasts about a third of a second there, and
+"""Rounds multiplier for Bulk at zero latency: a run lasts under half a second there, and
 one round's paired ratio swings by 15 % on a shared 2-core machine, so its median needs more."""
 REST_VARIANTS = ("sequential", "pipelined", "ours")
 POLL = 0.01
@@ -509,7 +509,7 @@ def report_lines(data: dict[str, Any]) -> list[str]:
         "work is what is measured (the Bulk API 2.0 section above compares the same Bulk paths "
         "on plain HTTP without gzip, where counting each chunk's rows weighs more). "
         f"{data['repeat']} rounds per latency ({data['repeat'] * SHORT_RUN_ROUNDS} for Bulk at "
-        "zero latency, where a run lasts about a third of a second and one round's ratio swings "
+        "zero latency, where a run lasts under half a second and one round's ratio swings "
         "by 15 % on a shared 2-core machine), each running every variant back to back in a fresh "
         "child process (order rotating), after one untimed warm-up read of each kind (the "
         "emulator caches an answer's bytes once built); time starts after the token exchange and "

@@ -1,12 +1,12 @@
 """A byte-bounded cache of serialised result blocks (REST pages and Bulk CSV blocks).
 
 Benchmarks extract the same query several times; serving repeated pages from memory keeps the
-emulator's CPU out of the client's measurement. A block sent gzip-compressed keeps its compressed
-form too (:meth:`BlockCache.deflated`): compressing a million-row Bulk result on every request
-costs the emulator several times what the client spends inflating it. Entries are keyed by the table's write version, so
-a write makes them unreachable (and first in line for eviction). When the budget is full the new
-block is simply not cached: a scan larger than the cache then still hits on its first part,
-instead of evicting everything as plain LRU would.
+emulator's CPU out of the client's measurement. A block sent gzip-compressed keeps its
+compressed form too (:meth:`BlockCache.deflated`): compressing a million-row Bulk result on
+every request costs the emulator more than the client spends reading it. Entries are keyed by
+the table's write version, so a write makes them unreachable (and first in line for eviction).
+When the budget is full the new block is simply not cached: a scan larger than the cache then
+still hits on its first part, instead of evicting everything as plain LRU would.
 """
 
 from __future__ import annotations
