@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,17 +49,19 @@ CONSUMER_KEY = "bench-bulk-consumer-key"
 
 
 @contextmanager
-def _emulator():
-    """A started emulator with one app and user, and the connection a child needs."""
+def _emulator(**options: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """A started emulator (``options`` as ``SalesforceEmulator`` takes them) with one app and
+    user, and the connection a child needs (trusting the emulator's CA when it serves TLS)."""
     from airflow_provider_sfjwt.salesforce import keys
     from airflow_provider_sfjwt.testing.emulator import SalesforceEmulator
 
     key = keys.generate_private_key(2048)
     pem = keys.private_key_to_pem(key, None).decode()
     cert = keys.certificate_to_pem(keys.self_signed_certificate(key, "bench", days=2)).decode()
-    with SalesforceEmulator(bulk_poll_transitions=1) as emu:
+    with SalesforceEmulator(bulk_poll_transitions=1, **options) as emu:
         emu.add_app(CONSUMER_KEY, cert, [USERNAME])
-        yield emu, emu.connection(username=USERNAME, private_key_pem=pem)
+        trust = {"ca_bundle": emu.ca_cert_path} if emu.ca_cert_path else {}
+        yield emu, emu.connection(username=USERNAME, private_key_pem=pem, **trust)
 
 
 def _child(

@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_bulk import locator_loop
+from benchmarks.bench_bulk import _emulator, locator_loop
 
 HERE = Path(__file__).resolve().parent
 BULK_ROWS = 1_000_000
@@ -56,8 +56,6 @@ SHORT_RUN_ROUNDS = 5
 one round's paired ratio swings by 15 % on a shared 2-core machine, so its median needs more."""
 REST_VARIANTS = ("sequential", "pipelined", "ours")
 POLL = 0.01
-USERNAME = "bench.latency@example.com"
-CONSUMER_KEY = "bench-latency-consumer-key"
 _NEXT = re.compile(rb'"nextRecordsUrl"\s*:\s*"([^"]+)"')
 
 
@@ -124,25 +122,16 @@ def summarize(runs: list[dict[str, Any]], variants: tuple[str, ...]) -> list[dic
 
 def run(repeat: int = 3, bulk_rows: int = BULK_ROWS, rest_rows: int = REST_ROWS) -> dict[str, Any]:
     """Every variant at every latency, ``repeat`` rounds each, order rotating within a round."""
-    from airflow_provider_sfjwt.salesforce import keys
-    from airflow_provider_sfjwt.testing import SalesforceEmulator
     from airflow_provider_sfjwt.testing.latency import Latency
 
-    key = keys.generate_private_key(2048)
-    pem = keys.private_key_to_pem(key, None).decode()
-    cert = keys.certificate_to_pem(keys.self_signed_certificate(key, "bench", days=2)).decode()
     bulk_runs: list[dict[str, Any]] = []
     rest_runs: list[dict[str, Any]] = []
     with (
-        SalesforceEmulator(bulk_poll_transitions=1, tls=True, gzip=True) as emu,
+        _emulator(tls=True, gzip=True) as (emu, conn),
         tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp,
     ):
-        emu.add_app(CONSUMER_KEY, cert, [USERNAME])
         emu.generate_accounts(max(bulk_rows, rest_rows))
         emu.bulk.default_max_records = BULK_CHUNK
-        conn = emu.connection(
-            username=USERNAME, private_key_pem=pem, ca_bundle=str(emu.ca_cert_path)
-        )
         out = str(Path(tmp) / "out.csv")
         plan = (
             ("bulk", BULK_VARIANTS, bulk_runs, BULK_SOQL, bulk_rows),
